@@ -1,0 +1,1 @@
+//! Choice rule evaluation (JSONPath comparison operators and JSONata conditions).
