@@ -1,1 +1,358 @@
-fn main() {}
+//! `mapfleet`: run, validate, describe and call back state machines on one machine.
+
+mod invoke;
+mod store;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mapfleet_core::asl::parse::{parse_definition, validate};
+use mapfleet_core::asl::timestamp;
+use mapfleet_core::asl::ExecutionType;
+use mapfleet_core::engine::{
+    run_to_completion, ChainInvoker, Event, Execution, ExecutionInfo, ExecutionStatus, HandlerRegistry, RunOptions,
+    TimeMode,
+};
+use mapfleet_core::ports::{Clock, OsEntropy, SystemClock, VirtualClock};
+use serde_json::{json, Map, Value};
+
+use crate::invoke::LocalInvoker;
+use crate::store::StateDir;
+
+#[derive(Parser)]
+#[command(name = "mapfleet", version, about = "Run AWS Step Functions state machines (and Distributed Map) on one machine")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    #[value(name = "STANDARD")]
+    Standard,
+    #[value(name = "EXPRESS")]
+    Express,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a state machine; prints a DescribeExecution-shaped JSON object.
+    Run {
+        definition: PathBuf,
+        /// Execution input: a file, or - for stdin (default: {}).
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long = "type", value_enum, default_value = "STANDARD")]
+        kind: Kind,
+        #[arg(long)]
+        name: Option<String>,
+        /// Run Wait states and retry intervals on a virtual clock that jumps ahead.
+        #[arg(long)]
+        fast_forward: bool,
+        /// Local object store: s3://bucket/key ↔ DIR/bucket/key.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where executions are kept (default .mapfleet/).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// RESOURCE=COMMAND: run COMMAND for Task states with this Resource (repeatable).
+        #[arg(long = "task-command")]
+        task_command: Vec<String>,
+        /// A Lambda Invoke API endpoint (e.g. cargo lambda watch).
+        #[arg(long)]
+        lambda_endpoint: Option<String>,
+        /// Print the execution history on stderr.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Validate a definition; exits 2 when it is invalid.
+    Validate {
+        definition: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a saved execution (DescribeExecution shape).
+    DescribeExecution {
+        execution: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Print a saved execution's history events.
+    GetExecutionHistory {
+        execution: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Complete a .waitForTaskToken task successfully.
+    SendTaskSuccess {
+        #[arg(long)]
+        task_token: String,
+        #[arg(long)]
+        task_output: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Fail a .waitForTaskToken task.
+    SendTaskFailure {
+        #[arg(long)]
+        task_token: String,
+        #[arg(long)]
+        error: Option<String>,
+        #[arg(long)]
+        cause: Option<String>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Send a heartbeat for a .waitForTaskToken task.
+    SendTaskHeartbeat {
+        #[arg(long)]
+        task_token: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+}
+
+fn state_dir(p: Option<PathBuf>) -> StateDir {
+    StateDir::new(p.unwrap_or_else(|| PathBuf::from(".mapfleet")))
+}
+
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mapfleet: {msg}");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Run { definition, input, kind, name, fast_forward, data, state, task_command, lambda_endpoint, trace } => {
+            let _ = data;
+            run(RunArgs { definition, input, kind, name, fast_forward, state, task_command, lambda_endpoint, trace })
+        }
+        Cmd::Validate { definition, json } => cmd_validate(&definition, json),
+        Cmd::DescribeExecution { execution, state } => match state_dir(state).load(&execution) {
+            Ok(Some(e)) => {
+                println!("{}", describe(&e));
+                ExitCode::SUCCESS
+            }
+            Ok(None) => usage(format!("ExecutionDoesNotExist: no execution '{execution}'")),
+            Err(e) => usage(format!("cannot read execution '{execution}': {e}")),
+        },
+        Cmd::GetExecutionHistory { execution, state } => match state_dir(state).load(&execution) {
+            Ok(Some(e)) => {
+                println!("{}", json!({"events": e.history.events}));
+                ExitCode::SUCCESS
+            }
+            Ok(None) => usage(format!("ExecutionDoesNotExist: no execution '{execution}'")),
+            Err(e) => usage(format!("cannot read execution '{execution}': {e}")),
+        },
+        Cmd::SendTaskSuccess { task_token, task_output, state } => {
+            let output: Value = match serde_json::from_str(&task_output) {
+                Ok(v) => v,
+                Err(e) => return usage(format!("InvalidOutput: --task-output is not JSON: {e}")),
+            };
+            send(state, &task_token, json!({"kind": "success", "taskToken": task_token, "output": output}))
+        }
+        Cmd::SendTaskFailure { task_token, error, cause, state } => send(
+            state,
+            &task_token,
+            json!({"kind": "failure", "taskToken": task_token, "error": error, "cause": cause}),
+        ),
+        Cmd::SendTaskHeartbeat { task_token, state } => {
+            send(state, &task_token, json!({"kind": "heartbeat", "taskToken": task_token}))
+        }
+    }
+}
+
+fn send(state: Option<PathBuf>, token: &str, body: Value) -> ExitCode {
+    match state_dir(state).put_callback(token, &body) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => usage(format!("cannot write the callback: {e}")),
+    }
+}
+
+fn read_definition(path: &PathBuf) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!("INVALID_JSON_DESCRIPTION: {} is not JSON: {e} (line {}, column {})", path.display(), e.line(), e.column())
+    })
+}
+
+fn cmd_validate(path: &PathBuf, as_json: bool) -> ExitCode {
+    let def = match read_definition(path) {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let diags = validate(&def);
+    if as_json {
+        let result = if diags.is_empty() { "OK" } else { "FAIL" };
+        println!("{}", json!({"result": result, "diagnostics": diags}));
+    } else if diags.is_empty() {
+        println!("OK");
+    } else {
+        for d in &diags {
+            println!("{d}");
+        }
+    }
+    if diags.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+struct RunArgs {
+    definition: PathBuf,
+    input: Option<String>,
+    kind: Kind,
+    name: Option<String>,
+    fast_forward: bool,
+    state: Option<PathBuf>,
+    task_command: Vec<String>,
+    lambda_endpoint: Option<String>,
+    trace: bool,
+}
+
+fn read_input(arg: &Option<String>) -> Result<Value, String> {
+    let text = match arg.as_deref() {
+        None => return Ok(json!({})),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| format!("cannot read stdin: {e}"))?;
+            s
+        }
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read input {path}: {e}"))?,
+    };
+    serde_json::from_str(&text).map_err(|e| format!("InvalidExecutionInput: the input is not JSON: {e}"))
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let def = match read_definition(&args.definition) {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let machine = match parse_definition(&def) {
+        Ok(m) => Arc::new(m),
+        Err(diags) => {
+            eprintln!("mapfleet: InvalidDefinition: {}", args.definition.display());
+            for d in diags {
+                eprintln!("  {d}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let input = match read_input(&args.input) {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let mut commands = HashMap::new();
+    for tc in &args.task_command {
+        match tc.split_once('=') {
+            Some((r, c)) => {
+                commands.insert(r.to_string(), c.to_string());
+            }
+            None => return usage(format!("--task-command takes RESOURCE=COMMAND, got '{tc}'")),
+        }
+    }
+    let store = state_dir(args.state.clone());
+    let machine_name = args
+        .definition
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .map(|s| s.trim_end_matches(".asl").to_string())
+        .unwrap_or_else(|| "StateMachine".into());
+    let name = args.name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let exec_type = match args.kind {
+        Kind::Standard => ExecutionType::Standard,
+        Kind::Express => ExecutionType::Express,
+    };
+    let real = SystemClock;
+    let virt = VirtualClock::new(real.now());
+    let time = if args.fast_forward { TimeMode::Virtual(&virt) } else { TimeMode::Real(&real) };
+    let now = real.now();
+
+    // Same name in the same state folder: resume a running execution, or report a finished one.
+    let (mut exec, initial) = match store.load(&name) {
+        Ok(Some(mut existing)) => {
+            if existing.is_finished() {
+                println!("{}", describe(&existing));
+                return exit_for(existing.status);
+            }
+            existing.attach(machine.clone());
+            (existing, Vec::new())
+        }
+        Ok(None) => {
+            let info = ExecutionInfo::local(&machine_name, &name, input, now, exec_type);
+            (Execution::new(machine, def, info, args.trace), vec![Event::Start])
+        }
+        Err(e) => return usage(format!("cannot read the state folder {}: {e}", store.root().display())),
+    };
+    let invoker = ChainInvoker {
+        registry: HandlerRegistry::new(),
+        fallback: Some(Box::new(LocalInvoker { commands, lambda_endpoint: args.lambda_endpoint.clone() })),
+    };
+    let entropy = OsEntropy;
+    let mut last_save = Instant::now();
+    let mut checkpoint = |e: &Execution| {
+        if e.is_finished() || last_save.elapsed().as_millis() >= 250 {
+            if let Err(err) = store.save(e) {
+                eprintln!("mapfleet: cannot save the execution: {err}");
+            }
+            last_save = Instant::now();
+        }
+    };
+    run_to_completion(
+        &mut exec,
+        initial,
+        RunOptions { time, entropy: &entropy, invoker: &invoker, callbacks: Some(&store), on_change: Some(&mut checkpoint) },
+    );
+    if let Err(err) = store.save(&exec) {
+        eprintln!("mapfleet: cannot save the execution: {err}");
+    }
+    if args.trace {
+        for ev in &exec.history.events {
+            eprintln!("{}", serde_json::to_string(ev).unwrap_or_default());
+        }
+    }
+    println!("{}", describe(&exec));
+    exit_for(exec.status)
+}
+
+fn exit_for(status: ExecutionStatus) -> ExitCode {
+    match status {
+        ExecutionStatus::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
+/// DescribeExecution's shape.
+fn describe(e: &Execution) -> Value {
+    let mut d = Map::new();
+    d.insert("executionArn".into(), json!(e.info.execution_arn));
+    d.insert("stateMachineArn".into(), json!(e.info.state_machine_arn));
+    d.insert("name".into(), json!(e.info.name));
+    d.insert("status".into(), json!(e.status.as_str()));
+    d.insert("startDate".into(), json!(timestamp::format(e.info.start_time)));
+    if let Some(t) = e.stop_time {
+        d.insert("stopDate".into(), json!(timestamp::format(t)));
+    }
+    d.insert("input".into(), json!(e.info.input.to_string()));
+    d.insert("inputDetails".into(), json!({"included": true}));
+    if let Some(o) = &e.output {
+        d.insert("output".into(), json!(o.to_string()));
+        d.insert("outputDetails".into(), json!({"included": true}));
+    }
+    if let Some(err) = &e.error {
+        d.insert("error".into(), json!(err));
+    }
+    if let Some(c) = &e.cause {
+        d.insert("cause".into(), json!(c));
+    }
+    if e.info.redrive_count > 0 {
+        d.insert("redriveCount".into(), json!(e.info.redrive_count));
+    }
+    Value::Object(d)
+}

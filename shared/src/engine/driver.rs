@@ -1,0 +1,225 @@
+//! The driver: performs an [`Execution`]'s actions through ports and feeds the outcomes back
+//! until the execution ends. Tasks run on their own threads; timers wait on the real clock,
+//! or, on a virtual clock, make time jump forward as soon as nothing else can happen.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::mpsc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::ports::{Clock, Entropy, VirtualClock};
+
+use super::execution::{Action, Env, Event, Execution, IntegrationPattern, TaskRequest};
+
+/// How a task ended, as the integration reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskOutcome {
+    /// The result (for `.waitForTaskToken`: the callback's output).
+    Succeeded(Value),
+    Failed { error: Option<String>, cause: Option<String> },
+    /// A `.waitForTaskToken` call went out; the result comes later as a [`Callback`].
+    Submitted,
+}
+
+/// Runs Task states: Lambda, HTTP, SDK integrations, local commands, in-process handlers.
+pub trait TaskInvoker: Send + Sync {
+    fn invoke(&self, request: &TaskRequest) -> TaskOutcome;
+}
+
+/// SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Callback {
+    Success { token: String, output: Value },
+    Failure { token: String, error: Option<String>, cause: Option<String> },
+    Heartbeat { token: String },
+}
+
+/// Where callbacks come from (the state folder locally, the Step Functions API in AWS).
+pub trait CallbackSource: Send + Sync {
+    /// Takes the pending callbacks whose token `owns` accepts (others stay for their run).
+    fn poll(&self, owns: &dyn Fn(&str) -> bool) -> Vec<Callback>;
+}
+
+/// Which time the run lives in.
+pub enum TimeMode<'a> {
+    Real(&'a dyn Clock),
+    /// Jumps to the next timer whenever nothing else is in flight.
+    Virtual(&'a VirtualClock),
+}
+
+pub struct RunOptions<'a> {
+    pub time: TimeMode<'a>,
+    pub entropy: &'a dyn Entropy,
+    pub invoker: &'a dyn TaskInvoker,
+    pub callbacks: Option<&'a dyn CallbackSource>,
+    /// Called after every applied event (checkpointing, progress).
+    pub on_change: Option<&'a mut dyn FnMut(&Execution)>,
+}
+
+impl RunOptions<'_> {
+    fn now(&self) -> DateTime<Utc> {
+        match &self.time {
+            TimeMode::Real(c) => c.now(),
+            TimeMode::Virtual(c) => c.now(),
+        }
+    }
+}
+
+const POLL: StdDuration = StdDuration::from_millis(100);
+
+/// Drives `exec` until it finishes. `initial` is `[Event::Start]` for a new execution, or
+/// empty for one loaded from a checkpoint (its pending tasks and timers are re-issued).
+pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: RunOptions<'_>) {
+    let (tx, rx) = mpsc::channel::<(u64, TaskOutcome)>();
+    let mut timers: BTreeSet<(DateTime<Utc>, u64)> = BTreeSet::new();
+    let mut timer_at: HashMap<u64, DateTime<Utc>> = HashMap::new();
+    let mut in_flight: HashSet<u64> = HashSet::new();
+    let mut awaiting_callback: HashSet<u64> = HashSet::new();
+
+    std::thread::scope(|scope| {
+        let mut pending: Vec<Action> = if initial.is_empty() { exec.pending_actions() } else { Vec::new() };
+        let mut events: std::collections::VecDeque<Event> = initial.into();
+        loop {
+            // Perform actions.
+            for action in pending.drain(..) {
+                match action {
+                    Action::InvokeTask(req) => {
+                        in_flight.insert(req.task);
+                        let tx = tx.clone();
+                        let invoker = opts.invoker;
+                        scope.spawn(move || {
+                            let outcome = invoker.invoke(&req);
+                            let _ = tx.send((req.task, outcome));
+                        });
+                    }
+                    Action::CancelTask { task } => {
+                        in_flight.remove(&task);
+                        awaiting_callback.remove(&task);
+                    }
+                    Action::StartTimer { timer, at } => {
+                        timers.insert((at, timer));
+                        timer_at.insert(timer, at);
+                    }
+                    Action::CancelTimer { timer } => {
+                        if let Some(at) = timer_at.remove(&timer) {
+                            timers.remove(&(at, timer));
+                        }
+                    }
+                }
+            }
+            if exec.is_finished() {
+                break;
+            }
+            // Next event: queued ones first, then completed tasks, callbacks, timers.
+            let event = if let Some(e) = events.pop_front() {
+                Some(e)
+            } else if let Ok((task, outcome)) = rx.try_recv() {
+                outcome_event(task, outcome, &mut in_flight, &mut awaiting_callback, &mut events, exec)
+            } else if let Some(e) = poll_callbacks(&opts, exec, &mut awaiting_callback, &mut events) {
+                Some(e)
+            } else {
+                let next_timer = timers.iter().next().copied();
+                let now = opts.now();
+                match (&opts.time, next_timer) {
+                    (_, Some((at, timer))) if at <= now => {
+                        timers.remove(&(at, timer));
+                        timer_at.remove(&timer);
+                        Some(Event::TimerFired { timer })
+                    }
+                    (TimeMode::Virtual(clock), Some((at, timer)))
+                        if in_flight.is_empty() && (awaiting_callback.is_empty() || opts.callbacks.is_none()) =>
+                    {
+                        clock.advance_to(at);
+                        timers.remove(&(at, timer));
+                        timer_at.remove(&timer);
+                        Some(Event::TimerFired { timer })
+                    }
+                    (_, next) => {
+                        if in_flight.is_empty()
+                            && (awaiting_callback.is_empty() || opts.callbacks.is_none())
+                            && next.is_none()
+                        {
+                            // Nothing can ever happen again.
+                            break;
+                        }
+                        let wait = match (&opts.time, next) {
+                            (TimeMode::Real(_), Some((at, _))) => (at - now).to_std().unwrap_or(POLL).min(POLL),
+                            _ => POLL,
+                        };
+                        match rx.recv_timeout(wait) {
+                            Ok((task, outcome)) => {
+                                outcome_event(task, outcome, &mut in_flight, &mut awaiting_callback, &mut events, exec)
+                            }
+                            Err(_) => None,
+                        }
+                    }
+                }
+            };
+            let Some(event) = event else { continue };
+            let env = Env { now: opts.now(), entropy: opts.entropy };
+            pending = exec.apply(event, &env);
+            if let Some(cb) = opts.on_change.as_mut() {
+                cb(exec);
+            }
+        }
+    });
+}
+
+fn outcome_event(
+    task: u64,
+    outcome: TaskOutcome,
+    in_flight: &mut HashSet<u64>,
+    awaiting: &mut HashSet<u64>,
+    queue: &mut std::collections::VecDeque<Event>,
+    exec: &Execution,
+) -> Option<Event> {
+    if !in_flight.remove(&task) {
+        return None;
+    }
+    let wait_for_token = exec.task_for_token_pattern(task) == Some(IntegrationPattern::WaitForTaskToken);
+    match outcome {
+        TaskOutcome::Submitted => {
+            awaiting.insert(task);
+            Some(Event::TaskSubmitted { task })
+        }
+        TaskOutcome::Succeeded(output) if wait_for_token => {
+            queue.push_back(Event::TaskSucceeded { task, output });
+            Some(Event::TaskSubmitted { task })
+        }
+        TaskOutcome::Succeeded(output) => Some(Event::TaskSucceeded { task, output }),
+        TaskOutcome::Failed { error, cause } => Some(Event::TaskFailed { task, error, cause }),
+    }
+}
+
+fn poll_callbacks(
+    opts: &RunOptions<'_>,
+    exec: &Execution,
+    awaiting: &mut HashSet<u64>,
+    queue: &mut std::collections::VecDeque<Event>,
+) -> Option<Event> {
+    if awaiting.is_empty() {
+        return None;
+    }
+    let source = opts.callbacks?;
+    for cb in source.poll(&|t| exec.task_for_token(t).is_some()) {
+        let token = match &cb {
+            Callback::Success { token, .. } | Callback::Failure { token, .. } | Callback::Heartbeat { token } => token,
+        };
+        let Some(task) = exec.task_for_token(token) else { continue };
+        let ev = match cb {
+            Callback::Success { output, .. } => {
+                awaiting.remove(&task);
+                Event::TaskSucceeded { task, output }
+            }
+            Callback::Failure { error, cause, .. } => {
+                awaiting.remove(&task);
+                Event::TaskFailed { task, error, cause }
+            }
+            Callback::Heartbeat { .. } => Event::TaskHeartbeat { task },
+        };
+        queue.push_back(ev);
+    }
+    queue.pop_front()
+}

@@ -1,0 +1,2033 @@
+//! The execution state machine: `Execution::apply(event) → actions`.
+//!
+//! An execution is a tree of *threads*: the top-level machine is one thread, each Parallel
+//! branch and each Map iteration is a child thread. A thread sits on one state at a time and
+//! is either ready to run it, or blocked on a task, a timer or its children. `apply` feeds an
+//! event in, runs every thread that became ready as far as it can go synchronously (Pass,
+//! Choice, Succeed, Fail and all data processing happen right here), and returns the effects
+//! the edge must perform (invoke a task, set a timer, …) as data. Nothing here does I/O,
+//! reads the clock or draws random numbers except through [`Env`].
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::asl::choice;
+use crate::asl::jsonata::{JsonataEnv, JsonataTemplate};
+use crate::asl::jsonpath::{JsonPath, PathError, Root};
+use crate::asl::scope::{Scope, VarLookup};
+use crate::asl::timestamp;
+use crate::asl::{
+    AslError, Catcher, Dynamic, DynString, ErrorName, Io, ItemsSource, PathField,
+    ProcessorMode, QueryLanguage, Retrier, State, StateId, StateKind, StateMachine, Template,
+    Transition, WaitFor,
+};
+use crate::ports::Entropy;
+
+use super::context::{context_object, ExecutionInfo, StateContext};
+use super::history::History;
+
+/// 256 KiB: the payload limit for inputs, outputs and results.
+pub const PAYLOAD_LIMIT: usize = 256 * 1024;
+
+/// Inline Map iterations AWS runs at once when MaxConcurrency is 0/unset.
+const INLINE_MAP_DEFAULT_CONCURRENCY: u64 = 40;
+/// Distributed Map child executions at once when MaxConcurrency is 0/unset.
+const DISTRIBUTED_MAP_DEFAULT_CONCURRENCY: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Running => "RUNNING",
+            ExecutionStatus::Succeeded => "SUCCEEDED",
+            ExecutionStatus::Failed => "FAILED",
+            ExecutionStatus::TimedOut => "TIMED_OUT",
+            ExecutionStatus::Aborted => "ABORTED",
+        }
+    }
+}
+
+/// What the edge tells the execution.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Event {
+    Start,
+    /// The task's result (for `.waitForTaskToken`: the callback's output).
+    TaskSucceeded { task: u64, output: Value },
+    /// A `.waitForTaskToken` service call went out; the task now waits for its callback.
+    TaskSubmitted { task: u64 },
+    TaskFailed { task: u64, error: Option<String>, cause: Option<String> },
+    TaskHeartbeat { task: u64 },
+    TimerFired { timer: u64 },
+    /// StopExecution.
+    Abort { error: Option<String>, cause: Option<String> },
+}
+
+/// How a Task resource is integrated, from its ARN suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IntegrationPattern {
+    RequestResponse,
+    Sync,
+    WaitForTaskToken,
+}
+
+/// A task the edge must run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRequest {
+    pub task: u64,
+    pub state_name: String,
+    pub resource: String,
+    pub pattern: IntegrationPattern,
+    pub input: Value,
+    pub token: Option<String>,
+    pub timeout_seconds: Option<u64>,
+    pub heartbeat_seconds: Option<u64>,
+    pub credentials: Option<Value>,
+}
+
+/// What the execution asks the edge to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Action {
+    InvokeTask(TaskRequest),
+    CancelTask { task: u64 },
+    StartTimer { timer: u64, at: DateTime<Utc> },
+    CancelTimer { timer: u64 },
+}
+
+/// Effects the pure core may use while applying an event.
+pub struct Env<'a> {
+    pub now: DateTime<Utc>,
+    pub entropy: &'a dyn Entropy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ParentLink {
+    thread: u64,
+    slot: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VarScope {
+    parent: Option<u64>,
+    vars: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum TimerPurpose {
+    /// A Wait state's wait, or a retry back-off: the thread re-runs its state.
+    Resume { thread: u64 },
+    TaskTimeout { task: u64 },
+    HeartbeatTimeout { task: u64 },
+    ExecutionTimeout,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct InFlightTask {
+    thread: u64,
+    token: Option<String>,
+    timeout_timer: Option<u64>,
+    heartbeat_timer: Option<u64>,
+    heartbeat_seconds: Option<u64>,
+    resource_type: String,
+    resource_name: String,
+    legacy_lambda: bool,
+    request: TaskRequest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum ChildKind {
+    Parallel,
+    Map {
+        distributed: bool,
+        /// Items not yet started, in order (ItemSelector applied lazily).
+        items: Vec<Value>,
+        /// The Map's effective input (`$` in ItemSelector).
+        effective_input: Value,
+        max_concurrency: u64,
+        tolerated_count: Option<u64>,
+        tolerated_percentage: Option<f64>,
+        failures: u64,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Children {
+    kind: ChildKind,
+    results: Vec<Option<Value>>,
+    next_to_start: usize,
+    running: Vec<u64>,
+    /// Event id of the last event in the children's part of the history.
+    last_event: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum ThreadStatus {
+    /// Will run `state`; `retry` when re-running after a retry back-off (no StateEntered).
+    Ready { retry: bool },
+    InTask { task: u64 },
+    Sleeping { timer: u64 },
+    Children(Box<Children>),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Thread {
+    parent: Option<ParentLink>,
+    /// From the top machine down to this thread's machine: (state, branch index).
+    path: Vec<(StateId, u32)>,
+    scope: u64,
+    state: StateId,
+    /// The raw input of the current state.
+    input: Value,
+    entered_event: u64,
+    entered_time: DateTime<Utc>,
+    /// Per-retrier attempt counters of the current state.
+    retry_counts: Vec<u64>,
+    retry_total: u32,
+    /// The event id that the next event of this thread follows.
+    last_event: u64,
+    /// Map iteration index or Parallel branch index.
+    slot: usize,
+    /// A Distributed Map child's own identity.
+    child_info: Option<Box<ExecutionInfo>>,
+    status: ThreadStatus,
+}
+
+/// A failure on its way up: the error name and cause as AWS reports them.
+#[derive(Debug, Clone)]
+struct Failure {
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+impl Failure {
+    fn name(&self) -> ErrorName {
+        ErrorName::from(self.error.clone().unwrap_or_default())
+    }
+}
+
+/// What running one state produced.
+enum Step {
+    Next(StateId, Value),
+    End(Value),
+    Fail(Failure),
+    Blocked,
+}
+
+/// A running or finished execution. Serializable: the CLI keeps it in its state folder so a
+/// run can resume, and tests inspect it.
+#[derive(Serialize, Deserialize)]
+pub struct Execution {
+    pub info: ExecutionInfo,
+    pub definition: Value,
+    pub status: ExecutionStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub stop_time: Option<DateTime<Utc>>,
+    pub history: History,
+    threads: BTreeMap<u64, Thread>,
+    scopes: HashMap<u64, VarScope>,
+    tasks: HashMap<u64, InFlightTask>,
+    timers: HashMap<u64, (TimerPurpose, DateTime<Utc>)>,
+    next_id: u64,
+    #[serde(skip)]
+    machine: Option<Arc<StateMachine>>,
+    #[serde(skip)]
+    ready: VecDeque<u64>,
+    #[serde(skip)]
+    actions: Vec<Action>,
+}
+
+fn lang_is_jsonata(state: &State) -> bool {
+    state.query_language == QueryLanguage::Jsonata
+}
+
+/// Resolves the (sub)machine a thread runs in.
+fn machine_at<'m>(root: &'m StateMachine, path: &[(StateId, u32)]) -> &'m StateMachine {
+    let mut m = root;
+    for &(sid, idx) in path {
+        m = match &m.state(sid).kind {
+            StateKind::Parallel(p) => match p.branches.get(idx as usize) {
+                Some(b) => b,
+                None => return m,
+            },
+            StateKind::Map(map) => &map.item_processor,
+            _ => return m,
+        };
+    }
+    m
+}
+
+/// Serialized JSON size without building the text.
+pub fn json_size(v: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, v) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+fn compact(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Variables visible from a scope (innermost first).
+struct ScopeVars<'a> {
+    scopes: &'a HashMap<u64, VarScope>,
+    scope: u64,
+}
+
+impl VarLookup for ScopeVars<'_> {
+    fn get_var(&self, name: &str) -> Option<&Value> {
+        let mut cur = Some(self.scope);
+        while let Some(id) = cur {
+            let s = self.scopes.get(&id)?;
+            if let Some(v) = s.vars.get(name) {
+                return Some(v);
+            }
+            cur = s.parent;
+        }
+        None
+    }
+    fn for_each_var(&self, f: &mut dyn FnMut(&str, &Value)) {
+        let mut seen: Vec<&str> = Vec::new();
+        let mut cur = Some(self.scope);
+        while let Some(id) = cur {
+            let Some(s) = self.scopes.get(&id) else { break };
+            for (k, v) in &s.vars {
+                if !seen.contains(&k.as_str()) {
+                    seen.push(k);
+                    f(k, v);
+                }
+            }
+            cur = s.parent;
+        }
+    }
+}
+
+
+impl Execution {
+    /// A new execution of `machine` (parsed from `definition`).
+    pub fn new(machine: Arc<StateMachine>, definition: Value, info: ExecutionInfo, record_history: bool) -> Self {
+        Execution {
+            info,
+            definition,
+            status: ExecutionStatus::Running,
+            output: None,
+            error: None,
+            cause: None,
+            stop_time: None,
+            history: History::new(record_history),
+            threads: BTreeMap::new(),
+            scopes: HashMap::new(),
+            tasks: HashMap::new(),
+            timers: HashMap::new(),
+            next_id: 1,
+            machine: Some(machine),
+            ready: VecDeque::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Re-attaches the compiled machine after deserialization.
+    pub fn attach(&mut self, machine: Arc<StateMachine>) {
+        self.machine = Some(machine);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.status != ExecutionStatus::Running
+    }
+
+    /// The task a `.waitForTaskToken` token belongs to.
+    pub fn task_for_token(&self, token: &str) -> Option<u64> {
+        self.tasks
+            .iter()
+            .find(|(_, t)| t.token.as_deref() == Some(token))
+            .map(|(id, _)| *id)
+    }
+
+    /// The integration pattern of an in-flight task.
+    pub fn task_for_token_pattern(&self, task: u64) -> Option<IntegrationPattern> {
+        self.tasks.get(&task).map(|t| t.request.pattern)
+    }
+
+    /// The tasks and timers still pending: what the edge must (re)issue after loading a
+    /// saved execution.
+    pub fn pending_actions(&self) -> Vec<Action> {
+        let mut out: Vec<Action> = self
+            .timers
+            .iter()
+            .map(|(id, (_, at))| Action::StartTimer { timer: *id, at: *at })
+            .collect();
+        out.extend(self.tasks.values().map(|t| Action::InvokeTask(t.request.clone())));
+        out
+    }
+
+    fn add_timer(&mut self, timer: u64, purpose: TimerPurpose, at: DateTime<Utc>) {
+        self.timers.insert(timer, (purpose, at));
+        self.actions.push(Action::StartTimer { timer, at });
+    }
+
+    fn fresh_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Applies one event; returns the effects to perform.
+    pub fn apply(&mut self, event: Event, env: &Env<'_>) -> Vec<Action> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        match event {
+            Event::Start => self.start(env),
+            Event::TaskSucceeded { task, output } => self.on_task_succeeded(task, output, env),
+            Event::TaskSubmitted { task } => self.on_task_submitted(task, env),
+            Event::TaskFailed { task, error, cause } => {
+                if let Some(t) = self.tasks.remove(&task) {
+                    self.clear_task_timers(&t);
+                    let kind = if t.legacy_lambda { "LambdaFunctionFailed" } else { "TaskFailed" };
+                    let last = self.thread_last_event(t.thread);
+                    let (rt, rn) = (t.resource_type.clone(), t.resource_name.clone());
+                    let (e2, c2) = (error.clone(), cause.clone());
+                    let id = self.history.emit(last, kind, env.now, || {
+                        let mut d = Map::new();
+                        if let Some(c) = &c2 {
+                            d.insert("cause".into(), Value::String(c.clone()));
+                        }
+                        if let Some(e) = &e2 {
+                            d.insert("error".into(), Value::String(e.clone()));
+                        }
+                        if !t.legacy_lambda {
+                            d.insert("resource".into(), Value::String(rn));
+                            d.insert("resourceType".into(), Value::String(rt));
+                        }
+                        Value::Object(d)
+                    });
+                    self.set_last_event(t.thread, id);
+                    self.state_failed(t.thread, Failure { error, cause }, env);
+                }
+            }
+            Event::TaskHeartbeat { task } => {
+                if let Some(t) = self.tasks.get(&task).cloned() {
+                    if let (Some(old), Some(secs)) = (t.heartbeat_timer, t.heartbeat_seconds) {
+                        self.timers.remove(&old);
+                        self.actions.push(Action::CancelTimer { timer: old });
+                        let timer = self.fresh_id();
+                        self.add_timer(timer, TimerPurpose::HeartbeatTimeout { task }, env.now + Duration::seconds(secs as i64));
+                        self.actions.push(Action::StartTimer {
+                            timer,
+                            at: env.now + Duration::seconds(secs as i64),
+                        });
+                        if let Some(tt) = self.tasks.get_mut(&task) {
+                            tt.heartbeat_timer = Some(timer);
+                        }
+                    }
+                }
+            }
+            Event::TimerFired { timer } => self.on_timer(timer, env),
+            Event::Abort { error, cause } => {
+                self.cancel_all();
+                self.finish(ExecutionStatus::Aborted, None, error, cause, env, "ExecutionAborted");
+            }
+        }
+        self.run_ready(env);
+        std::mem::take(&mut self.actions)
+    }
+
+    fn machine(&self) -> Arc<StateMachine> {
+        match &self.machine {
+            Some(m) => m.clone(),
+            None => Arc::new(StateMachine {
+                start_at: 0,
+                states: Vec::new(),
+                by_name: HashMap::new(),
+                comment: None,
+                query_language: QueryLanguage::JsonPath,
+                timeout_seconds: None,
+                version: None,
+            }),
+        }
+    }
+
+    fn start(&mut self, env: &Env<'_>) {
+        let machine = self.machine();
+        if machine.states.is_empty() {
+            self.finish(
+                ExecutionStatus::Failed,
+                None,
+                Some("States.Runtime".into()),
+                Some("The state machine definition is not attached".into()),
+                env,
+                "ExecutionFailed",
+            );
+            return;
+        }
+        let input = self.info.input.clone();
+        let started = self.history.emit(0, "ExecutionStarted", env.now, || {
+            json!({"input": input, "roleArn": self.info.role_arn})
+        });
+        if let Some(secs) = machine.timeout_seconds {
+            let timer = self.fresh_id();
+            self.add_timer(timer, TimerPurpose::ExecutionTimeout, env.now + Duration::seconds(secs as i64));
+        }
+        let scope = self.fresh_id();
+        self.scopes.insert(scope, VarScope { parent: None, vars: Map::new() });
+        let tid = self.fresh_id();
+        self.threads.insert(
+            tid,
+            Thread {
+                parent: None,
+                path: Vec::new(),
+                scope,
+                state: machine.start_at,
+                input: self.info.input.clone(),
+                entered_event: 0,
+                entered_time: env.now,
+                retry_counts: Vec::new(),
+                retry_total: 0,
+                last_event: started,
+                slot: 0,
+                child_info: None,
+                status: ThreadStatus::Ready { retry: false },
+            },
+        );
+        self.ready.push_back(tid);
+    }
+
+    fn thread_last_event(&self, tid: u64) -> u64 {
+        self.threads.get(&tid).map(|t| t.last_event).unwrap_or(0)
+    }
+
+    fn set_last_event(&mut self, tid: u64, id: u64) {
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.last_event = id;
+        }
+    }
+
+    fn finish(
+        &mut self,
+        status: ExecutionStatus,
+        output: Option<Value>,
+        error: Option<String>,
+        cause: Option<String>,
+        env: &Env<'_>,
+        event: &str,
+    ) {
+        if self.is_finished() {
+            return;
+        }
+        let last = self.history.last_id;
+        let (o2, e2, c2) = (output.clone(), error.clone(), cause.clone());
+        self.history.emit(last, event, env.now, || {
+            let mut d = Map::new();
+            if let Some(o) = o2 {
+                d.insert("output".into(), o);
+            }
+            if let Some(e) = e2 {
+                d.insert("error".into(), Value::String(e));
+            }
+            if let Some(c) = c2 {
+                d.insert("cause".into(), Value::String(c));
+            }
+            Value::Object(d)
+        });
+        self.status = status;
+        self.output = output;
+        self.error = error;
+        self.cause = cause;
+        self.stop_time = Some(env.now);
+        self.cancel_all();
+    }
+
+    fn cancel_all(&mut self) {
+        for (task, _) in self.tasks.drain() {
+            self.actions.push(Action::CancelTask { task });
+        }
+        for (timer, _) in self.timers.drain() {
+            self.actions.push(Action::CancelTimer { timer });
+        }
+        self.threads.clear();
+        self.ready.clear();
+    }
+
+    fn clear_task_timers(&mut self, t: &InFlightTask) {
+        for timer in [t.timeout_timer, t.heartbeat_timer].into_iter().flatten() {
+            self.timers.remove(&timer);
+            self.actions.push(Action::CancelTimer { timer });
+        }
+    }
+
+    fn on_timer(&mut self, timer: u64, env: &Env<'_>) {
+        let Some((purpose, _)) = self.timers.remove(&timer) else { return };
+        match purpose {
+            TimerPurpose::Resume { thread } => {
+                let machine = self.machine();
+                let Some(t) = self.threads.get(&thread) else { return };
+                match t.status {
+                    ThreadStatus::Sleeping { timer: tm } if tm == timer => {}
+                    _ => return,
+                }
+                let m = machine_at(&machine, &t.path);
+                let state = m.state(t.state);
+                if let StateKind::Wait(w) = &state.kind {
+                    // The wait is over: the Wait state exits.
+                    let input = t.input.clone();
+                    let effective = t.entered_time;
+                    let _ = effective;
+                    let step = self.finish_wait(thread, state, &w.io, w.transition, input, env);
+                    self.continue_with(thread, step, env);
+                } else if let Some(t) = self.threads.get_mut(&thread) {
+                    t.status = ThreadStatus::Ready { retry: true };
+                    self.ready.push_back(thread);
+                }
+            }
+            TimerPurpose::TaskTimeout { task } | TimerPurpose::HeartbeatTimeout { task } => {
+                let heartbeat = matches!(purpose, TimerPurpose::HeartbeatTimeout { .. });
+                if let Some(t) = self.tasks.remove(&task) {
+                    self.clear_task_timers(&t);
+                    self.actions.push(Action::CancelTask { task });
+                    let last = self.thread_last_event(t.thread);
+                    let legacy = t.legacy_lambda;
+                    let (rt, rn) = (t.resource_type.clone(), t.resource_name.clone());
+                    let kind = if legacy { "LambdaFunctionTimedOut" } else { "TaskTimedOut" };
+                    let id = self.history.emit(last, kind, env.now, || {
+                        let mut d = Map::new();
+                        d.insert("error".into(), json!("States.Timeout"));
+                        if !legacy {
+                            d.insert("resource".into(), Value::String(rn));
+                            d.insert("resourceType".into(), Value::String(rt));
+                        }
+                        Value::Object(d)
+                    });
+                    self.set_last_event(t.thread, id);
+                    let error = if heartbeat { "States.HeartbeatTimeout" } else { "States.Timeout" };
+                    self.state_failed(t.thread, Failure { error: Some(error.into()), cause: None }, env);
+                }
+            }
+            TimerPurpose::ExecutionTimeout => {
+                self.finish(ExecutionStatus::TimedOut, None, Some("States.Timeout".into()), None, env, "ExecutionTimedOut");
+            }
+        }
+    }
+
+    fn on_task_submitted(&mut self, task: u64, env: &Env<'_>) {
+        let Some(t) = self.tasks.get(&task) else { return };
+        let (thread, rt, rn) = (t.thread, t.resource_type.clone(), t.resource_name.clone());
+        let last = self.thread_last_event(thread);
+        let id = self.history.emit(last, "TaskSubmitted", env.now, || {
+            json!({"resource": rn, "resourceType": rt})
+        });
+        self.set_last_event(thread, id);
+    }
+
+    fn on_task_succeeded(&mut self, task: u64, output: Value, env: &Env<'_>) {
+        let Some(t) = self.tasks.remove(&task) else { return };
+        self.clear_task_timers(&t);
+        let thread = t.thread;
+        let last = self.thread_last_event(thread);
+        let kind = if t.legacy_lambda { "LambdaFunctionSucceeded" } else { "TaskSucceeded" };
+        let o2 = output.clone();
+        let (rt, rn) = (t.resource_type.clone(), t.resource_name.clone());
+        let id = self.history.emit(last, kind, env.now, || {
+            if t.legacy_lambda {
+                json!({"output": o2})
+            } else {
+                json!({"output": o2, "resource": rn, "resourceType": rt})
+            }
+        });
+        self.set_last_event(thread, id);
+        let machine = self.machine();
+        let Some(th) = self.threads.get(&thread) else { return };
+        let m = machine_at(&machine, &th.path);
+        let state = m.state(th.state);
+        if json_size(&output) > PAYLOAD_LIMIT {
+            let f = Failure {
+                error: Some("States.DataLimitExceeded".into()),
+                cause: Some(format!(
+                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                    state.name
+                )),
+            };
+            self.fail_thread(thread, f, env);
+            return;
+        }
+        let StateKind::Task(task_def) = &state.kind else { return };
+        let step = self.complete_result_state(thread, state, &task_def.io, task_def.transition, output, env);
+        self.continue_with(thread, step, env);
+    }
+
+    /// Runs ready threads until none is ready.
+    fn run_ready(&mut self, env: &Env<'_>) {
+        while let Some(tid) = self.ready.pop_front() {
+            if self.is_finished() {
+                self.ready.clear();
+                return;
+            }
+            self.run_thread(tid, env);
+        }
+    }
+
+    fn run_thread(&mut self, tid: u64, env: &Env<'_>) {
+        let machine = self.machine();
+        loop {
+            let Some(th) = self.threads.get(&tid) else { return };
+            let retry = match th.status {
+                ThreadStatus::Ready { retry } => retry,
+                _ => return,
+            };
+            let m = machine_at(&machine, &th.path);
+            let state = m.state(th.state);
+            if !retry {
+                let input = th.input.clone();
+                let last = th.last_event;
+                let name = state.name.clone();
+                let kind = format!("{}StateEntered", state.kind.type_name());
+                let id = self.history.emit(last, &kind, env.now, || json!({"input": input, "name": name}));
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.entered_event = id;
+                    t.last_event = id;
+                    t.entered_time = env.now;
+                    t.retry_counts.clear();
+                    t.retry_total = 0;
+                }
+            }
+            let step = self.run_state(tid, state, env);
+            match step {
+                Step::Blocked => return,
+                other => {
+                    if !self.continue_with(tid, other, env) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies a step's outcome to a thread. Returns true if the thread is ready to run its
+    /// next state right away.
+    fn continue_with(&mut self, tid: u64, step: Step, env: &Env<'_>) -> bool {
+        match step {
+            Step::Blocked => false,
+            Step::Next(next, output) => {
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.state = next;
+                    t.input = output;
+                    t.status = ThreadStatus::Ready { retry: false };
+                    true
+                } else {
+                    false
+                }
+            }
+            Step::End(output) => {
+                self.thread_done(tid, output, env);
+                false
+            }
+            Step::Fail(f) => {
+                self.fail_thread(tid, f, env);
+                false
+            }
+        }
+    }
+
+    // ----- helpers for evaluation -----------------------------------------------------------
+
+    fn vars(&self, tid: u64) -> ScopeVars<'_> {
+        let scope = self.threads.get(&tid).map(|t| t.scope).unwrap_or(0);
+        ScopeVars { scopes: &self.scopes, scope }
+    }
+
+    fn info_for(&self, tid: u64) -> &ExecutionInfo {
+        let mut cur = Some(tid);
+        while let Some(id) = cur {
+            let Some(t) = self.threads.get(&id) else { break };
+            if let Some(ci) = &t.child_info {
+                return ci;
+            }
+            cur = t.parent.as_ref().map(|p| p.thread);
+        }
+        &self.info
+    }
+
+    fn context_for(&self, tid: u64, state: &State, token: Option<&str>, map_item: Option<Value>) -> Value {
+        let Some(t) = self.threads.get(&tid) else { return Value::Null };
+        let retry = match state.kind {
+            StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_) => Some(t.retry_total),
+            _ => None,
+        };
+        context_object(
+            self.info_for(tid),
+            &StateContext {
+                name: &state.name,
+                entered_time: t.entered_time,
+                retry_count: retry,
+                task_token: token,
+                map_item,
+            },
+        )
+    }
+
+    /// Prefixes a cause the way AWS does for errors raised while evaluating a state.
+    fn located(&self, tid: u64, state: &State, e: AslError) -> Failure {
+        let entered = self.threads.get(&tid).map(|t| t.entered_event).unwrap_or(0);
+        Failure {
+            error: Some(e.name.as_str().to_string()),
+            cause: Some(format!(
+                "An error occurred while executing the state '{}' (entered at the event id #{}). {}",
+                state.name, entered, e.cause
+            )),
+        }
+    }
+
+    fn select_path(&self, tid: u64, state: &State, path: &JsonPath, input: &Value) -> Result<Value, AslError> {
+        let ctx;
+        let vars = self.vars(tid);
+        let root: &Value = match path.root() {
+            Root::Input => input,
+            Root::Context => {
+                ctx = self.context_for(tid, state, None, None);
+                &ctx
+            }
+            Root::Variable(name) => match vars.get_var(name) {
+                Some(v) => v,
+                None => {
+                    return Err(AslError::runtime(format!(
+                        "Invalid path '{}': The variable '{}' is not defined.",
+                        path.source(),
+                        name
+                    )))
+                }
+            },
+        };
+        path.select(root).map_err(|e| match e {
+            PathError::NoResults { normalized } => AslError::runtime(format!(
+                "Invalid path '{}' : No results for path: {}",
+                path.source(),
+                normalized
+            )),
+            PathError::CannotSet { message } => AslError::runtime(message),
+        })
+    }
+
+    fn apply_path_field(&self, tid: u64, state: &State, field: &PathField, input: Value) -> Result<Value, AslError> {
+        match field {
+            PathField::Default => Ok(input),
+            PathField::Null => Ok(Value::Object(Map::new())),
+            PathField::Path(p) => self.select_path(tid, state, p, &input),
+        }
+    }
+
+    fn apply_result_path(&self, field: &PathField, raw: Value, result: Value) -> Result<Value, AslError> {
+        match field {
+            PathField::Default => Ok(result),
+            PathField::Null => Ok(raw),
+            PathField::Path(p) => {
+                let mut target = raw;
+                match p.set(&mut target, result) {
+                    Ok(()) => Ok(target),
+                    Err(e) => Err(AslError::new(ErrorName::ResultPathMatchFailure, e.to_string())),
+                }
+            }
+        }
+    }
+
+    fn eval_payload(&self, tid: u64, state: &State, t: &crate::asl::template::PayloadTemplate, input: &Value, token: Option<&str>, map_item: Option<Value>, env: &Env<'_>) -> Result<Value, AslError> {
+        let ctx = if t.uses_context() || map_item.is_some() {
+            self.context_for(tid, state, token, map_item)
+        } else {
+            Value::Null
+        };
+        let vars = self.vars(tid);
+        let scope = Scope { input, context: &ctx, vars: &vars, entropy: env.entropy };
+        t.eval(&scope)
+    }
+
+    fn states_object(&self, tid: u64, state: &State, input: &Value, result: Option<&Value>, error_output: Option<&Value>, token: Option<&str>, map_item: Option<Value>) -> Value {
+        let mut s = Map::new();
+        s.insert("input".into(), input.clone());
+        s.insert("context".into(), self.context_for(tid, state, token, map_item));
+        if let Some(r) = result {
+            s.insert("result".into(), r.clone());
+        }
+        if let Some(e) = error_output {
+            s.insert("errorOutput".into(), e.clone());
+        }
+        Value::Object(s)
+    }
+
+    fn eval_jsonata(&self, tid: u64, states: &Value, t: &JsonataTemplate, field: &str, env: &Env<'_>) -> Result<Value, AslError> {
+        let vars = self.vars(tid);
+        t.eval(&JsonataEnv { states, vars: &vars, entropy: env.entropy }, field)
+    }
+
+    /// Evaluates an Assign (either language) with the variable values as of state entry,
+    /// returning the new bindings (applied by [`Self::commit_assign`]).
+    fn eval_assign(&self, tid: u64, state: &State, assign: &Template, jp_input: &Value, states: Option<&Value>, env: &Env<'_>) -> Result<Map<String, Value>, AslError> {
+        let v = match assign {
+            Template::JsonPath(t) => self.eval_payload(tid, state, t, jp_input, None, None, env)?,
+            Template::Jsonata(t) => match states {
+                Some(s) => self.eval_jsonata(tid, s, t, "Assign", env)?,
+                None => {
+                    let s = self.states_object(tid, state, jp_input, None, None, None, None);
+                    self.eval_jsonata(tid, &s, t, "Assign", env)?
+                }
+            },
+        };
+        match v {
+            Value::Object(m) => Ok(m),
+            other => Err(AslError::runtime(format!("Assign must produce an object, got {}", compact(&other)))),
+        }
+    }
+
+    fn commit_assign(&mut self, tid: u64, vars: Map<String, Value>) {
+        if vars.is_empty() {
+            return;
+        }
+        let scope = self.threads.get(&tid).map(|t| t.scope).unwrap_or(0);
+        if let Some(s) = self.scopes.get_mut(&scope) {
+            for (k, v) in vars {
+                s.vars.insert(k, v);
+            }
+        }
+    }
+
+    fn emit_exited(&mut self, tid: u64, state: &State, output: &Value, assigned: Option<&Map<String, Value>>, env: &Env<'_>) {
+        let last = self.thread_last_event(tid);
+        let kind = format!("{}StateExited", state.kind.type_name());
+        let name = state.name.clone();
+        let id = self.history.emit(last, &kind, env.now, || {
+            let mut d = Map::new();
+            if let Some(a) = assigned.filter(|a| !a.is_empty()) {
+                d.insert("assignedVariables".into(), Value::Object(a.iter().map(|(k, v)| (k.clone(), Value::String(compact(v)))).collect()));
+                d.insert("assignedVariablesDetails".into(), json!({"truncated": false}));
+            }
+            d.insert("name".into(), Value::String(name));
+            d.insert("output".into(), output.clone());
+            Value::Object(d)
+        });
+        self.set_last_event(tid, id);
+    }
+
+    /// Common exit: check size, emit StateExited, commit variables, transition.
+    fn exit_state(&mut self, tid: u64, state: &State, transition: Option<Transition>, output: Value, assigned: Map<String, Value>, env: &Env<'_>) -> Step {
+        if json_size(&output) > PAYLOAD_LIMIT {
+            return Step::Fail(Failure {
+                error: Some("States.DataLimitExceeded".into()),
+                cause: Some(format!(
+                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                    state.name
+                )),
+            });
+        }
+        self.emit_exited(tid, state, &output, Some(&assigned), env);
+        self.commit_assign(tid, assigned);
+        match transition {
+            Some(Transition::Next(n)) => Step::Next(n, output),
+            _ => Step::End(output),
+        }
+    }
+
+    // ----- states ------------------------------------------------------------------------------
+
+    fn run_state(&mut self, tid: u64, state: &State, env: &Env<'_>) -> Step {
+        let Some(raw) = self.threads.get(&tid).map(|t| t.input.clone()) else { return Step::Blocked };
+        let r = match &state.kind {
+            StateKind::Pass(p) => self.run_pass(tid, state, p, raw, env),
+            StateKind::Choice(c) => self.run_choice(tid, state, c, raw, env),
+            StateKind::Succeed(s) => self.run_succeed(tid, state, &s.io, raw, env),
+            StateKind::Fail(f) => self.run_fail(tid, state, f, raw, env),
+            StateKind::Wait(w) => self.run_wait(tid, state, w, raw, env),
+            StateKind::Task(t) => self.run_task(tid, state, t, raw, env),
+            StateKind::Parallel(p) => self.run_parallel(tid, state, p, raw, env),
+            StateKind::Map(m) => self.run_map(tid, state, m, raw, env),
+        };
+        match r {
+            Ok(step) => step,
+            Err(e) => {
+                let terminal = e.name.is_terminal();
+                let f = self.located(tid, state, e);
+                if lang_is_jsonata(state) && f.error.as_deref() == Some("States.QueryEvaluationError") {
+                    let last = self.thread_last_event(tid);
+                    let (e2, c2, n2) = (f.error.clone(), f.cause.clone(), state.name.clone());
+                    self.history.emit(last, "EvaluationFailed", env.now, || {
+                        json!({"error": e2, "cause": c2, "state": n2})
+                    });
+                }
+                if terminal {
+                    Step::Fail(f)
+                } else {
+                    self.handle_error(tid, state, f, env)
+                }
+            }
+        }
+    }
+
+    fn run_pass(&mut self, tid: u64, state: &State, p: &crate::asl::Pass, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        if lang_is_jsonata(state) {
+            let states = self.states_object(tid, state, &raw, None, None, None, None);
+            let output = match &p.io.output {
+                Some(o) => self.eval_jsonata(tid, &states, o, "Output", env)?,
+                None => raw,
+            };
+            let assigned = match &p.io.assign {
+                Some(a) => self.eval_assign(tid, state, a, &Value::Null, Some(&states), env)?,
+                None => Map::new(),
+            };
+            return Ok(self.exit_state(tid, state, Some(p.transition), output, assigned, env));
+        }
+        let effective = self.apply_path_field(tid, state, &p.io.input_path, raw.clone())?;
+        let result = if let Some(r) = &p.result {
+            r.clone()
+        } else if let Some(Template::JsonPath(t)) = &p.io.parameters {
+            self.eval_payload(tid, state, t, &effective, None, None, env)?
+        } else {
+            effective
+        };
+        let assigned = match &p.io.assign {
+            Some(a) => self.eval_assign(tid, state, a, &result, None, env)?,
+            None => Map::new(),
+        };
+        let merged = self.apply_result_path(&p.io.result_path, raw, result)?;
+        let output = self.apply_path_field(tid, state, &p.io.output_path, merged)?;
+        Ok(self.exit_state(tid, state, Some(p.transition), output, assigned, env))
+    }
+
+    fn run_succeed(&mut self, tid: u64, state: &State, io: &Io, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        let output = if lang_is_jsonata(state) {
+            match &io.output {
+                Some(o) => {
+                    let states = self.states_object(tid, state, &raw, None, None, None, None);
+                    self.eval_jsonata(tid, &states, o, "Output", env)?
+                }
+                None => raw,
+            }
+        } else {
+            let effective = self.apply_path_field(tid, state, &io.input_path, raw)?;
+            self.apply_path_field(tid, state, &io.output_path, effective)?
+        };
+        Ok(self.exit_state(tid, state, None, output, Map::new(), env))
+    }
+
+    fn eval_dyn_string(&self, tid: u64, state: &State, d: &DynString, raw: &Value, field: &str, env: &Env<'_>) -> Result<Value, AslError> {
+        match d {
+            DynString::Literal(s) => Ok(Value::String(s.clone())),
+            DynString::Path(pe) => {
+                let ctx = if pe.uses_context() { self.context_for(tid, state, None, None) } else { Value::Null };
+                let vars = self.vars(tid);
+                let scope = Scope { input: raw, context: &ctx, vars: &vars, entropy: env.entropy };
+                pe.eval(&scope, field)
+            }
+            DynString::Jsonata(t) => {
+                let states = self.states_object(tid, state, raw, None, None, None, None);
+                self.eval_jsonata(tid, &states, t, field, env)
+            }
+        }
+    }
+
+    fn run_fail(&mut self, tid: u64, state: &State, f: &crate::asl::Fail, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        let as_text = |v: Value| match v {
+            Value::String(s) => s,
+            other => compact(&other),
+        };
+        let error = match &f.error {
+            Some(d) => Some(as_text(self.eval_dyn_string(tid, state, d, &raw, "ErrorPath", env)?)),
+            None => None,
+        };
+        let cause = match &f.cause {
+            Some(d) => Some(as_text(self.eval_dyn_string(tid, state, d, &raw, "CausePath", env)?)),
+            None => None,
+        };
+        Ok(Step::Fail(Failure { error, cause }))
+    }
+
+    fn run_choice(&mut self, tid: u64, state: &State, c: &crate::asl::Choice, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        let jsonata = lang_is_jsonata(state);
+        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &c.io.input_path, raw.clone())? };
+        let states = if jsonata { Some(self.states_object(tid, state, &raw, None, None, None, None)) } else { None };
+        let mut chosen = None;
+        for (i, branch) in c.choices.iter().enumerate() {
+            let matched = {
+                let ctx = self.context_for(tid, state, None, None);
+                let vars = self.vars(tid);
+                let scope = Scope { input: &effective, context: &ctx, vars: &vars, entropy: env.entropy };
+                choice::evaluate(&branch.rule, &scope, states.as_ref(), i)?
+            };
+            if matched {
+                chosen = Some(branch);
+                break;
+            }
+        }
+        let next = match chosen {
+            Some(b) => b.next,
+            None => match c.default {
+                Some(d) => d,
+                None => {
+                    return Err(AslError::new(ErrorName::NoChoiceMatched, "No Matches!".to_string()));
+                }
+            },
+        };
+        let mut assigned = match &c.io.assign {
+            Some(a) => self.eval_assign(tid, state, a, &effective, states.as_ref(), env)?,
+            None => Map::new(),
+        };
+        if let Some(b) = chosen {
+            if let Some(a) = &b.assign {
+                assigned.extend(self.eval_assign(tid, state, a, &effective, states.as_ref(), env)?);
+            }
+        }
+        let output = if let Some(s) = &states {
+            let out_t = chosen.and_then(|b| b.output.as_ref()).or(c.io.output.as_ref());
+            match out_t {
+                Some(o) => self.eval_jsonata(tid, s, o, "Output", env)?,
+                None => raw,
+            }
+        } else {
+            self.apply_path_field(tid, state, &c.io.output_path, effective)?
+        };
+        Ok(self.exit_state(tid, state, Some(Transition::Next(next)), output, assigned, env))
+    }
+
+    fn run_wait(&mut self, tid: u64, state: &State, w: &crate::asl::Wait, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        let jsonata = lang_is_jsonata(state);
+        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &w.io.input_path, raw.clone())? };
+        let until = match &w.wait {
+            WaitFor::Seconds(d) => {
+                let secs = match d {
+                    Dynamic::Literal(n) => *n as i64,
+                    Dynamic::Path(p) => {
+                        let v = self.select_path(tid, state, p, &effective).map_err(|_| {
+                            AslError::runtime(format!("The SecondsPath parameter does not reference an input value: {}", p.source()))
+                        })?;
+                        match v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)) {
+                            Some(n) if n >= 0 => n,
+                            _ => {
+                                return Err(AslError::runtime(format!(
+                                    "The SecondsPath parameter does not reference a valid integer value: {} == {}",
+                                    p.source(),
+                                    compact(&v)
+                                )))
+                            }
+                        }
+                    }
+                    Dynamic::Jsonata(t) => {
+                        let states = self.states_object(tid, state, &raw, None, None, None, None);
+                        let v = self.eval_jsonata(tid, &states, t, "Seconds", env)?;
+                        match v.as_i64() {
+                            Some(n) if n >= 0 => n,
+                            _ => {
+                                return Err(AslError::query(format!(
+                                    "The JSONata expression '{}' specified for the field 'Seconds' returned an unexpected result type. Expected 'integer', but was '{}' for value: {}",
+                                    expression_source(t),
+                                    type_name(&v),
+                                    compact(&v)
+                                )))
+                            }
+                        }
+                    }
+                };
+                env.now + Duration::seconds(secs)
+            }
+            WaitFor::Timestamp(d) => {
+                let text = match d {
+                    Dynamic::Literal(s) => s.clone(),
+                    Dynamic::Path(p) => {
+                        let v = self.select_path(tid, state, p, &effective).map_err(|_| {
+                            AslError::runtime(format!("The TimestampPath parameter does not reference an input value: {}", p.source()))
+                        })?;
+                        match v.as_str().and_then(timestamp::parse) {
+                            Some(_) => v.as_str().unwrap_or_default().to_string(),
+                            None => {
+                                let shown = match &v {
+                                    Value::String(s) => s.clone(),
+                                    other => compact(other),
+                                };
+                                return Err(AslError::runtime(format!(
+                                    "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
+                                    p.source(),
+                                    shown
+                                )));
+                            }
+                        }
+                    }
+                    Dynamic::Jsonata(t) => {
+                        let states = self.states_object(tid, state, &raw, None, None, None, None);
+                        let v = self.eval_jsonata(tid, &states, t, "Timestamp", env)?;
+                        let shown = match &v {
+                            Value::String(s) => s.clone(),
+                            other => compact(other),
+                        };
+                        if v.as_str().and_then(timestamp::parse).is_none() {
+                            return Err(AslError::query(format!(
+                                "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {shown}"
+                            )));
+                        }
+                        shown
+                    }
+                };
+                timestamp::parse(&text).unwrap_or(env.now)
+            }
+        };
+        if until <= env.now {
+            return self.finish_wait_result(tid, state, &w.io, w.transition, raw, env);
+        }
+        let timer = self.fresh_id();
+        self.add_timer(timer, TimerPurpose::Resume { thread: tid }, until);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.status = ThreadStatus::Sleeping { timer };
+        }
+        Ok(Step::Blocked)
+    }
+
+    fn finish_wait(&mut self, tid: u64, state: &State, io: &Io, transition: Transition, raw: Value, env: &Env<'_>) -> Step {
+        match self.finish_wait_result(tid, state, io, transition, raw, env) {
+            Ok(s) => s,
+            Err(e) => Step::Fail(self.located(tid, state, e)),
+        }
+    }
+
+    fn finish_wait_result(&mut self, tid: u64, state: &State, io: &Io, transition: Transition, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        if lang_is_jsonata(state) {
+            let states = self.states_object(tid, state, &raw, None, None, None, None);
+            let assigned = match &io.assign {
+                Some(a) => self.eval_assign(tid, state, a, &Value::Null, Some(&states), env)?,
+                None => Map::new(),
+            };
+            let output = match &io.output {
+                Some(o) => self.eval_jsonata(tid, &states, o, "Output", env)?,
+                None => raw,
+            };
+            return Ok(self.exit_state(tid, state, Some(transition), output, assigned, env));
+        }
+        let effective = self.apply_path_field(tid, state, &io.input_path, raw)?;
+        let assigned = match &io.assign {
+            Some(a) => self.eval_assign(tid, state, a, &effective, None, env)?,
+            None => Map::new(),
+        };
+        let output = self.apply_path_field(tid, state, &io.output_path, effective)?;
+        Ok(self.exit_state(tid, state, Some(transition), output, assigned, env))
+    }
+
+    fn eval_dynamic_u64(&self, tid: u64, state: &State, d: &Dynamic<u64>, input: &Value, raw: &Value, field: &str, env: &Env<'_>) -> Result<u64, AslError> {
+        match d {
+            Dynamic::Literal(n) => Ok(*n),
+            Dynamic::Path(p) => {
+                let v = self.select_path(tid, state, p, input)?;
+                match v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
+                    Some(n) => Ok(n),
+                    None => Err(AslError::runtime(format!(
+                        "The {}Path field refers to value \"{}\" which is not a valid integer: {}",
+                        field,
+                        match &v {
+                            Value::String(s) => s.clone(),
+                            other => compact(other),
+                        },
+                        p.source()
+                    ))),
+                }
+            }
+            Dynamic::Jsonata(t) => {
+                let states = self.states_object(tid, state, raw, None, None, None, None);
+                let v = self.eval_jsonata(tid, &states, t, field, env)?;
+                match v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
+                    Some(n) => Ok(n),
+                    None => Err(AslError::query(format!(
+                        "The JSONata expression '{}' specified for the field '{}' returned an unexpected result type. Expected 'integer', but was '{}' for value: {}",
+                        expression_source(t),
+                        field,
+                        type_name(&v),
+                        compact(&v)
+                    ))),
+                }
+            }
+        }
+    }
+
+    fn run_task(&mut self, tid: u64, state: &State, t: &crate::asl::Task, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        let jsonata = lang_is_jsonata(state);
+        let pattern = if t.resource.ends_with(".waitForTaskToken") {
+            IntegrationPattern::WaitForTaskToken
+        } else if t.resource.ends_with(".sync") || t.resource.contains(".sync:") {
+            IntegrationPattern::Sync
+        } else {
+            IntegrationPattern::RequestResponse
+        };
+        let token = if pattern == IntegrationPattern::WaitForTaskToken {
+            Some(format!("{}{}", env.entropy.uuid_v4().replace('-', ""), env.entropy.uuid_v4().replace('-', "")))
+        } else {
+            None
+        };
+        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &t.io.input_path, raw.clone())? };
+        let input = match &t.io.parameters {
+            Some(Template::JsonPath(p)) => self.eval_payload(tid, state, p, &effective, token.as_deref(), None, env)?,
+            Some(Template::Jsonata(a)) => {
+                let states = self.states_object(tid, state, &raw, None, None, token.as_deref(), None);
+                self.eval_jsonata(tid, &states, a, "Arguments", env)?
+            }
+            None => effective.clone(),
+        };
+        let timeout = match &t.timeout_seconds {
+            Some(d) => Some(self.eval_dynamic_u64(tid, state, d, &effective, &raw, "TimeoutSeconds", env)?),
+            None => None,
+        };
+        let heartbeat = match &t.heartbeat_seconds {
+            Some(d) => Some(self.eval_dynamic_u64(tid, state, d, &effective, &raw, "HeartbeatSeconds", env)?),
+            None => None,
+        };
+        let credentials = match &t.credentials {
+            Some(Template::JsonPath(p)) => Some(self.eval_payload(tid, state, p, &effective, None, None, env)?),
+            Some(Template::Jsonata(a)) => {
+                let states = self.states_object(tid, state, &raw, None, None, None, None);
+                Some(self.eval_jsonata(tid, &states, a, "Credentials", env)?)
+            }
+            None => None,
+        };
+        let (resource_type, resource_name, legacy) = describe_resource(&t.resource);
+        let task = self.fresh_id();
+        let last = self.thread_last_event(tid);
+        let (i2, rt, rn) = (input.clone(), resource_type.clone(), resource_name.clone());
+        let (sched, started) = if legacy {
+            let res = t.resource.clone();
+            let id = self.history.emit(last, "LambdaFunctionScheduled", env.now, || {
+                let mut d = json!({"input": i2, "resource": res});
+                if let Some(s) = timeout {
+                    d["timeoutInSeconds"] = json!(s);
+                }
+                d
+            });
+            (id, "LambdaFunctionStarted")
+        } else {
+            let id = self.history.emit(last, "TaskScheduled", env.now, || {
+                let mut d = Map::new();
+                if let Some(h) = heartbeat {
+                    d.insert("heartbeatInSeconds".into(), json!(h));
+                }
+                d.insert("parameters".into(), i2);
+                d.insert("region".into(), json!(super::context::DEFAULT_REGION));
+                d.insert("resource".into(), json!(rn));
+                d.insert("resourceType".into(), json!(rt));
+                if let Some(s) = timeout {
+                    d.insert("timeoutInSeconds".into(), json!(s));
+                }
+                Value::Object(d)
+            });
+            (id, "TaskStarted")
+        };
+        let (rt, rn) = (resource_type.clone(), resource_name.clone());
+        let started_id = self.history.emit(sched, started, env.now, || {
+            if legacy {
+                Value::Null
+            } else {
+                json!({"resource": rn, "resourceType": rt})
+            }
+        });
+        self.set_last_event(tid, started_id);
+        let timeout_timer = timeout.map(|s| {
+            let timer = self.fresh_id();
+            self.add_timer(timer, TimerPurpose::TaskTimeout { task }, env.now + Duration::seconds(s as i64));
+            timer
+        });
+        let heartbeat_timer = heartbeat.map(|s| {
+            let timer = self.fresh_id();
+            self.add_timer(timer, TimerPurpose::HeartbeatTimeout { task }, env.now + Duration::seconds(s as i64));
+            timer
+        });
+        let request = TaskRequest {
+            task,
+            state_name: state.name.clone(),
+            resource: t.resource.clone(),
+            pattern,
+            input,
+            token: token.clone(),
+            timeout_seconds: timeout,
+            heartbeat_seconds: heartbeat,
+            credentials,
+        };
+        self.tasks.insert(
+            task,
+            InFlightTask {
+                thread: tid,
+                token: token.clone(),
+                timeout_timer,
+                heartbeat_timer,
+                heartbeat_seconds: heartbeat,
+                resource_type,
+                resource_name,
+                legacy_lambda: legacy,
+                request: request.clone(),
+            },
+        );
+        self.actions.push(Action::InvokeTask(request));
+        if let Some(th) = self.threads.get_mut(&tid) {
+            th.status = ThreadStatus::InTask { task };
+        }
+        Ok(Step::Blocked)
+    }
+
+    /// Task/Parallel/Map success: ResultSelector, Assign, ResultPath, OutputPath (or JSONata
+    /// Output/Assign), then exit.
+    fn complete_result_state(&mut self, tid: u64, state: &State, io: &Io, transition: Transition, result: Value, env: &Env<'_>) -> Step {
+        let r = (|| -> Result<Step, AslError> {
+            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or(Value::Null);
+            if lang_is_jsonata(state) {
+                let states = self.states_object(tid, state, &raw, Some(&result), None, None, None);
+                let assigned = match &io.assign {
+                    Some(a) => self.eval_assign(tid, state, a, &Value::Null, Some(&states), env)?,
+                    None => Map::new(),
+                };
+                let output = match &io.output {
+                    Some(o) => self.eval_jsonata(tid, &states, o, "Output", env)?,
+                    None => result,
+                };
+                return Ok(self.exit_state(tid, state, Some(transition), output, assigned, env));
+            }
+            let selected = match &io.result_selector {
+                Some(rs) => self.eval_payload(tid, state, rs, &result, None, None, env)?,
+                None => result.clone(),
+            };
+            let assigned = match &io.assign {
+                Some(a) => self.eval_assign(tid, state, a, &result, None, env)?,
+                None => Map::new(),
+            };
+            let merged = self.apply_result_path(&io.result_path, raw, selected)?;
+            let output = self.apply_path_field(tid, state, &io.output_path, merged)?;
+            Ok(self.exit_state(tid, state, Some(transition), output, assigned, env))
+        })();
+        match r {
+            Ok(s) => s,
+            Err(e) => {
+                let terminal = e.name.is_terminal();
+                let f = self.located(tid, state, e);
+                if terminal {
+                    Step::Fail(f)
+                } else {
+                    self.handle_error(tid, state, f, env)
+                }
+            }
+        }
+    }
+
+    fn run_parallel(&mut self, tid: u64, state: &State, p: &crate::asl::Parallel, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        let input = if lang_is_jsonata(state) {
+            match &p.io.parameters {
+                Some(Template::Jsonata(a)) => {
+                    let states = self.states_object(tid, state, &raw, None, None, None, None);
+                    self.eval_jsonata(tid, &states, a, "Arguments", env)?
+                }
+                _ => raw.clone(),
+            }
+        } else {
+            let effective = self.apply_path_field(tid, state, &p.io.input_path, raw.clone())?;
+            match &p.io.parameters {
+                Some(Template::JsonPath(t)) => self.eval_payload(tid, state, t, &effective, None, None, env)?,
+                _ => effective,
+            }
+        };
+        let last = self.thread_last_event(tid);
+        let started = self.history.emit(last, "ParallelStateStarted", env.now, || Value::Null);
+        self.set_last_event(tid, started);
+        let n = p.branches.len();
+        let mut children = Children {
+            kind: ChildKind::Parallel,
+            results: vec![None; n],
+            next_to_start: n,
+            running: Vec::new(),
+            last_event: started,
+        };
+        let (path, scope) = match self.threads.get(&tid) {
+            Some(t) => (t.path.clone(), t.scope),
+            None => return Ok(Step::Blocked),
+        };
+        let sid = self.threads.get(&tid).map(|t| t.state).unwrap_or(0);
+        for (i, branch) in p.branches.iter().enumerate() {
+            let mut bpath = path.clone();
+            bpath.push((sid, i as u32));
+            let child_scope = self.fresh_id();
+            self.scopes.insert(child_scope, VarScope { parent: Some(scope), vars: Map::new() });
+            let child = self.fresh_id();
+            self.threads.insert(
+                child,
+                Thread {
+                    parent: Some(ParentLink { thread: tid, slot: i }),
+                    path: bpath,
+                    scope: child_scope,
+                    state: branch.start_at,
+                    input: input.clone(),
+                    entered_event: 0,
+                    entered_time: env.now,
+                    retry_counts: Vec::new(),
+                    retry_total: 0,
+                    last_event: started,
+                    slot: i,
+                    child_info: None,
+                    status: ThreadStatus::Ready { retry: false },
+                },
+            );
+            children.running.push(child);
+            self.ready.push_back(child);
+        }
+        if n == 0 {
+            return Ok(self.parallel_done(tid, state, Vec::new(), env));
+        }
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.status = ThreadStatus::Children(Box::new(children));
+        }
+        Ok(Step::Blocked)
+    }
+
+    fn parallel_done(&mut self, tid: u64, state: &State, results: Vec<Value>, env: &Env<'_>) -> Step {
+        let last = self.history.last_id;
+        let id = self.history.emit(last, "ParallelStateSucceeded", env.now, || Value::Null);
+        self.set_last_event(tid, id);
+        let StateKind::Parallel(p) = &state.kind else { return Step::Blocked };
+        self.complete_result_state(tid, state, &p.io, p.transition, Value::Array(results), env)
+    }
+
+    fn run_map(&mut self, tid: u64, state: &State, m: &crate::asl::Map, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+        let jsonata = lang_is_jsonata(state);
+        let distributed = m.processor_config.mode == ProcessorMode::Distributed;
+        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &m.io.input_path, raw.clone())? };
+        let items_value = match &m.items {
+            Some(ItemsSource::Path(p)) => self.select_path(tid, state, p, &effective)?,
+            Some(ItemsSource::Jsonata(t)) => {
+                let states = self.states_object(tid, state, &raw, None, None, None, None);
+                let v = self.eval_jsonata(tid, &states, t, "Items", env)?;
+                if !v.is_array() {
+                    return Err(AslError::query(format!(
+                        "The JSONata expression '{}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
+                        expression_source(t),
+                        type_name(&v),
+                        compact(&v)
+                    )));
+                }
+                v
+            }
+            None => effective.clone(),
+        };
+        let items = match items_value {
+            Value::Array(a) => a,
+            other => {
+                let msg = format!("Map state input must be an array but was: {}", compact(&other));
+                return Err(if jsonata { AslError::query(msg) } else { AslError::runtime(msg) });
+            }
+        };
+        let max_concurrency = match &m.max_concurrency {
+            Some(d) => self.eval_dynamic_u64(tid, state, d, &effective, &raw, "MaxConcurrency", env)?,
+            None => 0,
+        };
+        let tolerated_count = match &m.tolerated_failure_count {
+            Some(Dynamic::Path(p)) => {
+                let v = self.select_path(tid, state, p, &effective)?;
+                match v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)) {
+                    Some(n) if n < 0 => return Err(AslError::runtime("ToleratedFailureCount cannot be negative.")),
+                    Some(n) => Some(n as u64),
+                    None => {
+                        return Err(AslError::runtime(format!(
+                            "The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {}",
+                            match &v {
+                                Value::String(s) => s.clone(),
+                                other => compact(other),
+                            },
+                            p.source()
+                        )))
+                    }
+                }
+            }
+            Some(d) => Some(self.eval_dynamic_u64(tid, state, d, &effective, &raw, "ToleratedFailureCount", env)?),
+            None => None,
+        };
+        let tolerated_percentage = match &m.tolerated_failure_percentage {
+            Some(Dynamic::Literal(f)) => Some(*f),
+            Some(Dynamic::Path(p)) => {
+                let v = self.select_path(tid, state, p, &effective)?;
+                match v.as_f64() {
+                    Some(f) if !(0.0..=100.0).contains(&f) => {
+                        return Err(AslError::runtime("ToleratedFailurePercentage must be between 0 and 100."))
+                    }
+                    Some(f) => Some(f),
+                    None => {
+                        return Err(AslError::runtime(format!(
+                            "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {}",
+                            match &v {
+                                Value::String(s) => s.clone(),
+                                other => compact(other),
+                            },
+                            p.source()
+                        )))
+                    }
+                }
+            }
+            Some(Dynamic::Jsonata(t)) => {
+                let states = self.states_object(tid, state, &raw, None, None, None, None);
+                let v = self.eval_jsonata(tid, &states, t, "ToleratedFailurePercentage", env)?;
+                match v.as_f64() {
+                    Some(f) if (0.0..=100.0).contains(&f) => Some(f),
+                    _ => return Err(AslError::query("ToleratedFailurePercentage must be between 0 and 100.")),
+                }
+            }
+            None => None,
+        };
+        let last = self.thread_last_event(tid);
+        let len = items.len();
+        let started = self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}));
+        let mut last_event = started;
+        if distributed {
+            last_event = self.history.emit(started, "MapRunStarted", env.now, || {
+                json!({"mapRunArn": format!("{}:{}", self.info.state_machine_arn.replace(":stateMachine:", ":mapRun:"), "run")})
+            });
+        }
+        self.set_last_event(tid, last_event);
+        let limit = if max_concurrency == 0 {
+            if distributed { DISTRIBUTED_MAP_DEFAULT_CONCURRENCY } else { INLINE_MAP_DEFAULT_CONCURRENCY }
+        } else {
+            max_concurrency
+        };
+        let children = Children {
+            kind: ChildKind::Map {
+                distributed,
+                items,
+                effective_input: effective,
+                max_concurrency: limit,
+                tolerated_count,
+                tolerated_percentage,
+                failures: 0,
+            },
+            results: vec![None; len],
+            next_to_start: 0,
+            running: Vec::new(),
+            last_event,
+        };
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.status = ThreadStatus::Children(Box::new(children));
+        }
+        if len == 0 {
+            return Ok(self.map_done(tid, state, env));
+        }
+        self.start_map_children(tid, state, env)?;
+        Ok(Step::Blocked)
+    }
+
+    /// Starts as many Map iterations as MaxConcurrency allows.
+    fn start_map_children(&mut self, tid: u64, state: &State, env: &Env<'_>) -> Result<(), AslError> {
+        let StateKind::Map(m) = &state.kind else { return Ok(()) };
+        loop {
+            let Some(th) = self.threads.get(&tid) else { return Ok(()) };
+            let ThreadStatus::Children(ch) = &th.status else { return Ok(()) };
+            let ChildKind::Map { items, max_concurrency, effective_input, distributed, .. } = &ch.kind else { return Ok(()) };
+            if ch.next_to_start >= items.len() || ch.running.len() as u64 >= *max_concurrency {
+                return Ok(());
+            }
+            let index = ch.next_to_start;
+            let item = items[index].clone();
+            let distributed = *distributed;
+            let effective_input = effective_input.clone();
+            let (path, scope, sid, raw, last_event) = (th.path.clone(), th.scope, th.state, th.input.clone(), ch.last_event);
+            let map_item = json!({"Index": index, "Value": item.clone()});
+            let child_input = match &m.item_selector {
+                Some(Template::JsonPath(t)) => self.eval_payload(tid, state, t, &effective_input, None, Some(map_item), env)?,
+                Some(Template::Jsonata(t)) => {
+                    let states = self.states_object(tid, state, &raw, None, None, None, Some(map_item));
+                    self.eval_jsonata(tid, &states, t, "ItemSelector", env)?
+                }
+                None => item,
+            };
+            let mut cpath = path;
+            cpath.push((sid, 0));
+            let child_scope = self.fresh_id();
+            self.scopes.insert(
+                child_scope,
+                VarScope { parent: if distributed { None } else { Some(scope) }, vars: Map::new() },
+            );
+            let child = self.fresh_id();
+            let mut last = last_event;
+            let child_info = if distributed {
+                let mut ci = self.info.clone();
+                let uuid = env.entropy.uuid_v4();
+                let label = m.label.clone().unwrap_or_else(|| state.name.clone());
+                ci.name = uuid.clone();
+                ci.execution_arn = format!(
+                    "{}/{}:{}",
+                    self.info.state_machine_arn.replace(":stateMachine:", ":execution:"),
+                    label,
+                    uuid
+                );
+                ci.state_machine_arn = format!("{}/{}", self.info.state_machine_arn, label);
+                ci.state_machine_name = format!("{}/{}", self.info.state_machine_name, label);
+                ci.input = child_input.clone();
+                ci.start_time = env.now;
+                ci.execution_type = m.processor_config.execution_type;
+                Some(Box::new(ci))
+            } else {
+                let name = state.name.clone();
+                last = self.history.emit(last_event, "MapIterationStarted", env.now, || json!({"index": index, "name": name}));
+                None
+            };
+            let start_at = m.item_processor.start_at;
+            self.threads.insert(
+                child,
+                Thread {
+                    parent: Some(ParentLink { thread: tid, slot: index }),
+                    path: cpath,
+                    scope: child_scope,
+                    state: start_at,
+                    input: child_input,
+                    entered_event: 0,
+                    entered_time: env.now,
+                    retry_counts: Vec::new(),
+                    retry_total: 0,
+                    last_event: last,
+                    slot: index,
+                    child_info,
+                    status: ThreadStatus::Ready { retry: false },
+                },
+            );
+            if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                ch.next_to_start += 1;
+                ch.running.push(child);
+                ch.last_event = last;
+            }
+            self.ready.push_back(child);
+        }
+    }
+
+    fn map_done(&mut self, tid: u64, state: &State, env: &Env<'_>) -> Step {
+        let Some(th) = self.threads.get_mut(&tid) else { return Step::Blocked };
+        let ThreadStatus::Children(ch) = std::mem::replace(&mut th.status, ThreadStatus::Ready { retry: true }) else {
+            return Step::Blocked;
+        };
+        let distributed = matches!(ch.kind, ChildKind::Map { distributed: true, .. });
+        let results: Vec<Value> = ch.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect();
+        let mut last = self.history.last_id;
+        if distributed {
+            last = self.history.emit(last, "MapRunSucceeded", env.now, || Value::Null);
+        }
+        let id = self.history.emit(last, "MapStateSucceeded", env.now, || Value::Null);
+        self.set_last_event(tid, id);
+        let StateKind::Map(m) = &state.kind else { return Step::Blocked };
+        let result = Value::Array(results);
+        if m.result_writer.is_none() && json_size(&result) > PAYLOAD_LIMIT {
+            return Step::Fail(Failure {
+                error: Some("States.DataLimitExceeded".into()),
+                cause: Some(format!(
+                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                    state.name
+                )),
+            });
+        }
+        self.complete_result_state(tid, state, &m.io, m.transition, result, env)
+    }
+
+    // ----- completion and failure ---------------------------------------------------------
+
+    fn thread_done(&mut self, tid: u64, output: Value, env: &Env<'_>) {
+        let Some(th) = self.threads.remove(&tid) else { return };
+        self.scopes.remove(&th.scope);
+        let Some(parent) = th.parent else {
+            self.finish(ExecutionStatus::Succeeded, Some(output), None, None, env, "ExecutionSucceeded");
+            return;
+        };
+        let machine = self.machine();
+        let Some(pt) = self.threads.get_mut(&parent.thread) else { return };
+        let pstate_id = pt.state;
+        let ppath = pt.path.clone();
+        let ThreadStatus::Children(ch) = &mut pt.status else { return };
+        ch.running.retain(|c| *c != tid);
+        if let Some(slot) = ch.results.get_mut(parent.slot) {
+            *slot = Some(output);
+        }
+        let is_map = matches!(ch.kind, ChildKind::Map { .. });
+        let distributed = matches!(ch.kind, ChildKind::Map { distributed: true, .. });
+        let all_done = ch.running.is_empty() && ch.next_to_start >= ch.results.len();
+        let m = machine_at(&machine, &ppath);
+        let pstate = m.state(pstate_id);
+        if is_map && !distributed {
+            let name = pstate.name.clone();
+            let last = th.last_event;
+            let idx = parent.slot;
+            let id = self.history.emit(last, "MapIterationSucceeded", env.now, || json!({"index": idx, "name": name}));
+            if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&parent.thread).map(|t| &mut t.status) {
+                ch.last_event = id;
+            }
+        }
+        if all_done {
+            let step = if is_map {
+                self.map_done(parent.thread, pstate, env)
+            } else {
+                let results = match self.threads.get_mut(&parent.thread).map(|t| std::mem::replace(&mut t.status, ThreadStatus::Ready { retry: true })) {
+                    Some(ThreadStatus::Children(ch)) => ch.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect(),
+                    _ => Vec::new(),
+                };
+                self.parallel_done(parent.thread, pstate, results, env)
+            };
+            if self.continue_with(parent.thread, step, env) {
+                self.ready.push_back(parent.thread);
+            }
+        } else if is_map {
+            if let Err(e) = self.start_map_children(parent.thread, pstate, env) {
+                let f = self.located(parent.thread, pstate, e);
+                self.fail_thread(parent.thread, f, env);
+            }
+        }
+    }
+
+    /// Removes a thread and everything under it (tasks, timers, children).
+    fn cancel_thread(&mut self, tid: u64) {
+        let Some(th) = self.threads.remove(&tid) else { return };
+        self.scopes.remove(&th.scope);
+        match th.status {
+            ThreadStatus::InTask { task } => {
+                if let Some(t) = self.tasks.remove(&task) {
+                    self.clear_task_timers(&t);
+                    self.actions.push(Action::CancelTask { task });
+                }
+            }
+            ThreadStatus::Sleeping { timer } => {
+                self.timers.remove(&timer);
+                self.actions.push(Action::CancelTimer { timer });
+            }
+            ThreadStatus::Children(ch) => {
+                for c in ch.running {
+                    self.cancel_thread(c);
+                }
+            }
+            ThreadStatus::Ready { .. } => {
+                self.ready.retain(|r| *r != tid);
+            }
+        }
+    }
+
+    /// A state raised an error that its own Retry/Catch may handle.
+    fn state_failed(&mut self, tid: u64, f: Failure, env: &Env<'_>) {
+        let machine = self.machine();
+        let Some(th) = self.threads.get(&tid) else { return };
+        let m = machine_at(&machine, &th.path);
+        let state = m.state(th.state);
+        let step = if f.name().is_terminal() { Step::Fail(f) } else { self.handle_error(tid, state, f, env) };
+        if self.continue_with(tid, step, env) {
+            self.ready.push_back(tid);
+        }
+    }
+
+    /// The thread failed for good: its parent decides what that means.
+    fn fail_thread(&mut self, tid: u64, f: Failure, env: &Env<'_>) {
+        let Some(th) = self.threads.get(&tid) else { return };
+        let parent = th.parent.clone();
+        let last = th.last_event;
+        self.cancel_thread(tid);
+        let Some(parent) = parent else {
+            self.finish(ExecutionStatus::Failed, None, f.error, f.cause, env, "ExecutionFailed");
+            return;
+        };
+        let machine = self.machine();
+        let Some(pt) = self.threads.get_mut(&parent.thread) else { return };
+        let pstate_id = pt.state;
+        let ppath = pt.path.clone();
+        let ThreadStatus::Children(ch) = &mut pt.status else { return };
+        ch.running.retain(|c| *c != tid);
+        let m = machine_at(&machine, &ppath);
+        let pstate = m.state(pstate_id);
+        let name = pstate.name.clone();
+        match &mut ch.kind {
+            ChildKind::Map { distributed: true, failures, tolerated_count, tolerated_percentage, .. } => {
+                *failures += 1;
+                let total = ch.results.len() as f64;
+                let failed = *failures;
+                let count_ok = tolerated_count.map(|c| failed <= c).unwrap_or(false);
+                let pct_ok = tolerated_percentage.map(|p| (failed as f64) * 100.0 / total <= p).unwrap_or(false);
+                if count_ok || pct_ok {
+                    if let Some(slot) = ch.results.get_mut(parent.slot) {
+                        *slot = Some(json!({"Error": f.error, "Cause": f.cause}));
+                    }
+                    let all_done = ch.running.is_empty() && ch.next_to_start >= ch.results.len();
+                    if all_done {
+                        let step = self.map_done(parent.thread, pstate, env);
+                        if self.continue_with(parent.thread, step, env) {
+                            self.ready.push_back(parent.thread);
+                        }
+                    } else if let Err(e) = self.start_map_children(parent.thread, pstate, env) {
+                        let f2 = self.located(parent.thread, pstate, e);
+                        self.fail_thread(parent.thread, f2, env);
+                    }
+                    return;
+                }
+                let running = std::mem::take(&mut ch.running);
+                for c in running {
+                    self.cancel_thread(c);
+                }
+                let last = self.history.last_id;
+                let id1 = self.history.emit(last, "MapRunFailed", env.now, || Value::Null);
+                let id2 = self.history.emit(id1, "MapStateFailed", env.now, || Value::Null);
+                self.set_last_event(parent.thread, id2);
+                let f2 = Failure {
+                    error: Some("States.ExceedToleratedFailureThreshold".into()),
+                    cause: Some("The specified tolerated failure threshold was exceeded".into()),
+                };
+                let _ = f;
+                self.state_failed(parent.thread, f2, env);
+            }
+            kind => {
+                let is_map = matches!(kind, ChildKind::Map { .. });
+                let running = std::mem::take(&mut ch.running);
+                for c in running {
+                    self.cancel_thread(c);
+                }
+                let mut prev = last;
+                if is_map {
+                    let idx = parent.slot;
+                    let n2 = name.clone();
+                    prev = self.history.emit(last, "MapIterationFailed", env.now, || json!({"index": idx, "name": n2}));
+                }
+                let kind_ev = if is_map { "MapStateFailed" } else { "ParallelStateFailed" };
+                let id = self.history.emit(prev, kind_ev, env.now, || Value::Null);
+                self.set_last_event(parent.thread, id);
+                if let Some(pt) = self.threads.get_mut(&parent.thread) {
+                    pt.status = ThreadStatus::Ready { retry: true };
+                }
+                self.state_failed(parent.thread, f, env);
+            }
+        }
+    }
+
+    /// Retry, then Catch, for a state that raised `f`.
+    fn handle_error(&mut self, tid: u64, state: &State, f: Failure, env: &Env<'_>) -> Step {
+        let (retry, catch, io_result_path): (&[Retrier], &[Catcher], ()) = match &state.kind {
+            StateKind::Task(t) => (&t.retry, &t.catch, ()),
+            StateKind::Parallel(p) => (&p.retry, &p.catch, ()),
+            StateKind::Map(m) => (&m.retry, &m.catch, ()),
+            _ => (&[], &[], ()),
+        };
+        let _ = io_result_path;
+        let name = f.name();
+        if name.is_terminal() {
+            return Step::Fail(f);
+        }
+        let is_task = matches!(state.kind, StateKind::Task(_));
+        if let Some((i, r)) = retry.iter().enumerate().find(|(_, r)| error_matches(&r.error_equals, &name, is_task)) {
+            let attempts = self.threads.get(&tid).and_then(|t| t.retry_counts.get(i).copied()).unwrap_or(0);
+            if attempts < r.max_attempts {
+                let mut delay = r.interval_seconds as f64 * r.backoff_rate.powi(attempts as i32);
+                if let Some(max) = r.max_delay_seconds {
+                    delay = delay.min(max as f64);
+                }
+                if r.jitter == crate::asl::Jitter::Full {
+                    delay *= env.entropy.next_f64();
+                }
+                let timer = self.fresh_id();
+                self.add_timer(timer, TimerPurpose::Resume { thread: tid }, env.now + Duration::milliseconds((delay * 1000.0) as i64));
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    if t.retry_counts.len() <= i {
+                        t.retry_counts.resize(i + 1, 0);
+                    }
+                    t.retry_counts[i] += 1;
+                    t.retry_total += 1;
+                    t.status = ThreadStatus::Sleeping { timer };
+                }
+                return Step::Blocked;
+            }
+        }
+        if let Some(c) = catch.iter().find(|c| error_matches(&c.error_equals, &name, is_task)) {
+            let error_output = json!({"Error": f.error, "Cause": f.cause});
+            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or(Value::Null);
+            let r = (|| -> Result<Step, AslError> {
+                if lang_is_jsonata(state) {
+                    let states = self.states_object(tid, state, &raw, None, Some(&error_output), None, None);
+                    let assigned = match &c.assign {
+                        Some(a) => self.eval_assign(tid, state, a, &Value::Null, Some(&states), env)?,
+                        None => Map::new(),
+                    };
+                    let output = match &c.output {
+                        Some(o) => self.eval_jsonata(tid, &states, o, "Output", env)?,
+                        None => error_output.clone(),
+                    };
+                    return Ok(self.exit_state(tid, state, Some(Transition::Next(c.next)), output, assigned, env));
+                }
+                let assigned = match &c.assign {
+                    Some(a) => self.eval_assign(tid, state, a, &error_output, None, env)?,
+                    None => Map::new(),
+                };
+                let output = self.apply_result_path(&c.result_path, raw.clone(), error_output.clone())?;
+                Ok(self.exit_state(tid, state, Some(Transition::Next(c.next)), output, assigned, env))
+            })();
+            return match r {
+                Ok(s) => s,
+                Err(e) => Step::Fail(self.located(tid, state, e)),
+            };
+        }
+        Step::Fail(f)
+    }
+}
+
+/// The text of a JSONata field as AWS quotes it in messages: the expression without its
+/// `{% %}` delimiters, or the JSON literal.
+fn expression_source(t: &JsonataTemplate) -> String {
+    match t.source() {
+        Value::String(s) => s
+            .strip_prefix("{%")
+            .and_then(|r| r.strip_suffix("%}"))
+            .map(|r| r.trim().to_string())
+            .unwrap_or_else(|| s.clone()),
+        other => compact(other),
+    }
+}
+
+/// JSON type names as AWS's messages use them.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Whether a retrier's/catcher's `ErrorEquals` matches an error.
+fn error_matches(list: &[String], name: &ErrorName, is_task: bool) -> bool {
+    list.iter().any(|e| match e.as_str() {
+        "States.ALL" => !name.is_terminal(),
+        "States.TaskFailed" => is_task && !matches!(name, ErrorName::Timeout | ErrorName::Runtime | ErrorName::DataLimitExceeded),
+        "States.Timeout" => matches!(name, ErrorName::Timeout | ErrorName::HeartbeatTimeout),
+        other => other == name.as_str(),
+    })
+}
+
+/// (resourceType, resource, legacy Lambda ARN?) as history events name them.
+pub fn describe_resource(resource: &str) -> (String, String, bool) {
+    if let Some(rest) = resource.strip_prefix("arn:aws:states:::") {
+        let rest = rest.strip_prefix("aws-sdk:").unwrap_or(rest);
+        let mut parts = rest.splitn(2, ':');
+        let service = parts.next().unwrap_or_default().to_string();
+        let action = parts.next().unwrap_or_default().to_string();
+        return (service, action, false);
+    }
+    let parts: Vec<&str> = resource.split(':').collect();
+    if parts.len() >= 6 && parts[2] == "lambda" && parts[5] == "function" {
+        return ("lambda".into(), resource.to_string(), true);
+    }
+    if parts.len() >= 6 && parts[2] == "states" && parts[5] == "activity" {
+        return ("activity".into(), resource.to_string(), false);
+    }
+    ("task".into(), resource.to_string(), false)
+}

@@ -1,0 +1,159 @@
+//! Recorded AWS cases (`../shared/conformance/*.jsonl`) and how to run one through the engine.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use mapfleet_core::asl::parse::parse_definition;
+use mapfleet_core::asl::ExecutionType;
+use mapfleet_core::engine::{
+    run_to_completion, Event, Execution, ExecutionInfo, ExecutionStatus, RunOptions, TaskInvoker, TaskOutcome,
+    TaskRequest, TimeMode,
+};
+use mapfleet_core::ports::{Clock, SeededEntropy, SystemClock, VirtualClock};
+use serde_json::Value;
+
+use crate::matcher::Matcher;
+
+/// `../shared/conformance` beside the repository, or `$MAPFLEET_CONFORMANCE_DIR`.
+pub fn conformance_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("MAPFLEET_CONFORMANCE_DIR") {
+        return PathBuf::from(d);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance")
+}
+
+pub fn load(file: &str) -> Vec<Value> {
+    let path = conformance_dir().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+}
+
+/// Replays recorded task results in order.
+pub struct Replay {
+    outcomes: Mutex<VecDeque<TaskOutcome>>,
+}
+
+impl Replay {
+    pub fn from_service_calls(calls: &[Value]) -> Self {
+        let mut out = VecDeque::new();
+        for c in calls {
+            let d = c.get("details").cloned().unwrap_or(Value::Null);
+            match c.get("type").and_then(Value::as_str).unwrap_or_default() {
+                "TaskSucceeded" | "LambdaFunctionSucceeded" => {
+                    out.push_back(TaskOutcome::Succeeded(d.get("output").cloned().unwrap_or(Value::Null)))
+                }
+                "TaskFailed" | "LambdaFunctionFailed" => out.push_back(TaskOutcome::Failed {
+                    error: d.get("error").and_then(Value::as_str).map(str::to_string),
+                    cause: d.get("cause").map(|c| match c {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }),
+                }),
+                "TaskTimedOut" | "LambdaFunctionTimedOut" => out.push_back(TaskOutcome::Submitted),
+                _ => {}
+            }
+        }
+        Replay { outcomes: Mutex::new(out) }
+    }
+}
+
+impl TaskInvoker for Replay {
+    fn invoke(&self, _request: &TaskRequest) -> TaskOutcome {
+        let next = self.outcomes.lock().ok().and_then(|mut q| q.pop_front());
+        next.unwrap_or(TaskOutcome::Failed {
+            error: Some("Replay.Exhausted".into()),
+            cause: Some("no recorded result left for this task".into()),
+        })
+    }
+}
+
+/// No service at all: every task fails.
+pub struct NoService;
+
+impl TaskInvoker for NoService {
+    fn invoke(&self, request: &TaskRequest) -> TaskOutcome {
+        mapfleet_core::engine::handlers::no_integration(request)
+    }
+}
+
+pub struct Outcome {
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub execution: Option<Execution>,
+}
+
+/// Runs a case's definition and input on a virtual clock.
+pub fn run_case(case: &Value, invoker: &dyn TaskInvoker, record: bool) -> Result<Outcome, String> {
+    let def = case.get("definition").cloned().unwrap_or(Value::Null);
+    let machine = parse_definition(&def).map_err(|d| {
+        format!("definition rejected: {}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; "))
+    })?;
+    let input = case.get("input").cloned().unwrap_or(Value::Object(Default::default()));
+    let kind = match case.get("state_machine_type").and_then(Value::as_str) {
+        Some("EXPRESS") => ExecutionType::Express,
+        _ => ExecutionType::Standard,
+    };
+    let clock = VirtualClock::new(SystemClock.now());
+    let info = ExecutionInfo::local("StateMachine", "exec-1", input, clock.now(), kind);
+    let mut exec = Execution::new(Arc::new(machine), def, info, record);
+    let entropy = SeededEntropy::new(7);
+    run_to_completion(
+        &mut exec,
+        vec![Event::Start],
+        RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker, callbacks: None, on_change: None },
+    );
+    Ok(Outcome {
+        status: exec.status.as_str().to_string(),
+        output: exec.output.clone(),
+        error: exec.error.clone(),
+        cause: exec.cause.clone(),
+        execution: Some(exec),
+    })
+}
+
+/// Compares an outcome with `case.expected`; `None` when it matches.
+pub fn check(case: &Value, o: &Outcome) -> Option<String> {
+    let exp = &case["expected"];
+    let placeholders: Vec<String> = case
+        .get("placeholders")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let m = Matcher::new(&placeholders);
+    let exp_status = exp["status"].as_str().unwrap_or_default();
+    if o.status != exp_status {
+        return Some(format!(
+            "status {} != {} (error={:?} cause={:?})",
+            o.status,
+            exp_status,
+            o.error,
+            o.cause.as_deref().map(|c| c.chars().take(300).collect::<String>())
+        ));
+    }
+    if exp_status == "SUCCEEDED" {
+        let out = o.output.clone().unwrap_or(Value::Null);
+        return m.check(exp.get("output").unwrap_or(&Value::Null), &out, "$output");
+    }
+    if let Some(e) = exp.get("error") {
+        let actual = o.error.clone().map(Value::String).unwrap_or(Value::Null);
+        if let Some(r) = m.check(e, &actual, "$error") {
+            return Some(r);
+        }
+    }
+    if let Some(c) = exp.get("cause") {
+        let actual = match (&o.cause, exp.get("cause_is_json").and_then(Value::as_bool).unwrap_or(false)) {
+            (Some(text), true) => match serde_json::from_str::<Value>(text) {
+                Ok(v) => v,
+                Err(_) => return Some("$cause: expected JSON text".into()),
+            },
+            (Some(text), false) => Value::String(text.clone()),
+            (None, _) => Value::Null,
+        };
+        return m.check(c, &actual, "$cause");
+    }
+    let _ = ExecutionStatus::Running;
+    None
+}
