@@ -1185,7 +1185,7 @@ mod tests {
     }
 
     #[test]
-    fn sfn_function_names_do_not_leak_without_use() {
+    fn variables_shadow_sfn_functions() {
         // A workflow variable wins over a Step Functions function of the same name.
         let mut vars = Map::new();
         vars.insert("hash".into(), json!("h"));

@@ -5,6 +5,8 @@
 //! whole at evaluation), and only the objects/arrays on the way to a `.$` key are rebuilt.
 //! `.$` keys are evaluated at any depth, including inside objects nested in arrays.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 
 use super::error::{AslError, AslResult};
@@ -189,31 +191,24 @@ fn compile_node(
             }
             // Later members win on a duplicate output key (e.g. `a` and `a.$`), in the
             // position of the first, as sequential inserts would do.
-            let mut by_key: Map<String, Value> = Map::with_capacity(entries.len());
-            let mut nodes: Vec<(String, Node)> = Vec::with_capacity(entries.len());
+            let mut skeleton: Map<String, Value> = Map::with_capacity(entries.len());
+            let mut latest: HashMap<String, Node> = HashMap::with_capacity(entries.len());
             for (k, node) in entries {
                 let literal = match &node {
                     Node::Lit(v) => v.clone(),
                     _ => Value::Null,
                 };
-                by_key.insert(k.clone(), literal);
-                match nodes.iter_mut().find(|(nk, _)| *nk == k) {
-                    Some(slot) => slot.1 = node,
-                    None => nodes.push((k, node)),
-                }
+                skeleton.insert(k.clone(), literal);
+                latest.insert(k, node);
             }
-            let mut slots = Vec::with_capacity(by_key.len());
-            for k in by_key.keys() {
-                let node = nodes
-                    .iter_mut()
-                    .find(|(nk, _)| nk == k)
-                    .map(|(_, n)| std::mem::replace(n, Node::Lit(Value::Null)));
-                slots.push(match node {
+            let slots = skeleton
+                .keys()
+                .map(|k| match latest.remove(k) {
                     Some(Node::Lit(_)) | None => None,
                     Some(dynamic) => Some(dynamic),
-                });
-            }
-            Ok(Node::Obj { skeleton: by_key, slots })
+                })
+                .collect();
+            Ok(Node::Obj { skeleton, slots })
         }
         Value::Array(items) => {
             let mut nodes = Vec::with_capacity(items.len());
@@ -292,6 +287,22 @@ mod tests {
     fn intrinsics_without_paths() {
         let t = json!({"s.$": "States.Format('{}-{}', 'a', 1)", "n.$": "States.MathAdd(1, 2)", "k": "v"});
         assert_eq!(eval(t, json!({})).unwrap(), json!({"s": "a-1", "n": 3, "k": "v"}));
+    }
+
+    #[test]
+    fn duplicate_output_keys_keep_the_last_value() {
+        let t = json!({"a": 1, "b": true, "a.$": "States.MathAdd(1, 1)"});
+        let out = eval(t, json!({})).unwrap();
+        assert_eq!(out, json!({"a": 2, "b": true}));
+        assert_eq!(out.as_object().unwrap().keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(eval(json!({"a.$": "States.MathAdd(1, 1)", "a": 5, "c.$": "States.Array()"}), json!({})).unwrap(), json!({"a": 5, "c": []}));
+    }
+
+    #[test]
+    fn objects_inside_arrays_are_evaluated() {
+        let t = json!({"l": [1, {"x.$": "States.Array(1)", "y": [{"z.$": "States.Format('z')"}]}, [{"w.$": "States.MathAdd(2, 2)"}]]});
+        assert_eq!(eval(t, json!({})).unwrap(), json!({"l": [1, {"x": [1], "y": [{"z": "z"}]}, [{"w": 4}]]}));
+        assert_eq!(eval(json!([{"a.$": "States.Array()"}]), json!({})).unwrap(), json!([{"a": []}]));
     }
 
     #[test]

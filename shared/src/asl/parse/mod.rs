@@ -449,8 +449,7 @@ impl Parser {
         }
     }
 
-    /// Checks a JSONata-mode value: no `.$` keys, no malformed `{% %}` strings. Returns
-    /// whether it is clean.
+    /// Checks a JSONata-mode value: no malformed `{% %}` strings. Returns whether it is clean.
     pub(super) fn check_jsonata_value(&mut self, v: &Value, loc: &str, depth: usize) -> bool {
         if depth > 256 {
             self.error(TOO_DEEPLY_NESTED, "The value is too deeply nested", loc);
@@ -474,18 +473,9 @@ impl Parser {
             }
             Value::Object(o) => {
                 let mut ok = true;
+                // Keys ending in `.$` are plain keys in JSONata (AWS keeps them literally).
                 for (k, item) in o {
-                    let kloc = at(loc, k);
-                    if k.ends_with(".$") {
-                        self.schema(
-                            format!(
-                                "The field '{k}' is not supported for the 'JSONata' QueryLanguage: field names cannot end with '.$'"
-                            ),
-                            kloc.clone(),
-                        );
-                        ok = false;
-                    }
-                    ok &= self.check_jsonata_value(item, &kloc, depth + 1);
+                    ok &= self.check_jsonata_value(item, &at(loc, k), depth + 1);
                 }
                 ok
             }
