@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use mapfleet_core::asl::parse::parse_definition;
 use mapfleet_core::asl::ExecutionType;
-use mapfleet_core::engine::{run_to_completion, Event, Execution, ExecutionInfo, RunOptions, TimeMode};
+use mapfleet_core::engine::{
+    run_to_completion, Event, Execution, ExecutionInfo, RunOptions, TimeMode,
+};
 use mapfleet_core::ports::{Clock, SeededEntropy, SystemClock, VirtualClock};
 use mapfleet_tests::cases::NoService;
 use serde_json::{json, Value};
@@ -23,9 +25,17 @@ fn items(n: usize) -> Value {
 }
 
 fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/peers/workload.asl.json");
-    let def: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("workload.asl.json")).expect("json");
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/peers/workload.asl.json"
+    );
+    let def: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("workload.asl.json"))
+            .expect("json");
     let machine = Arc::new(parse_definition(&def).expect("valid workload"));
     let input_text = serde_json::to_string(&items(n)).expect("serialize");
 
@@ -42,26 +52,55 @@ fn main() {
         let t = Instant::now();
         let input: Value = serde_json::from_str(&input_text).expect("parse");
         let clock = VirtualClock::new(SystemClock.now());
-        let info = ExecutionInfo::local("workload", "bench", input, clock.now(), ExecutionType::Standard);
+        let info = ExecutionInfo::local(
+            "workload",
+            "bench",
+            input,
+            clock.now(),
+            ExecutionType::Standard,
+        );
         let mut exec = Execution::new(machine.clone(), def.clone(), info, false);
         let entropy = SeededEntropy::new(1);
         run_to_completion(
             &mut exec,
             vec![Event::Start],
-            RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker: &NoService, callbacks: None, on_change: None },
+            RunOptions {
+                time: TimeMode::Virtual(&clock),
+                entropy: &entropy,
+                invoker: &NoService,
+                callbacks: None,
+                on_change: None,
+            },
         );
         let text = serde_json::to_string(&exec.output).expect("serialize");
         let dt = t.elapsed().as_secs_f64();
         std::hint::black_box(text.len());
-        assert_eq!(exec.status.as_str(), "SUCCEEDED", "{:?} {:?}", exec.error, exec.cause);
+        assert_eq!(
+            exec.status.as_str(),
+            "SUCCEEDED",
+            "{:?} {:?}",
+            exec.error,
+            exec.cause
+        );
         output = exec.output.clone().unwrap_or(Value::Null);
         best = best.min(dt);
     }
     assert_eq!(output["count"], json!(n));
     println!("workload: items={n}");
     println!("workload: output.first={}", output["first"]);
-    println!("workload: engine {:.0} items/s ({:.3} s)", n as f64 / best, best);
-    println!("workload: floor  {:.0} items/s ({:.3} s, serde_json parse + serialize)", n as f64 / floor, floor);
+    println!(
+        "workload: engine {:.0} items/s ({:.3} s)",
+        n as f64 / best,
+        best
+    );
+    println!(
+        "workload: floor  {:.0} items/s ({:.3} s, serde_json parse + serialize)",
+        n as f64 / floor,
+        floor
+    );
     println!("workload: ratio engine/floor time = {:.2}x", best / floor);
-    println!("workload: vs aws-local-stepfunctions (~8,300 items/s here) = {:.0}x", n as f64 / best / 8300.0);
+    println!(
+        "workload: vs aws-local-stepfunctions (~8,300 items/s here) = {:.0}x",
+        n as f64 / best / 8300.0
+    );
 }

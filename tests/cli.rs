@@ -13,7 +13,11 @@ fn bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let p = dir.join("mapfleet");
-    assert!(p.exists(), "build the CLI first (cargo build -p mapfleet): {}", p.display());
+    assert!(
+        p.exists(),
+        "build the CLI first (cargo build -p mapfleet): {}",
+        p.display()
+    );
     p
 }
 
@@ -32,11 +36,20 @@ fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
 
 fn run(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(bin());
-    cmd.args(args).stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.args(args).stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn mapfleet");
     if let Some(s) = stdin {
-        child.stdin.take().expect("stdin").write_all(s.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(s.as_bytes())
+            .expect("write stdin");
     }
     child.wait_with_output().expect("wait")
 }
@@ -58,7 +71,9 @@ fn bundled_example_succeeds_with_describe_execution_shape() {
     let o = run(
         &[
             "run",
-            root.join("examples/orders/orders.asl.json").to_str().unwrap(),
+            root.join("examples/orders/orders.asl.json")
+                .to_str()
+                .unwrap(),
             "--input",
             root.join("examples/orders/input.json").to_str().unwrap(),
             "--fast-forward",
@@ -69,9 +84,23 @@ fn bundled_example_succeeds_with_describe_execution_shape() {
         ],
         None,
     );
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let d = stdout_json(&o);
-    for k in ["executionArn", "stateMachineArn", "name", "status", "startDate", "stopDate", "input", "output"] {
+    for k in [
+        "executionArn",
+        "stateMachineArn",
+        "name",
+        "status",
+        "startDate",
+        "stopDate",
+        "input",
+        "output",
+    ] {
         assert!(d.get(k).is_some(), "missing {k} in {d}");
     }
     assert_eq!(d["status"], "SUCCEEDED");
@@ -83,15 +112,35 @@ fn bundled_example_succeeds_with_describe_execution_shape() {
                "decisions": ["APPROVED", "REVIEW", "APPROVED", "REVIEW"]})
     );
     // The same name again reports the finished execution without re-running it.
-    let again = run(&["describe-execution", "ex1", "--state", dir.to_str().unwrap()], None);
+    let again = run(
+        &[
+            "describe-execution",
+            "ex1",
+            "--state",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(stdout_json(&again)["status"], "SUCCEEDED");
 }
 
 #[test]
 fn failure_exit_code_and_error_fields() {
     let dir = tmp("fail");
-    let def = write(&dir, "f.json", &json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "because"}}}));
-    let o = run(&["run", def.to_str().unwrap(), "--state", dir.to_str().unwrap()], None);
+    let def = write(
+        &dir,
+        "f.json",
+        &json!({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "because"}}}),
+    );
+    let o = run(
+        &[
+            "run",
+            def.to_str().unwrap(),
+            "--state",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(1));
     let d = stdout_json(&o);
     assert_eq!(d["status"], "FAILED");
@@ -102,10 +151,26 @@ fn failure_exit_code_and_error_fields() {
 #[test]
 fn invalid_definition_and_input_exit_2() {
     let dir = tmp("invalid");
-    let def = write(&dir, "bad.json", &json!({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": true}}}));
-    let o = run(&["run", def.to_str().unwrap(), "--state", dir.to_str().unwrap()], None);
+    let def = write(
+        &dir,
+        "bad.json",
+        &json!({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": true}}}),
+    );
+    let o = run(
+        &[
+            "run",
+            def.to_str().unwrap(),
+            "--state",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("MISSING_TRANSITION_TARGET"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("MISSING_TRANSITION_TARGET"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     let v = run(&["validate", def.to_str().unwrap(), "--json"], None);
     assert_eq!(v.status.code(), Some(2));
@@ -113,8 +178,22 @@ fn invalid_definition_and_input_exit_2() {
     assert_eq!(diags["result"], "FAIL");
     assert!(diags["diagnostics"][0]["location"].as_str().is_some());
 
-    let ok = write(&dir, "ok.json", &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}));
-    let o = run(&["run", ok.to_str().unwrap(), "--input", "-", "--state", dir.to_str().unwrap()], Some("{not json"));
+    let ok = write(
+        &dir,
+        "ok.json",
+        &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}),
+    );
+    let o = run(
+        &[
+            "run",
+            ok.to_str().unwrap(),
+            "--input",
+            "-",
+            "--state",
+            dir.to_str().unwrap(),
+        ],
+        Some("{not json"),
+    );
     assert_eq!(o.status.code(), Some(2));
     let v = run(&["validate", ok.to_str().unwrap()], None);
     assert_eq!(v.status.code(), Some(0));
@@ -148,7 +227,12 @@ fn task_command_success_and_error_mapping() {
         ],
         Some(r#"{"x":21}"#),
     );
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out: Value = serde_json::from_str(stdout_json(&o)["output"].as_str().unwrap()).unwrap();
     assert_eq!(out["r"], json!({"x": 42}));
     assert_eq!(out["err"]["Error"], "CustomError");
@@ -168,7 +252,14 @@ fn wait_for_task_token_resumes_on_send_task_success() {
         }}),
     );
     let mut child = Command::new(bin())
-        .args(["run", def.to_str().unwrap(), "--state", dir.to_str().unwrap(), "--name", "w1"])
+        .args([
+            "run",
+            def.to_str().unwrap(),
+            "--state",
+            dir.to_str().unwrap(),
+            "--name",
+            "w1",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -182,30 +273,66 @@ fn wait_for_task_token_resumes_on_send_task_success() {
         let n = std::io::BufRead::read_line(&mut reader, &mut line).expect("read stderr");
         assert!(n > 0, "the run ended without announcing a token");
         if let Some(i) = line.find("--task-token ") {
-            break line[i + 13..].split_whitespace().next().unwrap().to_string();
+            break line[i + 13..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
         }
     };
     let s = run(
-        &["send-task-success", "--task-token", &token, "--task-output", r#"{"approved":true}"#, "--state", dir.to_str().unwrap()],
+        &[
+            "send-task-success",
+            "--task-token",
+            &token,
+            "--task-output",
+            r#"{"approved":true}"#,
+            "--state",
+            dir.to_str().unwrap(),
+        ],
         None,
     );
     assert_eq!(s.status.code(), Some(0));
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
     let d = stdout_json(&out);
-    assert_eq!(serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(), json!({"approved": true}));
+    assert_eq!(
+        serde_json::from_str::<Value>(d["output"].as_str().unwrap()).unwrap(),
+        json!({"approved": true})
+    );
 }
 
 #[test]
 fn trace_prints_history_with_aws_event_names() {
     let dir = tmp("trace");
-    let def = write(&dir, "p.json", &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}));
-    let o = run(&["run", def.to_str().unwrap(), "--trace", "--state", dir.to_str().unwrap()], None);
+    let def = write(
+        &dir,
+        "p.json",
+        &json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}),
+    );
+    let o = run(
+        &[
+            "run",
+            def.to_str().unwrap(),
+            "--trace",
+            "--state",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     let kinds: Vec<String> = err
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .map(|v| v["type"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(kinds, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "ExecutionSucceeded"]);
+    assert_eq!(
+        kinds,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
 }

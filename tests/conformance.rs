@@ -18,11 +18,17 @@ struct Tally {
 }
 
 fn known_failures() -> HashMap<String, String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/known-failures.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/known-failures.txt"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| l.split_once('\t').map(|(id, why)| (id.trim().to_string(), why.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once('\t')
+                .map(|(id, why)| (id.trim().to_string(), why.trim().to_string()))
+        })
         .collect()
 }
 
@@ -35,8 +41,21 @@ struct Suite {
     total: Tally,
 }
 
-fn run_suite(name: &'static str, file: &str, filter: Option<&str>, verbose: bool, known: &HashMap<String, String>) -> Suite {
-    let mut s = Suite { name, by_area: BTreeMap::new(), by_lang: BTreeMap::new(), unexpected: Vec::new(), fixed: Vec::new(), total: Tally::default() };
+fn run_suite(
+    name: &'static str,
+    file: &str,
+    filter: Option<&str>,
+    verbose: bool,
+    known: &HashMap<String, String>,
+) -> Suite {
+    let mut s = Suite {
+        name,
+        by_area: BTreeMap::new(),
+        by_lang: BTreeMap::new(),
+        unexpected: Vec::new(),
+        fixed: Vec::new(),
+        total: Tally::default(),
+    };
     for case in load(file) {
         let id = case["id"].as_str().unwrap_or_default().to_string();
         if let Some(f) = filter {
@@ -47,11 +66,19 @@ fn run_suite(name: &'static str, file: &str, filter: Option<&str>, verbose: bool
         let area = case["area"].as_str().unwrap_or("?").to_string();
         let langs = case["query_languages"]
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("+"))
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("+")
+            })
             .unwrap_or_else(|| "JSONPath".into());
         let result = catch_unwind(AssertUnwindSafe(|| {
             let outcome = if file == "cases_needs_service.jsonl" {
-                let calls = case["service_calls"].as_array().cloned().unwrap_or_default();
+                let calls = case["service_calls"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
                 run_case(&case, &Replay::from_service_calls(&calls), false)
             } else {
                 run_case(&case, &NoService, false)
@@ -92,11 +119,18 @@ fn run_suite(name: &'static str, file: &str, filter: Option<&str>, verbose: bool
 }
 
 fn print_suite(s: &Suite) {
-    println!("== {} ({} passed, {} failed)", s.name, s.total.pass, s.total.fail);
+    println!(
+        "== {} ({} passed, {} failed)",
+        s.name, s.total.pass, s.total.fail
+    );
     println!("   by query language:");
     for (k, t) in &s.by_lang {
         let pct = 100.0 * t.pass as f64 / (t.pass + t.fail).max(1) as f64;
-        println!("     {k:<18} {:>4}/{:<4} {pct:6.2}%", t.pass, t.pass + t.fail);
+        println!(
+            "     {k:<18} {:>4}/{:<4} {pct:6.2}%",
+            t.pass,
+            t.pass + t.fail
+        );
     }
     println!("   by area:");
     for (k, t) in &s.by_area {
@@ -106,12 +140,22 @@ fn print_suite(s: &Suite) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let verbose = args.iter().any(|a| a == "--verbose") || std::env::var("MAPFLEET_CONFORMANCE_VERBOSE").is_ok();
-    let filter = args.iter().find(|a| !a.starts_with("--")).map(String::as_str);
+    let verbose = args.iter().any(|a| a == "--verbose")
+        || std::env::var("MAPFLEET_CONFORMANCE_VERBOSE").is_ok();
+    let filter = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .map(String::as_str);
     let known = known_failures();
     let suites = [
         run_suite("cases.jsonl", "cases.jsonl", filter, verbose, &known),
-        run_suite("cases_needs_service.jsonl (replayed service results)", "cases_needs_service.jsonl", filter, verbose, &known),
+        run_suite(
+            "cases_needs_service.jsonl (replayed service results)",
+            "cases_needs_service.jsonl",
+            filter,
+            verbose,
+            &known,
+        ),
     ];
     let mut unexpected = 0;
     let (mut passed, mut failed) = (0, 0);
@@ -127,7 +171,10 @@ fn main() {
         }
         unexpected += s.unexpected.len();
     }
-    println!("conformance: {passed} passed, {failed} failed ({} listed as known failures)", failed - unexpected);
+    println!(
+        "conformance: {passed} passed, {failed} failed ({} listed as known failures)",
+        failed - unexpected
+    );
     if unexpected > 0 {
         println!("conformance: {unexpected} unexpected failures");
         std::process::exit(1);

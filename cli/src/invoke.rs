@@ -89,13 +89,18 @@ pub fn run_command(cmd: &str, input: &Value) -> TaskOutcome {
             Ok(v) => TaskOutcome::Succeeded(v),
             Err(e) => TaskOutcome::Failed {
                 error: Some("States.TaskFailed".into()),
-                cause: Some(format!("task command '{cmd}' printed output that is not JSON: {e}")),
+                cause: Some(format!(
+                    "task command '{cmd}' printed output that is not JSON: {e}"
+                )),
             },
         };
     }
     if let Ok(v) = serde_json::from_str::<Value>(stdout.trim()) {
         if let Some(t) = v.get("errorType").and_then(Value::as_str) {
-            return TaskOutcome::Failed { error: Some(t.to_string()), cause: Some(stdout.trim().to_string()) };
+            return TaskOutcome::Failed {
+                error: Some(t.to_string()),
+                cause: Some(stdout.trim().to_string()),
+            };
         }
     }
     TaskOutcome::Failed {
@@ -129,15 +134,25 @@ fn function_name(f: &str) -> String {
 }
 
 fn invoke_lambda(endpoint: &str, function: &str, payload: &Value, wrapped: bool) -> TaskOutcome {
-    let url = format!("{}/2015-03-31/functions/{}/invocations", endpoint.trim_end_matches('/'), function);
-    let resp = ureq::post(&url).set("content-type", "application/json").send_string(&payload.to_string());
+    let url = format!(
+        "{}/2015-03-31/functions/{}/invocations",
+        endpoint.trim_end_matches('/'),
+        function
+    );
+    let resp = ureq::post(&url)
+        .set("content-type", "application/json")
+        .send_string(&payload.to_string());
     let (status, function_error, body) = match resp {
         Ok(r) => {
             let fe = r.header("X-Amz-Function-Error").map(str::to_string);
             let s = r.status();
             (s, fe, r.into_string().unwrap_or_default())
         }
-        Err(ureq::Error::Status(code, r)) => (code, Some("Unhandled".into()), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (
+            code,
+            Some("Unhandled".into()),
+            r.into_string().unwrap_or_default(),
+        ),
         Err(e) => {
             return TaskOutcome::Failed {
                 error: Some("Lambda.SdkClientException".into()),
@@ -147,8 +162,15 @@ fn invoke_lambda(endpoint: &str, function: &str, payload: &Value, wrapped: bool)
     };
     let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));
     if function_error.is_some() {
-        let error = parsed.get("errorType").and_then(Value::as_str).unwrap_or("Lambda.Unknown").to_string();
-        return TaskOutcome::Failed { error: Some(error), cause: Some(body) };
+        let error = parsed
+            .get("errorType")
+            .and_then(Value::as_str)
+            .unwrap_or("Lambda.Unknown")
+            .to_string();
+        return TaskOutcome::Failed {
+            error: Some(error),
+            cause: Some(body),
+        };
     }
     if wrapped {
         TaskOutcome::Succeeded(json!({

@@ -14,8 +14,8 @@ use mapfleet_core::asl::parse::{parse_definition, validate};
 use mapfleet_core::asl::timestamp;
 use mapfleet_core::asl::ExecutionType;
 use mapfleet_core::engine::{
-    run_to_completion, ChainInvoker, Event, Execution, ExecutionInfo, ExecutionStatus, HandlerRegistry, RunOptions,
-    TimeMode,
+    run_to_completion, ChainInvoker, Event, Execution, ExecutionInfo, ExecutionStatus,
+    HandlerRegistry, RunOptions, TimeMode,
 };
 use mapfleet_core::ports::{Clock, OsEntropy, SystemClock, VirtualClock};
 use serde_json::{json, Map, Value};
@@ -24,7 +24,11 @@ use crate::invoke::LocalInvoker;
 use crate::store::StateDir;
 
 #[derive(Parser)]
-#[command(name = "mapfleet", version, about = "Run AWS Step Functions state machines (and Distributed Map) on one machine")]
+#[command(
+    name = "mapfleet",
+    version,
+    about = "Run AWS Step Functions state machines (and Distributed Map) on one machine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -128,9 +132,30 @@ fn usage(msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Run { definition, input, kind, name, fast_forward, data, state, task_command, lambda_endpoint, trace } => {
+        Cmd::Run {
+            definition,
+            input,
+            kind,
+            name,
+            fast_forward,
+            data,
+            state,
+            task_command,
+            lambda_endpoint,
+            trace,
+        } => {
             let _ = data;
-            run(RunArgs { definition, input, kind, name, fast_forward, state, task_command, lambda_endpoint, trace })
+            run(RunArgs {
+                definition,
+                input,
+                kind,
+                name,
+                fast_forward,
+                state,
+                task_command,
+                lambda_endpoint,
+                trace,
+            })
         }
         Cmd::Validate { definition, json } => cmd_validate(&definition, json),
         Cmd::DescribeExecution { execution, state } => match state_dir(state).load(&execution) {
@@ -149,21 +174,36 @@ fn main() -> ExitCode {
             Ok(None) => usage(format!("ExecutionDoesNotExist: no execution '{execution}'")),
             Err(e) => usage(format!("cannot read execution '{execution}': {e}")),
         },
-        Cmd::SendTaskSuccess { task_token, task_output, state } => {
+        Cmd::SendTaskSuccess {
+            task_token,
+            task_output,
+            state,
+        } => {
             let output: Value = match serde_json::from_str(&task_output) {
                 Ok(v) => v,
                 Err(e) => return usage(format!("InvalidOutput: --task-output is not JSON: {e}")),
             };
-            send(state, &task_token, json!({"kind": "success", "taskToken": task_token, "output": output}))
+            send(
+                state,
+                &task_token,
+                json!({"kind": "success", "taskToken": task_token, "output": output}),
+            )
         }
-        Cmd::SendTaskFailure { task_token, error, cause, state } => send(
+        Cmd::SendTaskFailure {
+            task_token,
+            error,
+            cause,
+            state,
+        } => send(
             state,
             &task_token,
             json!({"kind": "failure", "taskToken": task_token, "error": error, "cause": cause}),
         ),
-        Cmd::SendTaskHeartbeat { task_token, state } => {
-            send(state, &task_token, json!({"kind": "heartbeat", "taskToken": task_token}))
-        }
+        Cmd::SendTaskHeartbeat { task_token, state } => send(
+            state,
+            &task_token,
+            json!({"kind": "heartbeat", "taskToken": task_token}),
+        ),
     }
 }
 
@@ -175,9 +215,15 @@ fn send(state: Option<PathBuf>, token: &str, body: Value) -> ExitCode {
 }
 
 fn read_definition(path: &PathBuf) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| {
-        format!("INVALID_JSON_DESCRIPTION: {} is not JSON: {e} (line {}, column {})", path.display(), e.line(), e.column())
+        format!(
+            "INVALID_JSON_DESCRIPTION: {} is not JSON: {e} (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        )
     })
 }
 
@@ -221,12 +267,16 @@ fn read_input(arg: &Option<String>) -> Result<Value, String> {
         None => return Ok(json!({})),
         Some("-") => {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| format!("cannot read stdin: {e}"))?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
             s
         }
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read input {path}: {e}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read input {path}: {e}"))?
+        }
     };
-    serde_json::from_str(&text).map_err(|e| format!("InvalidExecutionInput: the input is not JSON: {e}"))
+    serde_json::from_str(&text)
+        .map_err(|e| format!("InvalidExecutionInput: the input is not JSON: {e}"))
 }
 
 fn run(args: RunArgs) -> ExitCode {
@@ -264,14 +314,21 @@ fn run(args: RunArgs) -> ExitCode {
         .and_then(|s| s.to_str())
         .map(|s| s.trim_end_matches(".asl").to_string())
         .unwrap_or_else(|| "StateMachine".into());
-    let name = args.name.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let exec_type = match args.kind {
         Kind::Standard => ExecutionType::Standard,
         Kind::Express => ExecutionType::Express,
     };
     let real = SystemClock;
     let virt = VirtualClock::new(real.now());
-    let time = if args.fast_forward { TimeMode::Virtual(&virt) } else { TimeMode::Real(&real) };
+    let time = if args.fast_forward {
+        TimeMode::Virtual(&virt)
+    } else {
+        TimeMode::Real(&real)
+    };
     let now = real.now();
 
     // Same name in the same state folder: resume a running execution, or report a finished one.
@@ -285,14 +342,27 @@ fn run(args: RunArgs) -> ExitCode {
             (existing, Vec::new())
         }
         Ok(None) => {
-            let info = ExecutionInfo::local(&machine_name, &name, input, now, exec_type);
-            (Execution::new(machine, def, info, args.trace), vec![Event::Start])
+            let mut info = ExecutionInfo::local(&machine_name, &name, input, now, exec_type);
+            // The CLI waits for the result: an Express run is a StartSyncExecution.
+            info.sync_start = exec_type == ExecutionType::Express;
+            (
+                Execution::new(machine, def, info, args.trace),
+                vec![Event::Start],
+            )
         }
-        Err(e) => return usage(format!("cannot read the state folder {}: {e}", store.root().display())),
+        Err(e) => {
+            return usage(format!(
+                "cannot read the state folder {}: {e}",
+                store.root().display()
+            ))
+        }
     };
     let invoker = ChainInvoker {
         registry: HandlerRegistry::new(),
-        fallback: Some(Box::new(LocalInvoker { commands, lambda_endpoint: args.lambda_endpoint.clone() })),
+        fallback: Some(Box::new(LocalInvoker {
+            commands,
+            lambda_endpoint: args.lambda_endpoint.clone(),
+        })),
     };
     let entropy = OsEntropy;
     let mut last_save = Instant::now();
@@ -307,7 +377,13 @@ fn run(args: RunArgs) -> ExitCode {
     run_to_completion(
         &mut exec,
         initial,
-        RunOptions { time, entropy: &entropy, invoker: &invoker, callbacks: Some(&store), on_change: Some(&mut checkpoint) },
+        RunOptions {
+            time,
+            entropy: &entropy,
+            invoker: &invoker,
+            callbacks: Some(&store),
+            on_change: Some(&mut checkpoint),
+        },
     );
     if let Err(err) = store.save(&exec) {
         eprintln!("mapfleet: cannot save the execution: {err}");
@@ -335,7 +411,10 @@ fn describe(e: &Execution) -> Value {
     d.insert("stateMachineArn".into(), json!(e.info.state_machine_arn));
     d.insert("name".into(), json!(e.info.name));
     d.insert("status".into(), json!(e.status.as_str()));
-    d.insert("startDate".into(), json!(timestamp::format(e.info.start_time)));
+    d.insert(
+        "startDate".into(),
+        json!(timestamp::format(e.info.start_time)),
+    );
     if let Some(t) = e.stop_time {
         d.insert("stopDate".into(), json!(timestamp::format(t)));
     }

@@ -51,7 +51,9 @@ impl StateDir {
             return Ok(None);
         }
         let text = fs::read(path)?;
-        serde_json::from_slice(&text).map(Some).map_err(io::Error::other)
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(io::Error::other)
     }
 
     pub fn put_callback(&self, token: &str, body: &Value) -> io::Result<()> {
@@ -69,13 +71,21 @@ impl StateDir {
 
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 impl CallbackSource for StateDir {
     fn poll(&self, owns: &dyn Fn(&str) -> bool) -> Vec<Callback> {
-        let Ok(entries) = fs::read_dir(self.callbacks()) else { return Vec::new() };
+        let Ok(entries) = fs::read_dir(self.callbacks()) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
@@ -83,13 +93,22 @@ impl CallbackSource for StateDir {
                 continue;
             }
             let Ok(text) = fs::read(&path) else { continue };
-            let Ok(v) = serde_json::from_slice::<Value>(&text) else { continue };
-            let token = v.get("taskToken").and_then(Value::as_str).unwrap_or_default().to_string();
+            let Ok(v) = serde_json::from_slice::<Value>(&text) else {
+                continue;
+            };
+            let token = v
+                .get("taskToken")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
             if !owns(&token) {
                 continue;
             }
             let cb = match v.get("kind").and_then(Value::as_str) {
-                Some("success") => Callback::Success { token, output: v.get("output").cloned().unwrap_or(json!({})) },
+                Some("success") => Callback::Success {
+                    token,
+                    output: v.get("output").cloned().unwrap_or(json!({})),
+                },
                 Some("failure") => Callback::Failure {
                     token,
                     error: v.get("error").and_then(Value::as_str).map(str::to_string),

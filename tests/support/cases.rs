@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use mapfleet_core::asl::parse::parse_definition;
 use mapfleet_core::asl::ExecutionType;
 use mapfleet_core::engine::{
-    run_to_completion, Event, Execution, ExecutionInfo, ExecutionStatus, RunOptions, TaskInvoker, TaskOutcome,
-    TaskRequest, TimeMode,
+    run_to_completion, Event, Execution, ExecutionInfo, ExecutionStatus, RunOptions, TaskInvoker,
+    TaskOutcome, TaskRequest, TimeMode,
 };
 use mapfleet_core::ports::{Clock, SeededEntropy, SystemClock, VirtualClock};
 use serde_json::Value;
@@ -25,8 +25,12 @@ pub fn conformance_dir() -> PathBuf {
 
 pub fn load(file: &str) -> Vec<Value> {
     let path = conformance_dir().join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
 }
 
 /// Replays recorded task results in order.
@@ -41,20 +45,34 @@ impl Replay {
             let d = c.get("details").cloned().unwrap_or(Value::Null);
             match c.get("type").and_then(Value::as_str).unwrap_or_default() {
                 "TaskSucceeded" | "LambdaFunctionSucceeded" => {
-                    out.push_back(TaskOutcome::Succeeded(d.get("output").cloned().unwrap_or(Value::Null)))
+                    // History outputs are JSON text; the recorder decoded most of them, but
+                    // some top-level strings are still JSON text (a Lambda returning "x").
+                    let output = match d.get("output").cloned().unwrap_or(Value::Null) {
+                        Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+                        other => other,
+                    };
+                    out.push_back(TaskOutcome::Succeeded(output))
                 }
-                "TaskFailed" | "LambdaFunctionFailed" => out.push_back(TaskOutcome::Failed {
-                    error: d.get("error").and_then(Value::as_str).map(str::to_string),
-                    cause: d.get("cause").map(|c| match c {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }),
-                }),
-                "TaskTimedOut" | "LambdaFunctionTimedOut" => out.push_back(TaskOutcome::Submitted),
+                kind @ ("TaskFailed" | "LambdaFunctionFailed") => {
+                    out.push_back(TaskOutcome::Failed {
+                        error: d.get("error").and_then(Value::as_str).map(str::to_string),
+                        cause: d.get("cause").map(|c| match c {
+                            Value::String(s) => s.clone(),
+                            // The recorded functions are Python: a plain Lambda ARN passes their
+                            // error JSON through as json.dumps wrote it; the lambda:invoke
+                            // integration re-serializes it compactly.
+                            other if kind == "LambdaFunctionFailed" => python_json(other),
+                            other => other.to_string(),
+                        }),
+                    })
+                }
+                "TaskTimedOut" | "LambdaFunctionTimedOut" => out.push_back(TaskOutcome::NoResponse),
                 _ => {}
             }
         }
-        Replay { outcomes: Mutex::new(out) }
+        Replay {
+            outcomes: Mutex::new(out),
+        }
     }
 }
 
@@ -89,21 +107,38 @@ pub struct Outcome {
 pub fn run_case(case: &Value, invoker: &dyn TaskInvoker, record: bool) -> Result<Outcome, String> {
     let def = case.get("definition").cloned().unwrap_or(Value::Null);
     let machine = parse_definition(&def).map_err(|d| {
-        format!("definition rejected: {}", d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; "))
+        format!(
+            "definition rejected: {}",
+            d.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
     })?;
-    let input = case.get("input").cloned().unwrap_or(Value::Object(Default::default()));
+    let input = case
+        .get("input")
+        .cloned()
+        .unwrap_or(Value::Object(Default::default()));
     let kind = match case.get("state_machine_type").and_then(Value::as_str) {
         Some("EXPRESS") => ExecutionType::Express,
         _ => ExecutionType::Standard,
     };
     let clock = VirtualClock::new(SystemClock.now());
-    let info = ExecutionInfo::local("StateMachine", "exec-1", input, clock.now(), kind);
+    let mut info = ExecutionInfo::local("StateMachine", "exec-1", input, clock.now(), kind);
+    info.sync_start =
+        case.get("record_kind").and_then(Value::as_str) == Some("start_sync_execution");
     let mut exec = Execution::new(Arc::new(machine), def, info, record);
     let entropy = SeededEntropy::new(7);
     run_to_completion(
         &mut exec,
         vec![Event::Start],
-        RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker, callbacks: None, on_change: None },
+        RunOptions {
+            time: TimeMode::Virtual(&clock),
+            entropy: &entropy,
+            invoker,
+            callbacks: None,
+            on_change: None,
+        },
     );
     Ok(Outcome {
         status: exec.status.as_str().to_string(),
@@ -120,7 +155,11 @@ pub fn check(case: &Value, o: &Outcome) -> Option<String> {
     let placeholders: Vec<String> = case
         .get("placeholders")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let m = Matcher::new(&placeholders);
     let exp_status = exp["status"].as_str().unwrap_or_default();
@@ -130,7 +169,9 @@ pub fn check(case: &Value, o: &Outcome) -> Option<String> {
             o.status,
             exp_status,
             o.error,
-            o.cause.as_deref().map(|c| c.chars().take(300).collect::<String>())
+            o.cause
+                .as_deref()
+                .map(|c| c.chars().take(300).collect::<String>())
         ));
     }
     if exp_status == "SUCCEEDED" {
@@ -144,7 +185,12 @@ pub fn check(case: &Value, o: &Outcome) -> Option<String> {
         }
     }
     if let Some(c) = exp.get("cause") {
-        let actual = match (&o.cause, exp.get("cause_is_json").and_then(Value::as_bool).unwrap_or(false)) {
+        let actual = match (
+            &o.cause,
+            exp.get("cause_is_json")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        ) {
             (Some(text), true) => match serde_json::from_str::<Value>(text) {
                 Ok(v) => v,
                 Err(_) => return Some("$cause: expected JSON text".into()),
@@ -156,4 +202,47 @@ pub fn check(case: &Value, o: &Outcome) -> Option<String> {
     }
     let _ = ExecutionStatus::Running;
     None
+}
+
+/// JSON text as Python's `json.dumps` writes it (", " and ": " separators, ASCII escapes).
+pub fn python_json(v: &Value) -> String {
+    match v {
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    python_json(&Value::String(k.clone())),
+                    python_json(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Value::String(s) => {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut buf = [0u16; 2];
+                        for u in c.encode_utf16(&mut buf) {
+                            out.push_str(&format!("\\u{:04x}", u));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        other => other.to_string(),
+    }
 }

@@ -12,7 +12,11 @@ pub struct Matcher {
 impl Matcher {
     /// `placeholders`: the case's bare placeholder words.
     pub fn new(placeholders: &[String]) -> Self {
-        let mut bare: Vec<String> = placeholders.iter().filter(|b| !b.is_empty()).cloned().collect();
+        let mut bare: Vec<String> = placeholders
+            .iter()
+            .filter(|b| !b.is_empty())
+            .cloned()
+            .collect();
         bare.sort_by_key(|b| std::cmp::Reverse(b.len()));
         bare.dedup();
         let token = Regex::new(r"<[A-Za-z0-9_\-:.+ /]{1,120}>").expect("a valid regex");
@@ -20,12 +24,19 @@ impl Matcher {
     }
 
     fn is_pure_placeholder(&self, s: &str) -> bool {
-        self.token.find(s).map(|m| m.start() == 0 && m.end() == s.len()).unwrap_or(false)
+        self.token
+            .find(s)
+            .map(|m| m.start() == 0 && m.end() == s.len())
+            .unwrap_or(false)
             || self.bare.iter().any(|b| b == s)
     }
 
     fn string_pattern(&self, expected: &str) -> Option<Regex> {
-        let mut toks: Vec<String> = self.token.find_iter(expected).map(|m| m.as_str().to_string()).collect();
+        let mut toks: Vec<String> = self
+            .token
+            .find_iter(expected)
+            .map(|m| m.as_str().to_string())
+            .collect();
         for b in &self.bare {
             if expected.contains(b.as_str()) {
                 toks.push(b.clone());
@@ -36,7 +47,11 @@ impl Matcher {
         }
         toks.sort_by_key(|t| std::cmp::Reverse(t.len()));
         toks.dedup();
-        let alt = toks.iter().map(|t| regex::escape(t)).collect::<Vec<_>>().join("|");
+        let alt = toks
+            .iter()
+            .map(|t| regex::escape(t))
+            .collect::<Vec<_>>()
+            .join("|");
         let splitter = Regex::new(&format!("({alt})")).ok()?;
         let mut rx = String::from("(?s)^");
         let mut last = 0;
@@ -59,20 +74,31 @@ impl Matcher {
                 Some(rx) if rx.is_match(a) => None,
                 _ => Some(format!("{path}: expected {e:?}, got {a:?}")),
             },
-            (Value::String(e), a) => Some(format!("{path}: expected string {e:?}, got {}", short(a))),
+            (Value::String(e), a) => {
+                Some(format!("{path}: expected string {e:?}, got {}", short(a)))
+            }
             (Value::Object(e), Value::Object(a)) => {
                 let missing: Vec<&String> = e.keys().filter(|k| !a.contains_key(*k)).collect();
                 let extra: Vec<&String> = a.keys().filter(|k| !e.contains_key(*k)).collect();
                 if !missing.is_empty() || !extra.is_empty() {
-                    return Some(format!("{path}: keys differ: missing={missing:?} extra={extra:?}"));
+                    return Some(format!(
+                        "{path}: keys differ: missing={missing:?} extra={extra:?}"
+                    ));
                 }
-                e.iter().find_map(|(k, v)| self.check(v, &a[k], &format!("{path}.{k}")))
+                e.iter()
+                    .find_map(|(k, v)| self.check(v, &a[k], &format!("{path}.{k}")))
             }
             (Value::Object(_), a) => Some(format!("{path}: expected object, got {}", short(a))),
-            (Value::Array(e), Value::Array(a)) if e.len() == a.len() => {
-                e.iter().zip(a).enumerate().find_map(|(i, (x, y))| self.check(x, y, &format!("{path}[{i}]")))
-            }
-            (Value::Array(e), a) => Some(format!("{path}: expected array of {}, got {}", e.len(), short(a))),
+            (Value::Array(e), Value::Array(a)) if e.len() == a.len() => e
+                .iter()
+                .zip(a)
+                .enumerate()
+                .find_map(|(i, (x, y))| self.check(x, y, &format!("{path}[{i}]"))),
+            (Value::Array(e), a) => Some(format!(
+                "{path}: expected array of {}, got {}",
+                e.len(),
+                short(a)
+            )),
             (Value::Bool(e), Value::Bool(a)) if e == a => None,
             (Value::Null, Value::Null) => None,
             (Value::Number(e), Value::Number(a)) => {
@@ -94,7 +120,10 @@ impl Matcher {
 fn short(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}…", &s[..s.char_indices().nth(80).map(|(i, _)| i).unwrap_or(s.len())])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(80).map(|(i, _)| i).unwrap_or(s.len())]
+        )
     } else {
         s
     }

@@ -18,7 +18,12 @@ use super::timestamp;
 
 /// Evaluates a rule. `states` is the JSONata `$states` object (for `Condition`); `index` is
 /// the rule's position in `Choices`, for messages.
-pub fn evaluate(rule: &ChoiceRule, scope: &Scope<'_>, states: Option<&Value>, index: usize) -> AslResult<bool> {
+pub fn evaluate(
+    rule: &ChoiceRule,
+    scope: &Scope<'_>,
+    states: Option<&Value>,
+    index: usize,
+) -> AslResult<bool> {
     match rule {
         ChoiceRule::And(rules) => {
             for r in rules {
@@ -39,7 +44,11 @@ pub fn evaluate(rule: &ChoiceRule, scope: &Scope<'_>, states: Option<&Value>, in
         ChoiceRule::Not(r) => Ok(!evaluate(r, scope, states, index)?),
         ChoiceRule::Condition(t) => {
             let null = Value::Null;
-            let env = JsonataEnv { states: states.unwrap_or(&null), vars: scope.vars, entropy: scope.entropy };
+            let env = JsonataEnv {
+                states: states.unwrap_or(&null),
+                vars: scope.vars,
+                entropy: scope.entropy,
+            };
             let field = format!("Choices/{index}/Condition");
             match t.eval(&env, &field)? {
                 Value::Bool(b) => Ok(b),
@@ -52,7 +61,11 @@ pub fn evaluate(rule: &ChoiceRule, scope: &Scope<'_>, states: Option<&Value>, in
                 ))),
             }
         }
-        ChoiceRule::Compare { variable, op, operand } => compare(variable, *op, operand, scope),
+        ChoiceRule::Compare {
+            variable,
+            op,
+            operand,
+        } => compare(variable, *op, operand, scope),
     }
 }
 
@@ -108,10 +121,19 @@ fn missing(path: &JsonPath) -> AslError {
         Err(PathError::NoResults { normalized }) => normalized,
         _ => path.source().to_string(),
     };
-    AslError::runtime(format!("Invalid path '{}' : No results for path: {}", path.source(), normalized))
+    AslError::runtime(format!(
+        "Invalid path '{}' : No results for path: {}",
+        path.source(),
+        normalized
+    ))
 }
 
-fn compare(variable: &JsonPath, op: ComparisonOp, operand: &Operand, scope: &Scope<'_>) -> AslResult<bool> {
+fn compare(
+    variable: &JsonPath,
+    op: ComparisonOp,
+    operand: &Operand,
+    scope: &Scope<'_>,
+) -> AslResult<bool> {
     let value = lookup(variable, scope)?;
     let expected_bool = match operand {
         Operand::Literal(Value::Bool(b)) => Some(*b),
@@ -125,11 +147,15 @@ fn compare(variable: &JsonPath, op: ComparisonOp, operand: &Operand, scope: &Sco
         ComparisonOp::IsString => return Ok(is_test(matches!(value, Some(Value::String(_))))),
         ComparisonOp::IsBoolean => return Ok(is_test(matches!(value, Some(Value::Bool(_))))),
         ComparisonOp::IsTimestamp => {
-            return Ok(is_test(matches!(value, Some(Value::String(s)) if timestamp::parse(s).is_some())))
+            return Ok(is_test(
+                matches!(value, Some(Value::String(s)) if timestamp::parse(s).is_some()),
+            ))
         }
         _ => {}
     }
-    let Some(value) = value else { return Err(missing(variable)) };
+    let Some(value) = value else {
+        return Err(missing(variable));
+    };
     let other_owned;
     let other: &Value = match operand {
         Operand::Literal(v) => v,
@@ -143,28 +169,46 @@ fn compare(variable: &JsonPath, op: ComparisonOp, operand: &Operand, scope: &Sco
         },
     };
     Ok(match op {
-        ComparisonOp::BooleanEquals => matches!((value, other), (Value::Bool(a), Value::Bool(b)) if a == b),
+        ComparisonOp::BooleanEquals => {
+            matches!((value, other), (Value::Bool(a), Value::Bool(b)) if a == b)
+        }
         ComparisonOp::NumericEquals => numeric(value, other) == Some(Ordering::Equal),
         ComparisonOp::NumericGreaterThan => numeric(value, other) == Some(Ordering::Greater),
         ComparisonOp::NumericGreaterThanEquals => {
-            matches!(numeric(value, other), Some(Ordering::Greater | Ordering::Equal))
+            matches!(
+                numeric(value, other),
+                Some(Ordering::Greater | Ordering::Equal)
+            )
         }
         ComparisonOp::NumericLessThan => numeric(value, other) == Some(Ordering::Less),
-        ComparisonOp::NumericLessThanEquals => matches!(numeric(value, other), Some(Ordering::Less | Ordering::Equal)),
+        ComparisonOp::NumericLessThanEquals => matches!(
+            numeric(value, other),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
         ComparisonOp::StringEquals => string(value, other) == Some(Ordering::Equal),
         ComparisonOp::StringGreaterThan => string(value, other) == Some(Ordering::Greater),
-        ComparisonOp::StringGreaterThanEquals => matches!(string(value, other), Some(Ordering::Greater | Ordering::Equal)),
+        ComparisonOp::StringGreaterThanEquals => matches!(
+            string(value, other),
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
         ComparisonOp::StringLessThan => string(value, other) == Some(Ordering::Less),
-        ComparisonOp::StringLessThanEquals => matches!(string(value, other), Some(Ordering::Less | Ordering::Equal)),
+        ComparisonOp::StringLessThanEquals => {
+            matches!(string(value, other), Some(Ordering::Less | Ordering::Equal))
+        }
         ComparisonOp::StringMatches => match (value, other) {
             (Value::String(s), Value::String(p)) => string_matches(s, p),
             _ => false,
         },
         ComparisonOp::TimestampEquals => time(value, other) == Some(Ordering::Equal),
         ComparisonOp::TimestampGreaterThan => time(value, other) == Some(Ordering::Greater),
-        ComparisonOp::TimestampGreaterThanEquals => matches!(time(value, other), Some(Ordering::Greater | Ordering::Equal)),
+        ComparisonOp::TimestampGreaterThanEquals => matches!(
+            time(value, other),
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
         ComparisonOp::TimestampLessThan => time(value, other) == Some(Ordering::Less),
-        ComparisonOp::TimestampLessThanEquals => matches!(time(value, other), Some(Ordering::Less | Ordering::Equal)),
+        ComparisonOp::TimestampLessThanEquals => {
+            matches!(time(value, other), Some(Ordering::Less | Ordering::Equal))
+        }
         ComparisonOp::IsNull
         | ComparisonOp::IsPresent
         | ComparisonOp::IsNumeric
@@ -176,7 +220,9 @@ fn compare(variable: &JsonPath, op: ComparisonOp, operand: &Operand, scope: &Sco
 
 /// Numeric comparison by value; integers exactly, otherwise as doubles.
 fn numeric(a: &Value, b: &Value) -> Option<Ordering> {
-    let (Value::Number(x), Value::Number(y)) = (a, b) else { return None };
+    let (Value::Number(x), Value::Number(y)) = (a, b) else {
+        return None;
+    };
     if let (Some(i), Some(j)) = (x.as_i64(), y.as_i64()) {
         return Some(i.cmp(&j));
     }
@@ -188,12 +234,16 @@ fn numeric(a: &Value, b: &Value) -> Option<Ordering> {
 
 /// Java `String.compareTo`: UTF-16 code units.
 fn string(a: &Value, b: &Value) -> Option<Ordering> {
-    let (Value::String(x), Value::String(y)) = (a, b) else { return None };
+    let (Value::String(x), Value::String(y)) = (a, b) else {
+        return None;
+    };
     Some(x.encode_utf16().cmp(y.encode_utf16()))
 }
 
 fn time(a: &Value, b: &Value) -> Option<Ordering> {
-    let (Value::String(x), Value::String(y)) = (a, b) else { return None };
+    let (Value::String(x), Value::String(y)) = (a, b) else {
+        return None;
+    };
     Some(timestamp::parse(x)?.cmp(&timestamp::parse(y)?))
 }
 
@@ -271,7 +321,10 @@ mod tests {
         assert_eq!(numeric(&json!("1"), &json!(1)), None);
         assert_eq!(string(&json!("a"), &json!("b")), Some(Ordering::Less));
         assert_eq!(
-            time(&json!("2016-03-14T01:59:00Z"), &json!("2016-03-14T01:59:00.000Z")),
+            time(
+                &json!("2016-03-14T01:59:00Z"),
+                &json!("2016-03-14T01:59:00.000Z")
+            ),
             Some(Ordering::Equal)
         );
     }

@@ -50,9 +50,12 @@ impl ErrorName {
         }
     }
 
-    /// `States.Runtime` and `States.DataLimitExceeded` end the execution: no Retry, no Catch.
+    /// `States.Runtime` ends the execution: no Retry, no Catch. (`States.DataLimitExceeded`
+    /// is terminal when a state's own output is too large — the engine fails the execution
+    /// directly then — but a task whose result is too large fails with it like any task
+    /// error, and Catch sees it: recorded on AWS.)
     pub fn is_terminal(&self) -> bool {
-        matches!(self, ErrorName::Runtime | ErrorName::DataLimitExceeded)
+        matches!(self, ErrorName::Runtime)
     }
 }
 
@@ -109,7 +112,10 @@ pub struct AslError {
 
 impl AslError {
     pub fn new(name: ErrorName, cause: impl Into<String>) -> Self {
-        AslError { name, cause: cause.into() }
+        AslError {
+            name,
+            cause: cause.into(),
+        }
     }
     pub fn runtime(cause: impl Into<String>) -> Self {
         Self::new(ErrorName::Runtime, cause)

@@ -220,7 +220,10 @@ pub struct Intrinsic {
 impl Intrinsic {
     /// Parses `States.Name(args…)`. The message of an error says what is wrong and where.
     pub fn parse(source: &str) -> Result<Intrinsic, String> {
-        let mut p = Parser { src: source, pos: 0 };
+        let mut p = Parser {
+            src: source,
+            pos: 0,
+        };
         let call = p.parse_call(1)?;
         p.skip_ws();
         if p.pos < source.len() {
@@ -231,7 +234,11 @@ impl Intrinsic {
             ));
         }
         let uses_context = call.uses_context();
-        Ok(Intrinsic { source: source.to_string(), call, uses_context })
+        Ok(Intrinsic {
+            source: source.to_string(),
+            call,
+            uses_context,
+        })
     }
 
     /// Evaluates the call. Path arguments read `scope.input`, `scope.context` or the variables.
@@ -323,7 +330,9 @@ impl<'s> Parser<'s> {
         }
         let start = self.pos;
         if !self.rest().starts_with("States.") {
-            return Err(format!("expected an intrinsic function call (States.…) at offset {start}"));
+            return Err(format!(
+                "expected an intrinsic function call (States.…) at offset {start}"
+            ));
         }
         self.pos += "States.".len();
         while let Some(c) = self.peek() {
@@ -387,7 +396,11 @@ impl<'s> Parser<'s> {
             }
             _ => None,
         };
-        Ok(Call { func, args: args.into_iter().map(|(a, _)| a).collect(), template })
+        Ok(Call {
+            func,
+            args: args.into_iter().map(|(a, _)| a).collect(),
+            template,
+        })
     }
 
     fn parse_arg(&mut self, depth: usize) -> Result<(Arg, Option<&'s str>), String> {
@@ -400,16 +413,20 @@ impl<'s> Parser<'s> {
             }
             Some(b'$') => {
                 let text = self.scan_path();
-                let path = JsonPath::parse(text)
-                    .map_err(|e| format!("invalid path argument '{text}' at offset {start}: {e}"))?;
+                let path = JsonPath::parse(text).map_err(|e| {
+                    format!("invalid path argument '{text}' at offset {start}: {e}")
+                })?;
                 Ok((Arg::Path(path), None))
             }
-            Some(c) if c == b'-' || c.is_ascii_digit() => Ok((Arg::Lit(self.parse_number()?), None)),
+            Some(c) if c == b'-' || c.is_ascii_digit() => {
+                Ok((Arg::Lit(self.parse_number()?), None))
+            }
             Some(_) if self.rest().starts_with("States.") => {
                 Ok((Arg::Call(Box::new(self.parse_call(depth + 1)?)), None))
             }
             Some(_) => {
-                let word_end = self.rest()
+                let word_end = self
+                    .rest()
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(self.rest().len());
                 let word = &self.rest()[..word_end];
@@ -453,7 +470,9 @@ impl<'s> Parser<'s> {
                 _ => out.push(c),
             }
         }
-        Err(format!("unterminated string literal starting at offset {open}"))
+        Err(format!(
+            "unterminated string literal starting at offset {open}"
+        ))
     }
 
     fn parse_number(&mut self) -> Result<Value, String> {
@@ -496,7 +515,9 @@ impl<'s> Parser<'s> {
                 return Err(format!("invalid number at offset {start}"));
             }
         }
-        if b.get(i).is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.') {
+        if b.get(i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'.')
+        {
             return Err(format!("invalid number at offset {start}"));
         }
         let text = &self.src[start..i];
@@ -602,7 +623,10 @@ fn check_call(func: Function, args: &[(Arg, Option<&str>)]) -> Result<(), String
         Function::ArrayPartition => {
             if let Some(v) = lit(1) {
                 if to_int(v).is_some_and(|n| n <= 0) {
-                    return Err("States.ArrayPartition: the chunk size must be a positive integer".to_string());
+                    return Err(
+                        "States.ArrayPartition: the chunk size must be a positive integer"
+                            .to_string(),
+                    );
                 }
             }
         }
@@ -718,7 +742,8 @@ fn want_str(func: Function, index: usize, v: &Value) -> EvalResult<&str> {
 }
 
 fn want_arr(func: Function, index: usize, v: &Value) -> EvalResult<&Vec<Value>> {
-    v.as_array().ok_or_else(|| bad_arg(func, index, Kind::Arr, v))
+    v.as_array()
+        .ok_or_else(|| bad_arg(func, index, Kind::Arr, v))
 }
 
 /// Java's `Math.round`: the nearest integer, ties toward positive infinity.
@@ -837,7 +862,11 @@ fn apply(call: &Call, args: &mut [Cow<'_, Value>], scope: &Scope<'_>) -> EvalRes
     let func = call.func;
     match func {
         Function::Array => {
-            return Ok(Value::Array(args.iter_mut().map(|a| std::mem::take(a).into_owned()).collect()))
+            return Ok(Value::Array(
+                args.iter_mut()
+                    .map(|a| std::mem::take(a).into_owned())
+                    .collect(),
+            ))
         }
         Function::ArrayUnique => {
             let items = match args.first_mut().map(std::mem::take) {
@@ -892,7 +921,9 @@ fn apply(call: &Call, args: &mut [Cow<'_, Value>], scope: &Scope<'_>) -> EvalRes
                 return Ok(Value::Null);
             }
             let v: Value = serde_json::from_str(t).map_err(|e| {
-                Fail::Func(format!("Invalid argument 1 of States.StringToJson: the string is not valid JSON ({e})"))
+                Fail::Func(format!(
+                    "Invalid argument 1 of States.StringToJson: the string is not valid JSON ({e})"
+                ))
             })?;
             Ok(normalize_negative_zero(v, t))
         }
@@ -909,7 +940,9 @@ fn apply(call: &Call, args: &mut [Cow<'_, Value>], scope: &Scope<'_>) -> EvalRes
                 )));
             }
             let size = usize::try_from(size).unwrap_or(usize::MAX);
-            Ok(Value::Array(arr.chunks(size).map(|c| Value::Array(c.to_vec())).collect()))
+            Ok(Value::Array(
+                arr.chunks(size).map(|c| Value::Array(c.to_vec())).collect(),
+            ))
         }
         Function::ArrayContains => {
             let arr = want_arr(func, 0, arg(0))?;
@@ -951,13 +984,17 @@ fn apply(call: &Call, args: &mut [Cow<'_, Value>], scope: &Scope<'_>) -> EvalRes
         Function::Base64Encode => {
             let s = want_str(func, 0, arg(0))?;
             limit_chars(func, 0, s)?;
-            Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(s.as_bytes())))
+            Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
+            ))
         }
         Function::Base64Decode => {
             let s = want_str(func, 0, arg(0))?;
             limit_chars(func, 0, s)?;
             let bytes = BASE64_LENIENT.decode(s.as_bytes()).map_err(|e| {
-                Fail::Func(format!("Invalid argument 1 of States.Base64Decode: not valid Base64 ({e})"))
+                Fail::Func(format!(
+                    "Invalid argument 1 of States.Base64Decode: not valid Base64 ({e})"
+                ))
             })?;
             Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         }
@@ -973,8 +1010,12 @@ fn apply(call: &Call, args: &mut [Cow<'_, Value>], scope: &Scope<'_>) -> EvalRes
             })
         }
         Function::JsonMerge => {
-            let a = arg(0).as_object().ok_or_else(|| bad_arg(func, 0, Kind::Obj, arg(0)))?;
-            let b = arg(1).as_object().ok_or_else(|| bad_arg(func, 1, Kind::Obj, arg(1)))?;
+            let a = arg(0)
+                .as_object()
+                .ok_or_else(|| bad_arg(func, 0, Kind::Obj, arg(0)))?;
+            let b = arg(1)
+                .as_object()
+                .ok_or_else(|| bad_arg(func, 1, Kind::Obj, arg(1)))?;
             match arg(2) {
                 Value::Bool(false) => {}
                 Value::Bool(true) => {
@@ -1205,7 +1246,9 @@ impl JavaRandom {
     const MASK: i64 = (1 << 48) - 1;
 
     pub fn new(seed: i64) -> Self {
-        JavaRandom { seed: (seed ^ Self::MULTIPLIER) & Self::MASK }
+        JavaRandom {
+            seed: (seed ^ Self::MULTIPLIER) & Self::MASK,
+        }
     }
 
     fn next(&mut self, bits: u32) -> i32 {
@@ -1245,10 +1288,22 @@ mod tests {
     use crate::ports::SeededEntropy;
     use serde_json::json;
 
-    fn run_with(expr: &str, input: &Value, context: &Value, vars: &Map<String, Value>) -> AslResult<Value> {
+    fn run_with(
+        expr: &str,
+        input: &Value,
+        context: &Value,
+        vars: &Map<String, Value>,
+    ) -> AslResult<Value> {
         let entropy = SeededEntropy::new(7);
-        let scope = Scope { input, context, vars: vars as &dyn VarLookup, entropy: &entropy };
-        Intrinsic::parse(expr).map_err(AslError::intrinsic)?.eval(&scope)
+        let scope = Scope {
+            input,
+            context,
+            vars: vars as &dyn VarLookup,
+            entropy: &entropy,
+        };
+        Intrinsic::parse(expr)
+            .map_err(AslError::intrinsic)?
+            .eval(&scope)
     }
 
     fn run(expr: &str, input: Value) -> AslResult<Value> {
@@ -1287,15 +1342,27 @@ mod tests {
 
     #[test]
     fn parses_literals_and_whitespace() {
-        assert_eq!(ok("States.Array( 1 ,  -2.5,'a' ,true,false,null, 1e2 )"), json!([1, -2.5, "a", true, false, null, 100.0]));
+        assert_eq!(
+            ok("States.Array( 1 ,  -2.5,'a' ,true,false,null, 1e2 )"),
+            json!([1, -2.5, "a", true, false, null, 100.0])
+        );
         assert_eq!(ok("States.Array()"), json!([]));
-        assert_eq!(ok("States.Array(States.Array(), States.Array(1))"), json!([[], [1]]));
+        assert_eq!(
+            ok("States.Array(States.Array(), States.Array(1))"),
+            json!([[], [1]])
+        );
     }
 
     #[test]
     fn string_escapes() {
-        assert_eq!(ok(r"States.Array('it\'s', '\{\}', 'a\\b', 'x\ny')"), json!(["it's", "{}", "a\\b", "x\\ny"]));
-        assert_eq!(ok("States.StringSplit('Hello\nWorld', '\n')"), json!(["Hello", "World"]));
+        assert_eq!(
+            ok(r"States.Array('it\'s', '\{\}', 'a\\b', 'x\ny')"),
+            json!(["it's", "{}", "a\\b", "x\\ny"])
+        );
+        assert_eq!(
+            ok("States.StringSplit('Hello\nWorld', '\n')"),
+            json!(["Hello", "World"])
+        );
         assert!(rejects(r"States.Array('abc\')").contains("unterminated"));
         assert!(rejects("States.Array('abc").contains("unterminated"));
     }
@@ -1328,7 +1395,9 @@ mod tests {
         rejects("States.ArrayRange(0, 10, 0)");
         rejects("States.ArrayRange(0, 1000, 1)");
         rejects("States.ArrayPartition(States.Array(1), 0)");
-        assert!(rejects("States.Format('{} {}', 1)").contains("2 placeholders but 1 argument follows"));
+        assert!(
+            rejects("States.Format('{} {}', 1)").contains("2 placeholders but 1 argument follows")
+        );
         rejects("States.Format('{}')");
         Intrinsic::parse("States.ArrayRange(0, 999, 1)").unwrap();
     }
@@ -1349,23 +1418,41 @@ mod tests {
     #[test]
     fn format_renders_values_java_style() {
         assert_eq!(ok("States.Format('a{}b', 'x')"), json!("axb"));
-        assert_eq!(ok("States.Format('{}|{}|{}|{}|{}', null, 1, 1.1, true, '')"), json!("null|1|1.1|true|"));
+        assert_eq!(
+            ok("States.Format('{}|{}|{}|{}|{}', null, 1, 1.1, true, '')"),
+            json!("null|1|1.1|true|")
+        );
         assert_eq!(
             ok("States.Format('v={}', States.StringToJson('{\"Arg1\": 1, \"Arg2\": [], \"s\": \"t\", \"n\": null, \"o\": {\"a\": [1, \"b\"]}}'))"),
             json!("v={Arg1=1, Arg2=[], s=t, n=null, o={a=[1, b]}}")
         );
-        assert_eq!(ok("States.Format('{}', States.Array(1, 'a', 2.5))"), json!("[1, a, 2.5]"));
+        assert_eq!(
+            ok("States.Format('{}', States.Array(1, 'a', 2.5))"),
+            json!("[1, a, 2.5]")
+        );
         assert_eq!(ok("States.Format('plain')"), json!("plain"));
-        assert_eq!(ok(r"States.Format('\{\} {} \\ it\'s', 1)"), json!("{} 1 \\ it's"));
+        assert_eq!(
+            ok(r"States.Format('\{\} {} \\ it\'s', 1)"),
+            json!("{} 1 \\ it's")
+        );
     }
 
     #[test]
     fn format_with_template_from_a_value() {
-        assert_eq!(ok("States.Format(States.Format('{}', 'n={}'), 5)"), json!("n=5"));
+        assert_eq!(
+            ok("States.Format(States.Format('{}', 'n={}'), 5)"),
+            json!("n=5")
+        );
         let e = fails("States.Format(States.Format('{}', 'n={} {}'), 5)");
         assert_eq!(e.name, crate::asl::ErrorName::IntrinsicFailure);
         let e = fails("States.Format(States.Array(), 5)");
-        assert!(e.cause.starts_with("The function 'States.Format(States.Array(), 5)' had the following error: "), "{}", e.cause);
+        assert!(
+            e.cause.starts_with(
+                "The function 'States.Format(States.Array(), 5)' had the following error: "
+            ),
+            "{}",
+            e.cause
+        );
     }
 
     #[test]
@@ -1395,13 +1482,27 @@ mod tests {
         assert!(ok("States.StringToJson('-0')").is_i64());
         assert_eq!(ok("States.StringToJson('1.1')"), json!(1.1));
         assert_eq!(ok("States.StringToJson('true')"), json!(true));
-        assert_eq!(ok("States.StringToJson('\"HelloWorld\"')"), json!("HelloWorld"));
-        assert_eq!(ok("States.StringToJson('[1, 2, \"x\"]')"), json!([1, 2, "x"]));
-        assert_eq!(ok("States.StringToJson('{\"a\": {\"b\": []}}')"), json!({"a": {"b": []}}));
+        assert_eq!(
+            ok("States.StringToJson('\"HelloWorld\"')"),
+            json!("HelloWorld")
+        );
+        assert_eq!(
+            ok("States.StringToJson('[1, 2, \"x\"]')"),
+            json!([1, 2, "x"])
+        );
+        assert_eq!(
+            ok("States.StringToJson('{\"a\": {\"b\": []}}')"),
+            json!({"a": {"b": []}})
+        );
         let e = fails("States.StringToJson('{oops')");
         assert_eq!(e.name, crate::asl::ErrorName::IntrinsicFailure);
-        assert!(e.cause.starts_with("The function 'States.StringToJson('{oops')' had the following error: "));
-        assert_eq!(fails("States.StringToJson(States.Array())").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert!(e
+            .cause
+            .starts_with("The function 'States.StringToJson('{oops')' had the following error: "));
+        assert_eq!(
+            fails("States.StringToJson(States.Array())").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
     }
 
     #[test]
@@ -1409,15 +1510,24 @@ mod tests {
         assert_eq!(ok("States.JsonToString(null)"), json!("null"));
         assert_eq!(ok("States.JsonToString(1.1)"), json!("1.1"));
         assert_eq!(ok("States.JsonToString(true)"), json!("true"));
-        assert_eq!(ok("States.JsonToString('HelloWorld')"), json!("\"HelloWorld\""));
-        assert_eq!(ok("States.JsonToString(States.StringToJson('{\"Arg1\": 1, \"Arg2\": []}'))"), json!("{\"Arg1\":1,\"Arg2\":[]}"));
+        assert_eq!(
+            ok("States.JsonToString('HelloWorld')"),
+            json!("\"HelloWorld\"")
+        );
+        assert_eq!(
+            ok("States.JsonToString(States.StringToJson('{\"Arg1\": 1, \"Arg2\": []}'))"),
+            json!("{\"Arg1\":1,\"Arg2\":[]}")
+        );
     }
 
     #[test]
     fn json_merge_is_shallow() {
         let v = ok("States.JsonMerge(States.StringToJson('{\"a\": {\"a1\": 1}, \"b\": 2, \"d\": 3}'), States.StringToJson('{\"a\": {\"a3\": 1}, \"c\": 3, \"d\": 4}'), false)");
         assert_eq!(v, json!({"a": {"a3": 1}, "b": 2, "c": 3, "d": 4}));
-        assert_eq!(fails("States.JsonMerge(States.Array(), States.StringToJson('{}'), false)").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.JsonMerge(States.Array(), States.StringToJson('{}'), false)").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
         assert_eq!(fails("States.JsonMerge(States.StringToJson('{}'), States.StringToJson('{}'), States.StringToJson('true'))").name, crate::asl::ErrorName::IntrinsicFailure);
     }
 
@@ -1426,18 +1536,39 @@ mod tests {
     #[test]
     fn array_partition() {
         assert_eq!(ok("States.ArrayPartition(States.Array(), 2)"), json!([]));
-        assert_eq!(ok("States.ArrayPartition(States.Array(0, 1, 2, 3), 3)"), json!([[0, 1, 2], [3]]));
-        assert_eq!(ok("States.ArrayPartition(States.Array(0, 1, 2), 5)"), json!([[0, 1, 2]]));
-        assert_eq!(ok("States.ArrayPartition(States.Array(0, 1, 2), 1.5)"), json!([[0, 1], [2]]));
-        assert_eq!(fails("States.ArrayPartition(States.Array(1), States.MathAdd(0, 0))").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            ok("States.ArrayPartition(States.Array(0, 1, 2, 3), 3)"),
+            json!([[0, 1, 2], [3]])
+        );
+        assert_eq!(
+            ok("States.ArrayPartition(States.Array(0, 1, 2), 5)"),
+            json!([[0, 1, 2]])
+        );
+        assert_eq!(
+            ok("States.ArrayPartition(States.Array(0, 1, 2), 1.5)"),
+            json!([[0, 1], [2]])
+        );
+        assert_eq!(
+            fails("States.ArrayPartition(States.Array(1), States.MathAdd(0, 0))").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
     }
 
     #[test]
     fn array_contains_deep() {
         assert_eq!(ok("States.ArrayContains(States.Array(States.Array(1, 2, 3), 2), States.Array(1, 2, 3))"), json!(true));
-        assert_eq!(ok("States.ArrayContains(States.Array(States.Array(1, 2, 3), 2), null)"), json!(false));
-        assert_eq!(ok("States.ArrayContains(States.Array(true, false), false)"), json!(true));
-        assert_eq!(ok("States.ArrayContains(States.Array(), States.Array())"), json!(false));
+        assert_eq!(
+            ok("States.ArrayContains(States.Array(States.Array(1, 2, 3), 2), null)"),
+            json!(false)
+        );
+        assert_eq!(
+            ok("States.ArrayContains(States.Array(true, false), false)"),
+            json!(true)
+        );
+        assert_eq!(
+            ok("States.ArrayContains(States.Array(), States.Array())"),
+            json!(false)
+        );
         assert_eq!(
             ok("States.ArrayContains(States.StringToJson('[{\"1\": 2, \"2\": []}]'), States.StringToJson('{\"2\": [], \"1\": 2}'))"),
             json!(true)
@@ -1454,23 +1585,38 @@ mod tests {
         assert_eq!(ok("States.ArrayRange(5, 1, 1)"), json!([]));
         assert_eq!(ok("States.ArrayRange(1, 1, 1)"), json!([1]));
         assert_eq!(ok("States.ArrayRange(0.5, 2.4, 1)"), json!([1, 2]));
-        assert_eq!(ok("States.ArrayRange(1, 1000, 1)").as_array().map(Vec::len), Some(1000));
+        assert_eq!(
+            ok("States.ArrayRange(1, 1000, 1)").as_array().map(Vec::len),
+            Some(1000)
+        );
         let e = fails("States.ArrayRange(0, 1000, States.MathAdd(1, 0))");
         assert_eq!(e.name, crate::asl::ErrorName::IntrinsicFailure);
         assert!(e.cause.contains("maximum of 1000"));
-        assert_eq!(fails("States.ArrayRange(0, 10, States.MathAdd(0, 0))").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.ArrayRange(0, 10, States.MathAdd(0, 0))").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
     }
 
     #[test]
     fn array_get_item_and_length() {
-        assert_eq!(ok("States.ArrayGetItem(States.Array(1, 2, 3, 4, 5, 6, 7, 8, 9), 5)"), json!(6));
+        assert_eq!(
+            ok("States.ArrayGetItem(States.Array(1, 2, 3, 4, 5, 6, 7, 8, 9), 5)"),
+            json!(6)
+        );
         assert_eq!(ok("States.ArrayLength(States.Array(1, 2, 3))"), json!(3));
         assert_eq!(ok("States.ArrayLength(States.Array())"), json!(0));
         let e = fails("States.ArrayGetItem(States.Array(1, 2), 2)");
         assert_eq!(e.name, crate::asl::ErrorName::IntrinsicFailure);
         assert!(e.cause.contains("out of bounds"));
-        assert_eq!(fails("States.ArrayGetItem(States.Array(1, 2), -1)").name, crate::asl::ErrorName::IntrinsicFailure);
-        assert_eq!(fails("States.ArrayLength(States.StringToJson('{}'))").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.ArrayGetItem(States.Array(1, 2), -1)").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
+        assert_eq!(
+            fails("States.ArrayLength(States.StringToJson('{}'))").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
     }
 
     #[test]
@@ -1479,8 +1625,14 @@ mod tests {
             "States.ArrayUnique($.a)",
             json!({"a": [null, null, true, true, false, 1, 1, 1.1, 0, "x", "x", [], [], [null], [null], {"a": 1, "b": 2}, {"b": 2, "a": 1}, {"a": 1, "b": 1}]}),
         );
-        assert_eq!(v, json!([null, true, false, 1, 1.1, 0, "x", [], [null], {"a": 1, "b": 2}, {"a": 1, "b": 1}]));
-        assert_eq!(ok("States.ArrayUnique(States.Array(3, 1, 3, 2, 1))"), json!([3, 1, 2]));
+        assert_eq!(
+            v,
+            json!([null, true, false, 1, 1.1, 0, "x", [], [null], {"a": 1, "b": 2}, {"a": 1, "b": 1}])
+        );
+        assert_eq!(
+            ok("States.ArrayUnique(States.Array(3, 1, 3, 2, 1))"),
+            json!([3, 1, 2])
+        );
     }
 
     // ---- encoding, hashing ----
@@ -1488,21 +1640,42 @@ mod tests {
     #[test]
     fn base64() {
         assert_eq!(ok("States.Base64Encode('')"), json!(""));
-        assert_eq!(ok("States.Base64Encode('Data to encode')"), json!("RGF0YSB0byBlbmNvZGU="));
-        assert_eq!(ok("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')"), json!("Data to encode"));
+        assert_eq!(
+            ok("States.Base64Encode('Data to encode')"),
+            json!("RGF0YSB0byBlbmNvZGU=")
+        );
+        assert_eq!(
+            ok("States.Base64Decode('RGF0YSB0byBlbmNvZGU=')"),
+            json!("Data to encode")
+        );
         assert_eq!(ok("States.Base64Decode('')"), json!(""));
-        assert_eq!(fails("States.Base64Decode('not base64!!')").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.Base64Decode('not base64!!')").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
         let long = format!("'{}'", "a".repeat(MAX_STRING_CHARS + 1));
-        assert_eq!(fails(&format!("States.Base64Encode({long})")).name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails(&format!("States.Base64Encode({long})")).name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
         let ok_len = format!("'{}'", "é".repeat(MAX_STRING_CHARS));
         assert!(run(&format!("States.Base64Encode({ok_len})"), json!({})).is_ok());
     }
 
     #[test]
     fn hashes() {
-        assert_eq!(ok("States.Hash('input data', 'MD5')"), json!("812f45842bc6d66ee14572ce20db8e86"));
-        assert_eq!(ok("States.Hash('input data', 'SHA-1')"), json!("aaff4a450a104cd177d28d18d74485e8cae074b7"));
-        assert_eq!(ok("States.Hash('input data', 'SHA-256')"), json!("b4a697a057313163aee33cd8d40c66e9f0f177e00cac2de32475ffff6169c3e3"));
+        assert_eq!(
+            ok("States.Hash('input data', 'MD5')"),
+            json!("812f45842bc6d66ee14572ce20db8e86")
+        );
+        assert_eq!(
+            ok("States.Hash('input data', 'SHA-1')"),
+            json!("aaff4a450a104cd177d28d18d74485e8cae074b7")
+        );
+        assert_eq!(
+            ok("States.Hash('input data', 'SHA-256')"),
+            json!("b4a697a057313163aee33cd8d40c66e9f0f177e00cac2de32475ffff6169c3e3")
+        );
         assert_eq!(
             ok("States.Hash('input data', 'SHA-384')"),
             json!("d28a7d5cf25a74f11a50a18452b75e04bb3d70c9dd0510d6123aa008c756511b87525bdc835ebb27e1fb9e9374a15562")
@@ -1511,7 +1684,10 @@ mod tests {
             ok("States.Hash('input data', 'SHA-512')"),
             json!("6ce4adb348546d4f449c4d25aad9a7c9cb711d9e91982d3f0b29ca2f3f47d4ce2deba23bf2954f0f1d593fc50283731a533d30d425402d4f91316d871303aac4")
         );
-        assert_eq!(fails("States.Hash('x', States.Format('sha-1'))").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.Hash('x', States.Format('sha-1'))").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
     }
 
     // ---- math ----
@@ -1534,11 +1710,21 @@ mod tests {
             ("0.49999999999999994", "0", 0),
         ];
         for (a, b, want) in cases {
-            assert_eq!(ok(&format!("States.MathAdd({a}, {b})")), json!(want), "{a} + {b}");
+            assert_eq!(
+                ok(&format!("States.MathAdd({a}, {b})")),
+                json!(want),
+                "{a} + {b}"
+            );
         }
         assert_eq!(ok("States.MathAdd(2147483647, 1)"), json!(2147483648i64));
-        assert_eq!(fails("States.MathAdd(2147483648, 1)").name, crate::asl::ErrorName::IntrinsicFailure);
-        assert_eq!(fails("States.MathAdd(States.Format('1'), 1)").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.MathAdd(2147483648, 1)").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
+        assert_eq!(
+            fails("States.MathAdd(States.Format('1'), 1)").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
     }
 
     #[test]
@@ -1566,7 +1752,10 @@ mod tests {
         let b = ok("States.MathRandom(0, 999, 3)");
         assert_eq!(a, b);
         assert_eq!(a, json!(i64::from(JavaRandom::new(3).next_int(999))));
-        assert_eq!(fails("States.MathRandom(5, 5)").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.MathRandom(5, 5)").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
         let v = ok("States.MathRandom(12.5, 44.51)").as_i64().unwrap();
         assert!((13..45).contains(&v));
     }
@@ -1579,12 +1768,24 @@ mod tests {
         assert_eq!(ok("States.StringSplit(' , ', ',')"), json!([" ", " "]));
         assert_eq!(ok("States.StringSplit(', , ,', ',')"), json!([" ", " "]));
         assert_eq!(ok("States.StringSplit(',,,,', ',')"), json!([]));
-        assert_eq!(ok("States.StringSplit('1,2,3', ',')"), json!(["1", "2", "3"]));
-        assert_eq!(ok("States.StringSplit('This.is+a,test=string', '.+,=')"), json!(["This", "is", "a", "test", "string"]));
-        assert_eq!(ok("States.StringSplit('split on T and \nnew line', 'T\n')"), json!(["split on ", " and ", "new line"]));
+        assert_eq!(
+            ok("States.StringSplit('1,2,3', ',')"),
+            json!(["1", "2", "3"])
+        );
+        assert_eq!(
+            ok("States.StringSplit('This.is+a,test=string', '.+,=')"),
+            json!(["This", "is", "a", "test", "string"])
+        );
+        assert_eq!(
+            ok("States.StringSplit('split on T and \nnew line', 'T\n')"),
+            json!(["split on ", " and ", "new line"])
+        );
         assert_eq!(ok("States.StringSplit('abc', '')"), json!(["abc"]));
         assert_eq!(ok("States.StringSplit('', ',')"), json!([]));
-        assert_eq!(fails("States.StringSplit(States.Array(), ',')").name, crate::asl::ErrorName::IntrinsicFailure);
+        assert_eq!(
+            fails("States.StringSplit(States.Array(), ',')").name,
+            crate::asl::ErrorName::IntrinsicFailure
+        );
     }
 
     #[test]
@@ -1617,23 +1818,43 @@ mod tests {
     #[test]
     fn path_arguments() {
         let input = json!({"a": "x", "n": 2, "arr": [1, 2, 3], "o": {"k": "v"}});
-        assert_eq!(ok_in("States.Format('{}-{}', $.a, $.n)", input.clone()), json!("x-2"));
+        assert_eq!(
+            ok_in("States.Format('{}-{}', $.a, $.n)", input.clone()),
+            json!("x-2")
+        );
         assert_eq!(ok_in("States.ArrayLength($.arr)", input.clone()), json!(3));
-        assert_eq!(ok_in("States.JsonToString($)", json!({"other": 1})), json!("{\"other\":1}"));
-        assert_eq!(ok_in("States.Format('{}',$.o)", input.clone()), json!("{k=v}"));
+        assert_eq!(
+            ok_in("States.JsonToString($)", json!({"other": 1})),
+            json!("{\"other\":1}")
+        );
+        assert_eq!(
+            ok_in("States.Format('{}',$.o)", input.clone()),
+            json!("{k=v}")
+        );
         assert_eq!(ok_in("States.ArrayGetItem($.arr, $.n)", input), json!(3));
-        assert_eq!(ok_in("States.Format('{}', $.nul)", json!({"nul": null})), json!("null"));
+        assert_eq!(
+            ok_in("States.Format('{}', $.nul)", json!({"nul": null})),
+            json!("null")
+        );
     }
 
     #[test]
     fn missing_path_argument_is_a_runtime_error() {
-        let e = run("States.Format('{} {}', $.other, $.a.b)", json!({"other": 1})).unwrap_err();
+        let e = run(
+            "States.Format('{} {}', $.other, $.a.b)",
+            json!({"other": 1}),
+        )
+        .unwrap_err();
         assert_eq!(e.name, crate::asl::ErrorName::Runtime);
         assert_eq!(
             e.cause,
             "The function 'States.Format('{} {}', $.other, $.a.b)' had the following error: The JsonPath argument for the field '$.a.b' could not be found in the input '{\"other\":1}'"
         );
-        let e = run("States.Format('{}', States.Format('{}', $.nope))", json!({"other": 1})).unwrap_err();
+        let e = run(
+            "States.Format('{}', States.Format('{}', $.nope))",
+            json!({"other": 1}),
+        )
+        .unwrap_err();
         assert!(e.cause.starts_with("The function 'States.Format('{}', States.Format('{}', $.nope))' had the following error: The JsonPath argument for the field '$.nope'"));
     }
 
@@ -1646,12 +1867,34 @@ mod tests {
         vars.insert("obj".into(), json!({"x": [5, 6]}));
         let i = Intrinsic::parse("States.Format($tpl, $$.Map.Item.Value)").unwrap();
         assert!(i.uses_context());
-        assert!(!Intrinsic::parse("States.Format($tpl, $.a)").unwrap().uses_context());
-        assert!(Intrinsic::parse("States.Array(States.Array($$))").unwrap().uses_context());
-        assert_eq!(run_with("States.Format($tpl, $$.Map.Item.Value)", &input, &ctx, &vars).unwrap(), json!("It's Hi!"));
-        assert_eq!(run_with("States.ArrayGetItem($obj.x, 1)", &input, &ctx, &vars).unwrap(), json!(6));
+        assert!(!Intrinsic::parse("States.Format($tpl, $.a)")
+            .unwrap()
+            .uses_context());
+        assert!(Intrinsic::parse("States.Array(States.Array($$))")
+            .unwrap()
+            .uses_context());
         assert_eq!(
-            run_with("States.ArrayGetItem(States.StringSplit($$.StateMachine.Name, '-'), 0)", &input, &ctx, &vars).unwrap(),
+            run_with(
+                "States.Format($tpl, $$.Map.Item.Value)",
+                &input,
+                &ctx,
+                &vars
+            )
+            .unwrap(),
+            json!("It's Hi!")
+        );
+        assert_eq!(
+            run_with("States.ArrayGetItem($obj.x, 1)", &input, &ctx, &vars).unwrap(),
+            json!(6)
+        );
+        assert_eq!(
+            run_with(
+                "States.ArrayGetItem(States.StringSplit($$.StateMachine.Name, '-'), 0)",
+                &input,
+                &ctx,
+                &vars
+            )
+            .unwrap(),
             json!("sm")
         );
         let e = run_with("States.Format('{}', $$.Nope.Deep)", &input, &ctx, &vars).unwrap_err();

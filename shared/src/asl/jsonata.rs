@@ -49,7 +49,9 @@ pub struct JsonataTemplate {
 
 impl fmt::Debug for JsonataTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JsonataTemplate").field("source", &self.source).finish()
+        f.debug_struct("JsonataTemplate")
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -123,7 +125,11 @@ impl JsonataTemplate {
     pub fn compile(value: &Value) -> Result<JsonataTemplate, String> {
         let mut refs = Refs::default();
         let node = compile_node(value, &mut refs)?.unwrap_or_else(|| Node::Literal(value.clone()));
-        Ok(JsonataTemplate { source: value.clone(), node: Arc::new(node), refs: Arc::new(refs) })
+        Ok(JsonataTemplate {
+            source: value.clone(),
+            node: Arc::new(node),
+            refs: Arc::new(refs),
+        })
     }
 
     /// Whether the value is exactly one `{% %}` string (vs a literal or a structure).
@@ -191,7 +197,12 @@ pub fn type_name(value: &Value) -> &'static str {
 
 /// `The JSONata expression '<expression>' specified for the field '<field>' returned an
 /// unexpected result type. Expected '<expected>', but was '<type>' for value: <json>`.
-pub fn unexpected_type_cause(field: &str, expression: &str, expected: &str, value: &Value) -> String {
+pub fn unexpected_type_cause(
+    field: &str,
+    expression: &str,
+    expected: &str,
+    value: &Value,
+) -> String {
     format!(
         "The JSONata expression '{expression}' specified for the field '{field}' returned an \
          unexpected result type. Expected '{expected}', but was '{}' for value: {}",
@@ -201,7 +212,12 @@ pub fn unexpected_type_cause(field: &str, expression: &str, expected: &str, valu
 }
 
 /// [`unexpected_type_cause`] as a `States.QueryEvaluationError`.
-pub fn unexpected_type_error(field: &str, expression: &str, expected: &str, value: &Value) -> AslError {
+pub fn unexpected_type_error(
+    field: &str,
+    expression: &str,
+    expected: &str,
+    value: &Value,
+) -> AslError {
     AslError::query(unexpected_type_cause(field, expression, expected, value))
 }
 
@@ -276,7 +292,11 @@ fn compile_expr(body: &str, refs: &mut Refs) -> Result<Expr, String> {
     let scan = scan_references(body);
     refs.names.extend(scan.names);
     refs.states.merge(scan.states);
-    Ok(Expr { source: body.to_string(), ast, calls: scan.calls })
+    Ok(Expr {
+        source: body.to_string(),
+        ast,
+        calls: scan.calls,
+    })
 }
 
 struct Scan {
@@ -290,9 +310,35 @@ fn ends_name(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
-            '.' | '[' | ']' | '{' | '}' | '(' | ')' | ',' | ';' | ':' | '?' | '+' | '-' | '*' | '/'
-                | '%' | '|' | '!' | '=' | '<' | '>' | '^' | '&' | '~' | '@' | '#' | '"' | '\''
-                | '`' | '$'
+            '.' | '['
+                | ']'
+                | '{'
+                | '}'
+                | '('
+                | ')'
+                | ','
+                | ';'
+                | ':'
+                | '?'
+                | '+'
+                | '-'
+                | '*'
+                | '/'
+                | '%'
+                | '|'
+                | '!'
+                | '='
+                | '<'
+                | '>'
+                | '^'
+                | '&'
+                | '~'
+                | '@'
+                | '#'
+                | '"'
+                | '\''
+                | '`'
+                | '$'
         )
 }
 
@@ -300,7 +346,11 @@ fn ends_name(c: char) -> bool {
 /// functions, and which members of `$states` are read.
 fn scan_references(src: &str) -> Scan {
     let chars: Vec<char> = src.chars().collect();
-    let mut scan = Scan { names: Vec::new(), calls: Vec::new(), states: StatesUse::Unused };
+    let mut scan = Scan {
+        names: Vec::new(),
+        calls: Vec::new(),
+        states: StatesUse::Unused,
+    };
     let skip_ws = |mut k: usize| {
         while k < chars.len() && chars[k].is_whitespace() {
             k += 1;
@@ -331,7 +381,10 @@ fn scan_references(src: &str) -> Scan {
             let member = if chars.get(k) == Some(&'.') {
                 let m = skip_ws(k + 1);
                 if chars.get(m) == Some(&'`') {
-                    let end = chars[m + 1..].iter().position(|&c| c == '`').map(|p| m + 1 + p);
+                    let end = chars[m + 1..]
+                        .iter()
+                        .position(|&c| c == '`')
+                        .map(|p| m + 1 + p);
                     end.map(|e| chars[m + 1..e].iter().collect::<String>())
                 } else {
                     let mut e = m;
@@ -385,7 +438,10 @@ fn new_evaluator(refs: &Refs, env: &JsonataEnv<'_>) -> Evaluator {
             ctx.bind(name.clone(), to_jvalue(value));
         }
     }
-    let options = EvaluatorOptions { timeout_ms: Some(EVAL_TIMEOUT_MS), ..EvaluatorOptions::default() };
+    let options = EvaluatorOptions {
+        timeout_ms: Some(EVAL_TIMEOUT_MS),
+        ..EvaluatorOptions::default()
+    };
     let mut ev = Evaluator::with_options(ctx, options);
     register_sfn_functions(&mut ev, refs, env.entropy);
     ev
@@ -423,18 +479,25 @@ fn eval_node(node: &Node, ev: &mut Evaluator, path: &mut String) -> AslResult<Va
 }
 
 fn eval_expr(e: &Expr, ev: &mut Evaluator, field: &str) -> AslResult<Value> {
-    let prefix = || format!("The JSONata expression '{}' specified for the field '{field}'", e.source);
+    let prefix = || {
+        format!(
+            "The JSONata expression '{}' specified for the field '{field}'",
+            e.source
+        )
+    };
     match ev.evaluate(&e.ast, &JValue::Undefined) {
         Err(err) => Err(AslError::query(format!(
             "{} threw an error during evaluation. {}",
             prefix(),
             render_error(&err, &e.calls)
         ))),
-        Ok(JValue::Undefined) => {
-            Err(AslError::query(format!("{} returned nothing (undefined).", prefix())))
-        }
-        Ok(v) => to_json(&v)
-            .ok_or_else(|| AslError::query(format!("{} returned an unsupported result type.", prefix()))),
+        Ok(JValue::Undefined) => Err(AslError::query(format!(
+            "{} returned nothing (undefined).",
+            prefix()
+        ))),
+        Ok(v) => to_json(&v).ok_or_else(|| {
+            AslError::query(format!("{} returned an unsupported result type.", prefix()))
+        }),
     }
 }
 
@@ -460,7 +523,9 @@ pub fn to_jvalue(value: &Value) -> JValue {
             JValue::Array(JArray::new_flat(items, flat))
         }
         Value::Object(map) => JValue::Object(Rc::new(
-            map.iter().map(|(k, v)| (k.clone(), to_jvalue(v))).collect::<JMap>(),
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_jvalue(v)))
+                .collect::<JMap>(),
         )),
     }
 }
@@ -561,7 +626,10 @@ fn js_message(code: &str, body: &str, calls: &[String]) -> Option<String> {
             let rest = body.split_once("side of the ")?.1;
             let op = rest.strip_suffix(" operator must evaluate to a number")?;
             let side = if code == "T2001" { "left" } else { "right" };
-            Some(format!("The {side} side of the {} operator must evaluate to a number", json_str(op)))
+            Some(format!(
+                "The {side} side of the {} operator must evaluate to a number",
+                json_str(op)
+            ))
         }
         "T2003" => fixed("The left side of the range operator (..) must evaluate to an integer"),
         "T2004" => fixed("The right side of the range operator (..) must evaluate to an integer"),
@@ -569,37 +637,49 @@ fn js_message(code: &str, body: &str, calls: &[String]) -> Option<String> {
         "D3010" => fixed("Second argument of replace function cannot be an empty string"),
         "D3020" => fixed("Third argument of split function must evaluate to a positive number"),
         "D3030" => {
-            let v = body.strip_prefix("Cannot convert '")?.strip_suffix("' to number")?;
+            let v = body
+                .strip_prefix("Cannot convert '")?
+                .strip_suffix("' to number")?;
             Some(format!("Unable to cast value to a number: {}", json_str(v)))
         }
         "D3100" => {
             let v = body.strip_prefix("Radix must be between 2 and 36, got ")?;
-            Some(format!("The radix of the formatBase function must be between 2 and 36.  It was given {v}"))
+            Some(format!(
+                "The radix of the formatBase function must be between 2 and 36.  It was given {v}"
+            ))
         }
-        "D3138" => fixed("The $single() function expected exactly 1 matching result.  Instead it matched more."),
+        "D3138" => fixed(
+            "The $single() function expected exactly 1 matching result.  Instead it matched more.",
+        ),
         "T0410" => {
-            let (index, name) = if let Some(rest) = body.strip_prefix("Argument count mismatch: expected ") {
-                let (expected, rest) = leading_number(rest)?;
-                let (got, _) = leading_number(rest.strip_prefix(", got ")?)?;
-                let index = if got > expected { expected + 1 } else { got + 1 };
-                (index, only_call?.to_string())
-            } else {
-                let (index, rest) = leading_number(body.strip_prefix("Argument ")?)?;
-                if let Some(named) = rest.strip_prefix(" of function ") {
-                    (index, named.split(" does not match").next()?.to_string())
-                } else if rest.starts_with(" must be ") {
+            let (index, name) =
+                if let Some(rest) = body.strip_prefix("Argument count mismatch: expected ") {
+                    let (expected, rest) = leading_number(rest)?;
+                    let (got, _) = leading_number(rest.strip_prefix(", got ")?)?;
+                    let index = if got > expected {
+                        expected + 1
+                    } else {
+                        got + 1
+                    };
                     (index, only_call?.to_string())
                 } else {
-                    return None;
-                }
-            };
+                    let (index, rest) = leading_number(body.strip_prefix("Argument ")?)?;
+                    if let Some(named) = rest.strip_prefix(" of function ") {
+                        (index, named.split(" does not match").next()?.to_string())
+                    } else if rest.starts_with(" must be ") {
+                        (index, only_call?.to_string())
+                    } else {
+                        return None;
+                    }
+                };
             Some(format!(
                 "Argument {index} of function {} does not match function signature",
                 function_token(&name)
             ))
         }
         "T0411" => {
-            let rest = body.strip_prefix("Context value is not a compatible type with argument ")?;
+            let rest =
+                body.strip_prefix("Context value is not a compatible type with argument ")?;
             let (index, rest) = leading_number(rest)?;
             let name = rest.strip_prefix(" of function ")?;
             Some(format!(
@@ -613,7 +693,10 @@ fn js_message(code: &str, body: &str, calls: &[String]) -> Option<String> {
                 let (name, kind) = named.split_once(" must be an array of ")?;
                 (name.to_string(), kind)
             } else {
-                (only_call?.to_string(), rest.strip_prefix(" must be an array of ")?)
+                (
+                    only_call?.to_string(),
+                    rest.strip_prefix(" must be an array of ")?,
+                )
             };
             let kind = match kind.trim() {
                 "Number" => "numbers",
@@ -655,7 +738,9 @@ fn register_sfn_functions(ev: &mut Evaluator, refs: &Refs, entropy: &dyn Entropy
     }
     if uses("eval") {
         let _ = ev.register_fn_override("eval", |_: &[JValue]| -> HostFnResult {
-            Err(EvaluatorError::ReferenceError("T1006: Attempted to invoke a non-function".to_string()))
+            Err(EvaluatorError::ReferenceError(
+                "T1006: Attempted to invoke a non-function".to_string(),
+            ))
         });
     }
     if uses("random") || uses("uuid") {
@@ -664,7 +749,8 @@ fn register_sfn_functions(ev: &mut Evaluator, refs: &Refs, entropy: &dyn Entropy
         let rng = Rc::new(SplitMix64(Cell::new(entropy.next_u64())));
         if uses("random") {
             let rng = Rc::clone(&rng);
-            let _ = ev.register_fn_override("random", move |args: &[JValue]| sfn_random(args, &rng));
+            let _ =
+                ev.register_fn_override("random", move |args: &[JValue]| sfn_random(args, &rng));
         }
         if uses("uuid") {
             let _ = ev.register_fn("uuid", move |args: &[JValue]| sfn_uuid(args, &rng));
@@ -701,7 +787,12 @@ fn signature_error(index: usize, function: &str) -> EvaluatorError {
     ))
 }
 
-fn check_arity(args: &[JValue], min: usize, max: usize, function: &str) -> Result<(), EvaluatorError> {
+fn check_arity(
+    args: &[JValue],
+    min: usize,
+    max: usize,
+    function: &str,
+) -> Result<(), EvaluatorError> {
     if args.len() > max {
         return Err(signature_error(max + 1, function));
     }
@@ -721,7 +812,11 @@ fn int_arg(args: &[JValue], index: usize, function: &str) -> Result<Option<i64>,
 }
 
 /// A string parameter. `Ok(None)` for undefined.
-fn str_arg<'a>(args: &'a [JValue], index: usize, function: &str) -> Result<Option<&'a str>, EvaluatorError> {
+fn str_arg<'a>(
+    args: &'a [JValue],
+    index: usize,
+    function: &str,
+) -> Result<Option<&'a str>, EvaluatorError> {
     match args.get(index) {
         None | Some(JValue::Undefined) => Ok(None),
         Some(JValue::String(s)) => Ok(Some(s)),
@@ -749,15 +844,22 @@ fn sfn_partition(args: &[JValue]) -> HostFnResult {
         )));
     }
     let size = usize::try_from(size).unwrap_or(usize::MAX);
-    Ok(JValue::array(items.chunks(size).map(|c| JValue::array(c.to_vec())).collect()))
+    Ok(JValue::array(
+        items
+            .chunks(size)
+            .map(|c| JValue::array(c.to_vec()))
+            .collect(),
+    ))
 }
 
 /// `$range(start, end, step)`: `start`, `start + step`, … up to and including `end`.
 fn sfn_range(args: &[JValue]) -> HostFnResult {
     check_arity(args, 3, 3, "range")?;
-    let (Some(start), Some(end), Some(step)) =
-        (int_arg(args, 0, "range")?, int_arg(args, 1, "range")?, int_arg(args, 2, "range")?)
-    else {
+    let (Some(start), Some(end), Some(step)) = (
+        int_arg(args, 0, "range")?,
+        int_arg(args, 1, "range")?,
+        int_arg(args, 2, "range")?,
+    ) else {
         return Ok(JValue::Undefined);
     };
     if step == 0 {
@@ -776,14 +878,19 @@ fn sfn_range(args: &[JValue]) -> HostFnResult {
             "The range function cannot return more than {RANGE_MAX_ELEMENTS} elements; it would return {count}"
         )));
     }
-    Ok(JValue::array((0..count).map(|i| JValue::Number((start + i * step) as f64)).collect()))
+    Ok(JValue::array(
+        (0..count)
+            .map(|i| JValue::Number((start + i * step) as f64))
+            .collect(),
+    ))
 }
 
 /// `$hash(data, algorithm)`: lowercase hex digest of the UTF-8 bytes.
 fn sfn_hash(args: &[JValue]) -> HostFnResult {
     use sha2::Digest;
     check_arity(args, 2, 2, "hash")?;
-    let (Some(data), Some(algorithm)) = (str_arg(args, 0, "hash")?, str_arg(args, 1, "hash")?) else {
+    let (Some(data), Some(algorithm)) = (str_arg(args, 0, "hash")?, str_arg(args, 1, "hash")?)
+    else {
         return Ok(JValue::Undefined);
     };
     let digest: Vec<u8> = match algorithm {
@@ -824,7 +931,9 @@ fn sfn_uuid(args: &[JValue], rng: &SplitMix64) -> HostFnResult {
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
     b[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
-    Ok(JValue::string(uuid::Builder::from_random_bytes(b).into_uuid().to_string()))
+    Ok(JValue::string(
+        uuid::Builder::from_random_bytes(b).into_uuid().to_string(),
+    ))
 }
 
 /// `$parse(jsonString)`: the JSON value the string holds (blank ⇒ `null`).
@@ -859,10 +968,19 @@ mod tests {
         })
     }
 
-    fn eval_with(template: Value, states: &Value, vars: &dyn VarLookup, field: &str) -> AslResult<Value> {
+    fn eval_with(
+        template: Value,
+        states: &Value,
+        vars: &dyn VarLookup,
+        field: &str,
+    ) -> AslResult<Value> {
         let t = JsonataTemplate::compile(&template).expect("compiles");
         let entropy = SeededEntropy::new(7);
-        let env = JsonataEnv { states, vars, entropy: &entropy };
+        let env = JsonataEnv {
+            states,
+            vars,
+            entropy: &entropy,
+        };
         t.eval(&env, field)
     }
 
@@ -909,8 +1027,12 @@ mod tests {
         let e = JsonataTemplate::compile(&json!("{% ( %}")).unwrap_err();
         assert!(e.contains("S0207"), "{e}");
         // Not starting with the delimiter: a literal.
-        assert!(JsonataTemplate::compile(&json!(" {% 1 %}")).unwrap().is_literal());
-        assert!(JsonataTemplate::compile(&json!("1 %}")).unwrap().is_literal());
+        assert!(JsonataTemplate::compile(&json!(" {% 1 %}"))
+            .unwrap()
+            .is_literal());
+        assert!(JsonataTemplate::compile(&json!("1 %}"))
+            .unwrap()
+            .is_literal());
     }
 
     #[test]
@@ -927,7 +1049,10 @@ mod tests {
             json!({"a": {"q": 1, "b": 2}, "b": "y"}),
         )
         .unwrap();
-        assert_eq!(out, json!({"z": {"q": 1, "b": 2}, "a": [1, 2, {"k": "yx"}], "m": "lit"}));
+        assert_eq!(
+            out,
+            json!({"z": {"q": 1, "b": 2}, "a": [1, 2, {"k": "yx"}], "m": "lit"})
+        );
         let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["z", "a", "m"]);
         let inner: Vec<&String> = out["z"].as_object().unwrap().keys().collect();
@@ -953,7 +1078,13 @@ mod tests {
         let out = eval_with(json!("{% $keys($states) %}"), &st, &NoVars, "Output").unwrap();
         assert_eq!(out, json!(["input", "context", "result", "errorOutput"]));
         // Absent members are undefined.
-        let e = eval_with(json!("{% $states.result %}"), &states(json!({})), &NoVars, "Output").unwrap_err();
+        let e = eval_with(
+            json!("{% $states.result %}"),
+            &states(json!({})),
+            &NoVars,
+            "Output",
+        )
+        .unwrap_err();
         assert_eq!(
             e.cause,
             "The JSONata expression '$states.result' specified for the field 'Output' returned nothing (undefined)."
@@ -984,7 +1115,13 @@ mod tests {
         assert_eq!(out, json!({"v": "string literal", "e": 7}));
         // Unicode names.
         vars.insert("café".into(), json!(3));
-        let out = eval_with(json!("{% $café * 2 %}"), &states(json!({})), &vars, "Output").unwrap();
+        let out = eval_with(
+            json!("{% $café * 2 %}"),
+            &states(json!({})),
+            &vars,
+            "Output",
+        )
+        .unwrap();
         assert_eq!(out, json!(6));
         // Assignments inside one expression do not leak into the next.
         let out = eval_with(
@@ -1011,7 +1148,13 @@ mod tests {
             cause(json!({"a": {"b": [0, "{%   $nope   %}"]}}), json!({})),
             "The JSONata expression '$nope' specified for the field 'Output/a/b/1' returned nothing (undefined)."
         );
-        let e = eval_with(json!({"FunctionName": "{% $x %}"}), &states(json!({})), &NoVars, "Arguments").unwrap_err();
+        let e = eval_with(
+            json!({"FunctionName": "{% $x %}"}),
+            &states(json!({})),
+            &NoVars,
+            "Arguments",
+        )
+        .unwrap_err();
         assert_eq!(
             e.cause,
             "The JSONata expression '$x' specified for the field 'Arguments/FunctionName' returned nothing (undefined)."
@@ -1026,19 +1169,42 @@ mod tests {
              'Output/FunctionResult' threw an error during evaluation. T1006: Attempted to invoke a non-function"
         );
         let c = cause(json!("{% $states.input.s + 1 %}"), json!({"s": "x"}));
-        assert!(c.ends_with("T2001: The left side of the \"+\" operator must evaluate to a number"), "{c}");
+        assert!(
+            c.ends_with("T2001: The left side of the \"+\" operator must evaluate to a number"),
+            "{c}"
+        );
         let c = cause(json!("{% 1 - $states.input.s %}"), json!({"s": "x"}));
-        assert!(c.ends_with("T2002: The right side of the \"-\" operator must evaluate to a number"), "{c}");
+        assert!(
+            c.ends_with("T2002: The right side of the \"-\" operator must evaluate to a number"),
+            "{c}"
+        );
         let c = cause(json!("{% $number('abc') %}"), json!({}));
-        assert!(c.ends_with("D3030: Unable to cast value to a number: \"abc\""), "{c}");
+        assert!(
+            c.ends_with("D3030: Unable to cast value to a number: \"abc\""),
+            "{c}"
+        );
         let c = cause(json!("{% $uppercase(1) %}"), json!({}));
-        assert!(c.ends_with("T0410: Argument 1 of function \"uppercase\" does not match function signature"), "{c}");
+        assert!(
+            c.ends_with(
+                "T0410: Argument 1 of function \"uppercase\" does not match function signature"
+            ),
+            "{c}"
+        );
         let c = cause(json!("{% $sum(1, 2) %}"), json!({}));
-        assert!(c.ends_with("T0410: Argument 2 of function \"sum\" does not match function signature"), "{c}");
+        assert!(
+            c.ends_with("T0410: Argument 2 of function \"sum\" does not match function signature"),
+            "{c}"
+        );
         let c = cause(json!("{% $error('boom') %}"), json!({}));
-        assert!(c.ends_with("threw an error during evaluation. D3137: boom"), "{c}");
+        assert!(
+            c.ends_with("threw an error during evaluation. D3137: boom"),
+            "{c}"
+        );
         let c = cause(json!("{% $eval('1 + 1') %}"), json!({}));
-        assert!(c.ends_with("T1006: Attempted to invoke a non-function"), "{c}");
+        assert!(
+            c.ends_with("T1006: Attempted to invoke a non-function"),
+            "{c}"
+        );
     }
 
     #[test]
@@ -1048,7 +1214,10 @@ mod tests {
             "The JSONata expression '$fn := function($x){$x}' specified for the field 'Output' returned an unsupported result type."
         );
         let c = cause(json!({"a": "{% {'f': $uppercase} %}"}), json!({}));
-        assert!(c.ends_with("for the field 'Output/a' returned an unsupported result type."), "{c}");
+        assert!(
+            c.ends_with("for the field 'Output/a' returned an unsupported result type."),
+            "{c}"
+        );
     }
 
     #[test]
@@ -1056,7 +1225,11 @@ mod tests {
         let t = JsonataTemplate::compile(&json!("{% {'foo': 'bar'} %}")).unwrap();
         let entropy = SeededEntropy::new(1);
         let st = states(json!({}));
-        let env = JsonataEnv { states: &st, vars: &NoVars, entropy: &entropy };
+        let env = JsonataEnv {
+            states: &st,
+            vars: &NoVars,
+            entropy: &entropy,
+        };
         let v = t.eval(&env, "Items").unwrap();
         assert_eq!(type_name(&v), "object");
         let e = t.type_error("Items", "array", &v);
@@ -1071,7 +1244,12 @@ mod tests {
             "The JSONata expression ''string'' specified for the field 'Items' returned an unexpected result \
              type. Expected 'array', but was 'string' for value: \"string\""
         );
-        for (v, n) in [(json!(null), "null"), (json!(1), "number"), (json!(true), "boolean"), (json!([]), "array")] {
+        for (v, n) in [
+            (json!(null), "null"),
+            (json!(1), "number"),
+            (json!(true), "boolean"),
+            (json!([]), "array"),
+        ] {
             assert_eq!(type_name(&v), n);
         }
     }
@@ -1087,17 +1265,26 @@ mod tests {
         assert_eq!(ok("[1, 2.5, -3]"), json!([1, 2.5, -3]));
         assert_eq!(number_to_json(1e300), Some(json!(1e300)));
         assert_eq!(number_to_json(f64::NAN), None);
-        assert_eq!(eval(json!("{% $states.input %}"), json!({"big": 12345678901u64})).unwrap(), json!({"big": 12345678901u64}));
+        assert_eq!(
+            eval(json!("{% $states.input %}"), json!({"big": 12345678901u64})).unwrap(),
+            json!({"big": 12345678901u64})
+        );
     }
 
     #[test]
     fn regex_and_quotes() {
         assert_eq!(ok(r#"$contains("hello$world", /^hello\$/)"#), json!(true));
         assert_eq!(ok(r#"$contains('hello$world', /^hello\ /)"#), json!(false));
-        assert_eq!(eval(json!("{% $states.input = '\"' %}"), json!("\"")).unwrap(), json!(true));
         assert_eq!(
-            eval(json!("{% $merge([$states.input.part1, $states.input.part2]) %}"),
-                 json!({"part1": {"hello": "world"}, "part2": {"foo": "bar"}})).unwrap(),
+            eval(json!("{% $states.input = '\"' %}"), json!("\"")).unwrap(),
+            json!(true)
+        );
+        assert_eq!(
+            eval(
+                json!("{% $merge([$states.input.part1, $states.input.part2]) %}"),
+                json!({"part1": {"hello": "world"}, "part2": {"foo": "bar"}})
+            )
+            .unwrap(),
             json!({"hello": "world", "foo": "bar"})
         );
     }
@@ -1117,12 +1304,20 @@ mod tests {
             .unwrap();
             assert_eq!(out, want);
         }
-        assert_eq!(ok("$partition([1,2,3,4,5,6,7,8,9], 3)"), json!([[1, 2, 3], [4, 5, 6], [7, 8, 9]]));
+        assert_eq!(
+            ok("$partition([1,2,3,4,5,6,7,8,9], 3)"),
+            json!([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+        );
         assert_eq!(ok("$partition([1,2,3], 2.9)"), json!([[1, 2], [3]]));
         let c = cause(json!("{% $partition([1], 0) %}"), json!({}));
         assert!(c.contains("threw an error during evaluation."), "{c}");
         let c = cause(json!("{% $partition([1], 'x') %}"), json!({}));
-        assert!(c.ends_with("T0410: Argument 2 of function \"partition\" does not match function signature"), "{c}");
+        assert!(
+            c.ends_with(
+                "T0410: Argument 2 of function \"partition\" does not match function signature"
+            ),
+            "{c}"
+        );
     }
 
     #[test]
@@ -1136,13 +1331,24 @@ mod tests {
         assert!(cause(json!("{% $range(0, 5, 0) %}"), json!({})).contains("threw an error"));
         assert!(cause(json!("{% $range(0, 5000, 1) %}"), json!({})).contains("threw an error"));
         let c = cause(json!("{% $range(0, 5) %}"), json!({}));
-        assert!(c.ends_with("T0410: Argument 3 of function \"range\" does not match function signature"), "{c}");
+        assert!(
+            c.ends_with(
+                "T0410: Argument 3 of function \"range\" does not match function signature"
+            ),
+            "{c}"
+        );
     }
 
     #[test]
     fn hash() {
-        assert_eq!(ok("$hash('input data', 'SHA-1')"), json!("aaff4a450a104cd177d28d18d74485e8cae074b7"));
-        assert_eq!(ok("$hash('', 'MD5')"), json!("d41d8cd98f00b204e9800998ecf8427e"));
+        assert_eq!(
+            ok("$hash('input data', 'SHA-1')"),
+            json!("aaff4a450a104cd177d28d18d74485e8cae074b7")
+        );
+        assert_eq!(
+            ok("$hash('', 'MD5')"),
+            json!("d41d8cd98f00b204e9800998ecf8427e")
+        );
         assert_eq!(
             ok("$hash('abc', 'SHA-256')"),
             json!("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
@@ -1173,12 +1379,20 @@ mod tests {
         let two = ok("[$uuid(), $uuid()]");
         assert_ne!(two[0], two[1]);
         let c = cause(json!("{% $random('x') %}"), json!({}));
-        assert!(c.ends_with("T0410: Argument 1 of function \"random\" does not match function signature"), "{c}");
+        assert!(
+            c.ends_with(
+                "T0410: Argument 1 of function \"random\" does not match function signature"
+            ),
+            "{c}"
+        );
     }
 
     #[test]
     fn parse() {
-        assert_eq!(ok(r#"$parse('{"a": [1, 2.5, null]}')"#), json!({"a": [1, 2.5, null]}));
+        assert_eq!(
+            ok(r#"$parse('{"a": [1, 2.5, null]}')"#),
+            json!({"a": [1, 2.5, null]})
+        );
         assert_eq!(ok("$parse('\"x\"')"), json!("x"));
         assert_eq!(ok("$parse('  ')"), json!(null));
         assert!(cause(json!("{% $parse('{') %}"), json!({})).contains("threw an error"));
@@ -1196,11 +1410,17 @@ mod tests {
     #[test]
     fn scan_finds_references() {
         let s = scan_references("$states.input.a + $states . `context`.b + $foo($bar) + $$ + $");
-        assert_eq!(s.states, StatesUse::Members(vec!["input".into(), "context".into()]));
+        assert_eq!(
+            s.states,
+            StatesUse::Members(vec!["input".into(), "context".into()])
+        );
         assert_eq!(s.names, vec!["foo".to_string(), "bar".to_string()]);
         assert_eq!(s.calls, vec!["foo".to_string()]);
         assert_eq!(scan_references("$keys($states)").states, StatesUse::Whole);
-        assert_eq!(scan_references("$states.input.a % 2").states, StatesUse::Whole);
+        assert_eq!(
+            scan_references("$states.input.a % 2").states,
+            StatesUse::Whole
+        );
         assert_eq!(scan_references("1").states, StatesUse::Unused);
     }
 }

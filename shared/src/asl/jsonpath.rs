@@ -67,12 +67,23 @@ pub struct JsonPath {
 
 impl JsonPath {
     pub fn parse(source: &str) -> Result<JsonPath, PathSyntaxError> {
-        let mut p = Parser { src: source, pos: 0 };
+        let mut p = Parser {
+            src: source,
+            pos: 0,
+        };
         let root = p.root()?;
         let path = p.steps(false)?;
         let simple = path.func.is_none()
-            && path.steps.iter().all(|s| matches!(s, Step::Name(..) | Step::Index(_)));
-        Ok(JsonPath { source: source.to_string(), root, path, simple })
+            && path
+                .steps
+                .iter()
+                .all(|s| matches!(s, Step::Name(..) | Step::Index(_)));
+        Ok(JsonPath {
+            source: source.to_string(),
+            root,
+            path,
+            simple,
+        })
     }
     pub fn source(&self) -> &str {
         &self.source
@@ -83,7 +94,12 @@ impl JsonPath {
     /// Only `.name`, `['name']` and `[index]` steps (what ResultPath, ItemsPath, `…Path`
     /// fields and Choice `Variable` allow).
     pub fn is_reference(&self) -> bool {
-        self.simple && self.path.steps.iter().all(|s| !matches!(s, Step::Index(i) if *i < 0))
+        self.simple
+            && self
+                .path
+                .steps
+                .iter()
+                .all(|s| !matches!(s, Step::Index(i) if *i < 0))
     }
     /// Selects at most one node (no wildcards, slices, filters, deep scan, unions, functions):
     /// [`Self::select_ref`] finds it.
@@ -130,9 +146,10 @@ impl JsonPath {
         }
         match self.path.resolve(root) {
             Ok(_) => None,
-            Err(Miss::Property(k)) => {
-                Some(format!("Missing property in path {}", self.path.normalized(k, false)))
-            }
+            Err(Miss::Property(k)) => Some(format!(
+                "Missing property in path {}",
+                self.path.normalized(k, false)
+            )),
             Err(Miss::NoResults) => Some(format!("No results for path: {}", self.normalized())),
         }
     }
@@ -154,9 +171,9 @@ impl JsonPath {
         let mut cur = target;
         for (k, step) in init.iter().enumerate() {
             cur = match (step, cur) {
-                (Step::Name(name, _), Value::Object(m)) => {
-                    m.entry(name.as_str()).or_insert_with(|| Value::Object(Map::new()))
-                }
+                (Step::Name(name, _), Value::Object(m)) => m
+                    .entry(name.as_str())
+                    .or_insert_with(|| Value::Object(Map::new())),
                 (Step::Index(i), Value::Array(a)) => {
                     let len = a.len();
                     match resolve_index(*i, len).and_then(|j| a.get_mut(j)) {
@@ -195,7 +212,10 @@ impl JsonPath {
             _ => format!("{at} is {}, not an object", kind(found)),
         };
         PathError::CannotSet {
-            message: format!("Unable to apply ResultPath '{}' to the input: {detail}", self.source),
+            message: format!(
+                "Unable to apply ResultPath '{}' to the input: {detail}",
+                self.source
+            ),
         }
     }
 }
@@ -315,8 +335,16 @@ impl Func {
                 Value::Object(m) => m.keys().map(|k| Value::String(k.clone())).collect(),
                 _ => Value::Null,
             },
-            Func::First => v.as_array().and_then(|a| a.first()).cloned().unwrap_or(Value::Null),
-            Func::Last => v.as_array().and_then(|a| a.last()).cloned().unwrap_or(Value::Null),
+            Func::First => v
+                .as_array()
+                .and_then(|a| a.first())
+                .cloned()
+                .unwrap_or(Value::Null),
+            Func::Last => v
+                .as_array()
+                .and_then(|a| a.last())
+                .cloned()
+                .unwrap_or(Value::Null),
             Func::Min | Func::Max | Func::Avg | Func::Sum | Func::Stddev => {
                 let nums: Vec<f64> = v
                     .as_array()
@@ -324,8 +352,9 @@ impl Func {
                     .unwrap_or_default();
                 if nums.is_empty() {
                     return Err(PathError::CannotSet {
-                        message: "Aggregation function attempted to calculate value using empty array"
-                            .into(),
+                        message:
+                            "Aggregation function attempted to calculate value using empty array"
+                                .into(),
                     });
                 }
                 let n = nums.len() as f64;
@@ -367,7 +396,11 @@ impl Compiled {
         let definite = steps
             .iter()
             .all(|s| matches!(s, Step::Name(..) | Step::Index(_) | Step::Merge(..)));
-        Compiled { steps, func, definite }
+        Compiled {
+            steps,
+            func,
+            definite,
+        }
     }
 
     /// `$` followed by the first `k` steps (and the function when `with_func`).
@@ -413,8 +446,9 @@ impl Compiled {
     /// filters.
     fn eval<'v>(&self, node: &'v Value, root: &'v Value) -> Result<Cow<'v, Value>, PathError> {
         let base = if self.definite {
-            self.resolve(node)
-                .map_err(|_| PathError::NoResults { normalized: self.normalized(self.steps.len(), true) })?
+            self.resolve(node).map_err(|_| PathError::NoResults {
+                normalized: self.normalized(self.steps.len(), true),
+            })?
         } else {
             let mut out = Vec::new();
             walk(&self.steps, 0, node, root, &mut out);
@@ -444,7 +478,9 @@ impl Compiled {
                         None => return Err(Miss::NoResults),
                     }
                 }
-                (Step::Merge(names, _), Value::Object(m)) => return Ok(Cow::Owned(merge(m, names))),
+                (Step::Merge(names, _), Value::Object(m)) => {
+                    return Ok(Cow::Owned(merge(m, names)))
+                }
                 _ => return Err(Miss::NoResults),
             };
         }
@@ -492,7 +528,13 @@ fn slice_range(from: Option<i64>, to: Option<i64>, len: usize) -> std::ops::Rang
 }
 
 /// Evaluates `steps[i..]` at `node`, collecting matches (indefinite paths: never fails).
-fn walk<'v>(steps: &'v [Step], i: usize, node: &'v Value, root: &'v Value, out: &mut Vec<Cow<'v, Value>>) {
+fn walk<'v>(
+    steps: &'v [Step],
+    i: usize,
+    node: &'v Value,
+    root: &'v Value,
+    out: &mut Vec<Cow<'v, Value>>,
+) {
     let Some(step) = steps.get(i) else {
         out.push(Cow::Borrowed(node));
         return;
@@ -516,7 +558,10 @@ fn walk<'v>(steps: &'v [Step], i: usize, node: &'v Value, root: &'v Value, out: 
             }
         }
         (Step::Indexes(ks), Value::Array(a)) => {
-            for v in ks.iter().filter_map(|k| resolve_index(*k, a.len()).and_then(|j| a.get(j))) {
+            for v in ks
+                .iter()
+                .filter_map(|k| resolve_index(*k, a.len()).and_then(|j| a.get(j)))
+            {
                 walk(steps, next, v, root, out);
             }
         }
@@ -538,10 +583,8 @@ fn walk<'v>(steps: &'v [Step], i: usize, node: &'v Value, root: &'v Value, out: 
             }
         }
         // Jayway applies a filter to an object itself, and to the elements of an array.
-        (Step::Filter(e), Value::Object(_)) => {
-            if e.test(node, root) {
-                walk(steps, next, node, root, out);
-            }
+        (Step::Filter(e), Value::Object(_)) if e.test(node, root) => {
+            walk(steps, next, node, root, out)
         }
         (Step::Filter(e), Value::Array(a)) => {
             for v in a {
@@ -557,15 +600,21 @@ fn walk<'v>(steps: &'v [Step], i: usize, node: &'v Value, root: &'v Value, out: 
 
 /// Jayway's deep scan (`ScanPathToken.walk`): at every object/array (pre-order, the node
 /// itself first), applies `steps[t]` where it can apply.
-fn scan<'v>(steps: &'v [Step], t: usize, node: &'v Value, root: &'v Value, out: &mut Vec<Cow<'v, Value>>) {
+fn scan<'v>(
+    steps: &'v [Step],
+    t: usize,
+    node: &'v Value,
+    root: &'v Value,
+    out: &mut Vec<Cow<'v, Value>>,
+) {
     let Some(target) = steps.get(t) else {
         return;
     };
     let applies = |n: &Value| match target {
         Step::Name(name, _) => n.as_object().is_some_and(|m| m.contains_key(name.as_str())),
-        Step::Merge(names, _) => {
-            n.as_object().is_some_and(|m| names.iter().all(|k| m.contains_key(k.as_str())))
-        }
+        Step::Merge(names, _) => n
+            .as_object()
+            .is_some_and(|m| names.iter().all(|k| m.contains_key(k.as_str()))),
         Step::Names(..) => n.is_object(),
         Step::Index(_) | Step::Indexes(_) | Step::Slice(..) => n.is_array(),
         Step::Wildcard => true,
@@ -669,7 +718,11 @@ impl Expr {
             Expr::And(a, b) => a.test(item, root) && b.test(item, root),
             Expr::Not(e) => !e.test(item, root),
             Expr::Exists(p) => match p.eval(item, root) {
-                Ok(v) => p.path.definite || p.path.func.is_some() || v.as_array().is_some_and(|a| !a.is_empty()),
+                Ok(v) => {
+                    p.path.definite
+                        || p.path.func.is_some()
+                        || v.as_array().is_some_and(|a| !a.is_empty())
+                }
                 Err(_) => false,
             },
             Expr::Cmp(l, op, r) => op.apply(&resolve(l, item, root), &resolve(r, item, root)),
@@ -813,7 +866,9 @@ fn typed_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| typed_eq(p, q))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| typed_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| typed_eq(v, w)))
         }
         _ => a == b,
     }
@@ -984,7 +1039,10 @@ impl<'s> Parser<'s> {
                 break;
             }
             if c.is_whitespace() {
-                return self.err(self.pos, "use bracket notation ['my prop'] for names with blanks");
+                return self.err(
+                    self.pos,
+                    "use bracket notation ['my prop'] for names with blanks",
+                );
             }
             if c == ']' || c == ')' {
                 return self.err(self.pos, format!("unexpected '{c}'"));
@@ -1085,7 +1143,10 @@ impl<'s> Parser<'s> {
             return self.err(open, "unclosed '['");
         };
         let body = &self.src[start..start + len];
-        if !body.chars().all(|c| c.is_ascii_digit() || matches!(c, ',' | '-' | ':' | ' ')) {
+        if !body
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ',' | '-' | ':' | ' '))
+        {
             return self.err(start, format!("invalid array index '{body}'"));
         }
         self.pos = start + len + 1;
@@ -1217,7 +1278,10 @@ impl<'s> Parser<'s> {
             Some(c @ ('@' | '$')) => {
                 self.bump();
                 let path = self.steps(true)?;
-                Ok(Operand::Path(SubPath { doc: c == '$', path }))
+                Ok(Operand::Path(SubPath {
+                    doc: c == '$',
+                    path,
+                }))
             }
             Some('/') => {
                 self.bump();
@@ -1285,7 +1349,10 @@ impl<'s> Parser<'s> {
                 Ok(Value::Object(map))
             }
             Some(c) if c == '-' || c == '+' || c == '.' || c.is_ascii_digit() => {
-                while self.peek().is_some_and(|c| c.is_ascii_digit() || "+-.eE".contains(c)) {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_digit() || "+-.eE".contains(c))
+                {
                     self.bump();
                 }
                 let text = &self.src[at..self.pos];
@@ -1294,7 +1361,11 @@ impl<'s> Parser<'s> {
                     .map_or_else(|| self.err(at, format!("invalid number '{text}'")), Ok)
             }
             _ => {
-                for (word, v) in [("true", Value::Bool(true)), ("false", Value::Bool(false)), ("null", Value::Null)] {
+                for (word, v) in [
+                    ("true", Value::Bool(true)),
+                    ("false", Value::Bool(false)),
+                    ("null", Value::Null),
+                ] {
                     if self.eat_str(word) {
                         return Ok(v);
                     }
@@ -1313,7 +1384,9 @@ fn java_unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut units: Vec<u16> = Vec::new();
     let flush = |units: &mut Vec<u16>, out: &mut String| {
-        out.extend(char::decode_utf16(units.drain(..)).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
+        out.extend(
+            char::decode_utf16(units.drain(..)).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)),
+        );
     };
     let mut it = s.chars();
     while let Some(c) = it.next() {
@@ -1404,7 +1477,9 @@ impl ClassItem {
             ClassItem::Range(lo, hi) => lo <= c && c <= hi,
             ClassItem::Digit(neg) => c.is_ascii_digit() != neg,
             ClassItem::Word(neg) => is_word(c) != neg,
-            ClassItem::Space(neg) => matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r') != neg,
+            ClassItem::Space(neg) => {
+                matches!(c, ' ' | '\t' | '\n' | '\u{b}' | '\u{c}' | '\r') != neg
+            }
         }
     }
 }
@@ -1412,7 +1487,8 @@ impl ClassItem {
 impl Class {
     fn test(&self, c: char, icase: bool) -> bool {
         let hit = |c: char| self.items.iter().any(|i| i.test(c));
-        let found = hit(c) || (icase && (hit(c.to_ascii_lowercase()) || hit(c.to_ascii_uppercase())));
+        let found =
+            hit(c) || (icase && (hit(c.to_ascii_lowercase()) || hit(c.to_ascii_uppercase())));
         found != self.negated
     }
 }
@@ -1459,7 +1535,11 @@ impl ReParser {
         while self.eat('|') {
             alts.push(self.cat()?);
         }
-        Ok(if alts.len() == 1 { alts.remove(0) } else { Node::Alt(alts) })
+        Ok(if alts.len() == 1 {
+            alts.remove(0)
+        } else {
+            Node::Alt(alts)
+        })
     }
 
     fn cat(&mut self) -> Result<Node, String> {
@@ -1529,7 +1609,10 @@ impl ReParser {
                     }
                     _ => match self.escape(e)? {
                         Ok(ch) => Inst::Char(ch),
-                        Err(item) => Inst::Class(Class { negated: false, items: vec![item] }),
+                        Err(item) => Inst::Class(Class {
+                            negated: false,
+                            items: vec![item],
+                        }),
                     },
                 }
             }
@@ -1597,7 +1680,8 @@ impl ReParser {
                 let hi = match self.next() {
                     Some('\\') => {
                         let e = self.next().ok_or("trailing backslash")?;
-                        self.escape(e)?.map_err(|_| "invalid class range".to_string())?
+                        self.escape(e)?
+                            .map_err(|_| "invalid class range".to_string())?
                     }
                     Some(h) => h,
                     None => return Err("unclosed character class".into()),
@@ -1624,7 +1708,11 @@ impl ReParser {
                     .position(|&c| c == '}')
                     .ok_or("unclosed repetition")?;
                 let body: String = self.chars[self.i + 1..self.i + close].iter().collect();
-                let num = |t: &str| t.trim().parse::<u32>().map_err(|_| format!("invalid repetition '{{{body}}}'"));
+                let num = |t: &str| {
+                    t.trim()
+                        .parse::<u32>()
+                        .map_err(|_| format!("invalid repetition '{{{body}}}'"))
+                };
                 let (min, max) = match body.split_once(',') {
                     None => {
                         let n = num(&body)?;
@@ -1666,7 +1754,12 @@ impl Regex {
         let mut prog = Vec::new();
         emit(&node, &mut prog)?;
         prog.push(Inst::Match);
-        Ok(Regex { prog, icase: p.icase, dotall: p.dotall, multiline: p.multiline })
+        Ok(Regex {
+            prog,
+            icase: p.icase,
+            dotall: p.dotall,
+            multiline: p.multiline,
+        })
     }
 
     fn is_match(&self, text: &str) -> bool {
@@ -1682,9 +1775,12 @@ impl Regex {
             for &pc in &cur {
                 let ok = match (&self.prog[pc], ch) {
                     (Inst::Match, None) => return true,
-                    (Inst::Char(c), Some(x)) => *c == x || (self.icase && c.eq_ignore_ascii_case(&x)),
+                    (Inst::Char(c), Some(x)) => {
+                        *c == x || (self.icase && c.eq_ignore_ascii_case(&x))
+                    }
                     (Inst::Any, Some(x)) => {
-                        self.dotall || !matches!(x, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
+                        self.dotall
+                            || !matches!(x, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}')
                     }
                     (Inst::Class(cl), Some(x)) => cl.test(x, self.icase),
                     _ => false,
@@ -1700,7 +1796,15 @@ impl Regex {
     }
 
     /// Adds `pc` and everything reachable from it without consuming input.
-    fn add(&self, list: &mut Vec<usize>, mark: &mut [usize], stack: &mut Vec<usize>, pc: usize, pos: usize, chars: &[char]) {
+    fn add(
+        &self,
+        list: &mut Vec<usize>,
+        mark: &mut [usize],
+        stack: &mut Vec<usize>,
+        pc: usize,
+        pos: usize,
+        chars: &[char],
+    ) {
         stack.push(pc);
         while let Some(pc) = stack.pop() {
             let Some(inst) = self.prog.get(pc) else {
@@ -1802,4 +1906,637 @@ fn emit(node: &Node, prog: &mut Vec<Inst>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(s: &str) -> JsonPath {
+        match JsonPath::parse(s) {
+            Ok(p) => p,
+            Err(e) => panic!("{s}: {e} at {}", e.offset),
+        }
+    }
+    fn sel(path: &str, doc: &Value) -> Value {
+        match p(path).select(doc) {
+            Ok(v) => v,
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+    fn no_results(path: &str, doc: &Value) -> String {
+        match p(path).select(doc) {
+            Err(PathError::NoResults { normalized }) => normalized,
+            other => panic!("{path}: expected NoResults, got {other:?}"),
+        }
+    }
+    fn syntax_error(path: &str) -> PathSyntaxError {
+        match JsonPath::parse(path) {
+            Err(e) => e,
+            Ok(_) => panic!("{path}: should not parse"),
+        }
+    }
+
+    fn store() -> Value {
+        json!({
+            "store": {
+                "book": [
+                    {"category": "reference", "author": "Nigel Rees", "title": "Sayings", "price": 8.95},
+                    {"category": "fiction", "author": "Evelyn Waugh", "title": "Sword", "price": 12.99},
+                    {"category": "fiction", "author": "Herman Melville", "title": "Moby Dick", "isbn": "0-553", "price": 8.99},
+                    {"category": "fiction", "author": "J. R. R. Tolkien", "title": "LOTR", "isbn": "0-395", "price": 22.99}
+                ],
+                "bicycle": {"color": "red", "price": 19.95}
+            },
+            "expensive": 10
+        })
+    }
+
+    #[test]
+    fn roots() {
+        assert_eq!(p("$").root(), &Root::Input);
+        assert_eq!(p("$.a").root(), &Root::Input);
+        assert_eq!(p("$$").root(), &Root::Context);
+        assert_eq!(p("$$.Execution.Id").root(), &Root::Context);
+        assert_eq!(p("$myVar.field[0]").root(), &Root::Variable("myVar".into()));
+        assert_eq!(p("$_x1").root(), &Root::Variable("_x1".into()));
+        assert_eq!(p("$ü").root(), &Root::Variable("ü".into()));
+        assert_eq!(p("$v['a b']").root(), &Root::Variable("v".into()));
+        let ctx = json!({"Execution": {"Id": "arn:x"}, "Map": {"Item": {"Value": {"a": 1}}}});
+        assert_eq!(sel("$$.Execution.Id", &ctx), json!("arn:x"));
+        assert_eq!(sel("$$.Map.Item.Value", &ctx), json!({"a": 1}));
+        assert_eq!(
+            p("$$.Execution.Nope").normalized(),
+            "$['Execution']['Nope']"
+        );
+        let var = json!({"field": [7, 8]});
+        assert_eq!(sel("$myVar.field[0]", &var), json!(7));
+        assert_eq!(sel("$myVar", &var), var);
+        assert_eq!(p("$$").steps_count(), 0);
+        assert_eq!(p("$myVar.field[0]").steps_count(), 2);
+    }
+
+    #[test]
+    fn definite_paths() {
+        let doc = json!({"a": {"b": [10, 20, {"c": null}]}, "detail": {"request-id": "r1", "x:y": 1, "a$b": 2}});
+        assert_eq!(sel("$", &doc), doc);
+        assert_eq!(sel("$.a.b[1]", &doc), json!(20));
+        assert_eq!(sel("$.a.b[-1].c", &doc), json!(null));
+        assert_eq!(sel("$.a.b[-3]", &doc), json!(10));
+        assert_eq!(sel("$.detail.request-id", &doc), json!("r1"));
+        assert_eq!(sel("$.detail.x:y", &doc), json!(1));
+        assert_eq!(sel("$.detail.a$b", &doc), json!(2));
+        assert_eq!(sel("$['a']['b'][0]", &doc), json!(10));
+        assert_eq!(sel("$[\"a\"].b[0]", &doc), json!(10));
+        assert_eq!(sel("$.a.['b'].[0]", &doc), json!(10));
+        assert_eq!(sel("$[ 'a' ][ 'b' ][ 0 ]", &doc), json!(10));
+        let path = p("$.a.b[2].c");
+        assert!(path.is_definite() && path.is_reference());
+        assert_eq!(path.select_ref(&doc), Some(&Value::Null));
+        assert_eq!(p("$.a.b[5]").select_ref(&doc), None);
+        assert_eq!(p("$.a.b[*]").select_ref(&doc), None);
+        assert!(p("$.a[-1]").is_definite());
+        assert!(!p("$.a[-1]").is_reference());
+        assert!(p("$").is_reference());
+        assert!(p("$$.Execution.Input").is_reference());
+        assert!(p("$v.a[0]").is_reference());
+    }
+
+    #[test]
+    fn definite_misses_are_errors() {
+        let doc = json!({"a": {"b": [1, 2]}, "s": "str", "n": null});
+        assert_eq!(no_results("$.X", &doc), "$['X']");
+        assert_eq!(no_results("$.a.b[5]", &doc), "$['a']['b'][5]");
+        assert_eq!(no_results("$.a.b[-3]", &doc), "$['a']['b'][-3]");
+        assert_eq!(no_results("$.a.b.c", &doc), "$['a']['b']['c']"); // a name on an array
+        assert_eq!(no_results("$.a[0]", &doc), "$['a'][0]"); // an index on an object
+        assert_eq!(no_results("$.s.x", &doc), "$['s']['x']");
+        assert_eq!(no_results("$.n.x", &doc), "$['n']['x']");
+        assert_eq!(
+            no_results("$.no.such.result.path", &doc),
+            "$['no']['such']['result']['path']"
+        );
+        assert_eq!(no_results("$[\"q\"]", &doc), "$[\"q\"]");
+        assert_eq!(no_results("$.x", &json!([1])), "$['x']");
+        assert_eq!(no_results("$[0]", &json!({})), "$[0]");
+        // Jayway's messages.
+        let msg = |path: &str| p(path).not_found_message(&doc);
+        assert_eq!(
+            msg("$.no.such.result.path").as_deref(),
+            Some("Missing property in path $['no']")
+        );
+        assert_eq!(
+            msg("$.a.nope.x").as_deref(),
+            Some("Missing property in path $['a']['nope']")
+        );
+        assert_eq!(msg("$.X").as_deref(), Some("No results for path: $['X']"));
+        assert_eq!(
+            msg("$.a.b[9].c").as_deref(),
+            Some("No results for path: $['a']['b'][9]['c']")
+        );
+        assert_eq!(msg("$.a"), None);
+        assert_eq!(msg("$.x[*]"), None);
+        assert_eq!(
+            PathError::NoResults {
+                normalized: p("$.NoSuchInputPath").normalized()
+            }
+            .to_string(),
+            "No results for path: $['NoSuchInputPath']"
+        );
+    }
+
+    #[test]
+    fn normalized_forms() {
+        let cases = [
+            ("$", "$"),
+            ("$.X", "$['X']"),
+            ("$.a.b[0]", "$['a']['b'][0]"),
+            ("$['a b'].c", "$['a b']['c']"),
+            ("$[\"a\"]", "$[\"a\"]"),
+            ("$..x", "$..['x']"),
+            ("$.a[*].b", "$['a'][*]['b']"),
+            ("$.a.*", "$['a'][*]"),
+            ("$.a[1:3]", "$['a'][1:3]"),
+            ("$.a[:2]", "$['a'][:2]"),
+            ("$.a[-2:]", "$['a'][-2:]"),
+            ("$.a[0, 2]", "$['a'][0,2]"),
+            ("$['a','b']", "$['a','b']"),
+            ("$.a[?(@.x > 1)]", "$['a'][?]"),
+            ("$.a.length()", "$['a'].length()"),
+            ("$$.Execution.Id", "$['Execution']['Id']"),
+            ("$v.x", "$['x']"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(p(path).normalized(), want, "{path}");
+        }
+        assert_eq!(p("$.a[0]").to_string(), "$.a[0]");
+        assert_eq!(p("$.a[0]").source(), "$.a[0]");
+    }
+
+    #[test]
+    fn indefinite_paths() {
+        let doc = json!({"a": [1, 2, 3, 4, 5], "o": {"x": 1, "y": 2}});
+        assert_eq!(sel("$.a[0:2]", &doc), json!([1, 2]));
+        assert_eq!(sel("$.a[1:3]", &doc), json!([2, 3]));
+        assert_eq!(sel("$.a[:2]", &doc), json!([1, 2]));
+        assert_eq!(sel("$.a[-2:]", &doc), json!([4, 5]));
+        assert_eq!(sel("$.a[3:]", &doc), json!([4, 5]));
+        assert_eq!(sel("$.a[:-1]", &doc), json!([1, 2, 3, 4]));
+        assert_eq!(sel("$.a[1:100]", &doc), json!([2, 3, 4, 5]));
+        assert_eq!(sel("$.a[-3:-1]", &doc), json!([3, 4]));
+        assert_eq!(sel("$.a[10:]", &doc), json!([]));
+        assert_eq!(sel("$.a[-100:]", &doc), json!([1, 2, 3, 4, 5]));
+        // Jayway slice arithmetic: bounds are compared before negative ones are resolved.
+        assert_eq!(sel("$.a[1:-1]", &doc), json!([]));
+        assert_eq!(sel("$.a[-2:2]", &doc), json!([4, 5, 1, 2]));
+        assert_eq!(sel("$.a[0,2,-1,9]", &doc), json!([1, 3, 5]));
+        assert_eq!(sel("$.a[*]", &doc), doc["a"]);
+        assert_eq!(sel("$.o.*", &doc), json!([1, 2]));
+        assert_eq!(sel("$.o[*]", &doc), json!([1, 2]));
+        assert_eq!(sel("$[*]", &json!([1, [2]])), json!([1, [2]]));
+        assert!(!p("$.a[*]").is_definite());
+        assert!(!p("$.a[0:1]").is_reference());
+        // Missing members are skipped; nothing selected is an empty array.
+        assert_eq!(sel("$.items[*]", &json!({})), json!([]));
+        assert_eq!(sel("$.item.items[1:5].itemValue", &json!({})), json!([]));
+        assert_eq!(sel("$[*]", &json!({})), json!([]));
+        assert_eq!(sel("$.x[*]", &Value::Null), json!([]));
+        assert_eq!(
+            sel("$.a[*].b", &json!({"a": [{"b": 1}, {}, {"b": null}, 3]})),
+            json!([1, null])
+        );
+        let store = store();
+        assert_eq!(
+            sel("$.store.book[*].author", &store)[3],
+            json!("J. R. R. Tolkien")
+        );
+        assert_eq!(sel("$.store.*", &store).as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn multiple_names() {
+        let doc = json!({"a": 1, "b": 2, "c": 3, "o": [{"a": 1, "b": 2}, {"a": 3}]});
+        // In last position Jayway merges the members into one object (missing ones skipped).
+        assert_eq!(sel("$['a','c','zz']", &doc), json!({"a": 1, "c": 3}));
+        assert_eq!(sel("$[\"a\", \"b\"]", &doc), json!({"a": 1, "b": 2}));
+        assert_eq!(
+            sel("$.o[*]['a','b']", &doc),
+            json!([{"a": 1, "b": 2}, {"a": 3}])
+        );
+        assert!(!p("$['a','b']").is_definite());
+        assert_eq!(p("$['a','b']").select_ref(&doc), None);
+        // Elsewhere each member in turn.
+        let nested = json!({"a": {"x": 1}, "b": {"x": 2}, "c": {"y": 3}});
+        assert_eq!(sel("$['a','b','c'].x", &nested), json!([1, 2]));
+    }
+
+    #[test]
+    fn deep_scan() {
+        let doc =
+            json!({"x": 1, "a": {"x": 2, "b": [{"x": 3}, {"y": {"x": 4}}]}, "c": [[5, 6], [7]]});
+        assert_eq!(sel("$..x", &doc), json!([1, 2, 3, 4]));
+        assert_eq!(sel("$.a..x", &doc), json!([2, 3, 4]));
+        assert_eq!(sel("$..['x']", &doc), json!([1, 2, 3, 4]));
+        assert_eq!(sel("$..nope", &doc), json!([]));
+        assert_eq!(sel("$..[0]", &doc), json!([{"x": 3}, [5, 6], 5, 7]));
+        assert_eq!(
+            sel("$..*", &json!({"a": {"b": 1}, "c": 2})),
+            json!([{"b": 1}, 2, 1])
+        );
+        assert_eq!(sel("$..y.x", &doc), json!([4]));
+        assert_eq!(sel("$..b[?(@.x)]", &doc), json!([{"x": 3}]));
+        assert_eq!(sel("$..[?(@.x > 2)]", &doc), json!([{"x": 3}, {"x": 4}]));
+        let store = store();
+        assert_eq!(sel("$..author", &store).as_array().map(Vec::len), Some(4));
+        assert_eq!(sel("$..book[2].title", &store), json!(["Moby Dick"]));
+        assert_eq!(sel("$..book[-1:].title", &store), json!(["LOTR"]));
+        assert_eq!(
+            sel("$.store..price", &store),
+            json!([8.95, 12.99, 8.99, 22.99, 19.95])
+        );
+        // Jayway quirk: `..` then a non-final array step applies the rest to every element.
+        assert_eq!(
+            sel("$..[0].x", &json!({"a": [{"x": 1}, {"x": 2}]})),
+            json!([1, 2])
+        );
+    }
+
+    #[test]
+    fn filters() {
+        let store = store();
+        let titles = |path: &str| -> Value {
+            let hits = sel(path, &store);
+            hits.as_array()
+                .map(|a| a.iter().map(|b| b["title"].clone()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            titles("$.store.book[?(@.price < 10)]"),
+            json!(["Sayings", "Moby Dick"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.price <= 8.99)]"),
+            json!(["Sayings", "Moby Dick"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.price > $.expensive)]"),
+            json!(["Sword", "LOTR"])
+        );
+        assert_eq!(titles("$.store.book[?(@.price >= 22.99)]"), json!(["LOTR"]));
+        assert_eq!(
+            titles("$.store.book[?(@.isbn)]"),
+            json!(["Moby Dick", "LOTR"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(!@.isbn)]"),
+            json!(["Sayings", "Sword"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.category == 'reference')]"),
+            json!(["Sayings"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.category != \"fiction\")]"),
+            json!(["Sayings"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.category == 'fiction' && @.price < 10)]"),
+            json!(["Moby Dick"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.price < 9 || @.title == 'LOTR')]"),
+            json!(["Sayings", "Moby Dick", "LOTR"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.price < 9 && (@.isbn || @.title == 'Sayings'))]"),
+            json!(["Sayings", "Moby Dick"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(!(@.price < 9))]"),
+            json!(["Sword", "LOTR"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.author =~ /.*REES/i)]"),
+            json!(["Sayings"])
+        );
+        assert_eq!(titles("$.store.book[?(@.author =~ /Rees/)]"), json!([])); // whole match
+        assert_eq!(
+            titles("$.store.book[?(@.title in ['LOTR', 'Sword'])]"),
+            json!(["Sword", "LOTR"])
+        );
+        assert_eq!(
+            titles("$.store.book[?(@.title nin ['LOTR', 'Sword'])]"),
+            json!(["Sayings", "Moby Dick"])
+        );
+        assert_eq!(titles("$.store.book[?(@.title size 4)]"), json!(["LOTR"]));
+        assert_eq!(
+            titles("$.store.book[?(@.title contains 'ick')]"),
+            json!(["Moby Dick"])
+        );
+        assert_eq!(
+            sel("$.store.book[?(@.price > 20)].title", &store),
+            json!(["LOTR"])
+        );
+        assert_eq!(sel("$.store.book[?(@.price > 100)]", &store), json!([]));
+        assert!(!p("$.a[?(@.x)]").is_definite());
+
+        // The AWS-recorded case.
+        let users = json!({"users": [{"year": 1997, "status": 0}, {"year": 1998, "status": 1}]});
+        assert_eq!(
+            sel("$.users[?(@.status == 0)]", &users),
+            json!([{"year": 1997, "status": 0}])
+        );
+    }
+
+    #[test]
+    fn dbg_eq() {
+        let doc = json!({"a": [{"n": "1"}]});
+        eprintln!("{}", sel("$.a[?(@.n == 1)]", &doc));
+        eprintln!("{}", sel("$.a[?(@.n == '1')]", &doc));
+        eprintln!("{:?}", p("$.a[?(@.n == 1)]").path);
+    }
+
+    #[test]
+    fn filter_value_semantics() {
+        let doc = json!({"a": [
+            {"n": 1}, {"n": 1.0}, {"n": "1"}, {"n": "abc"}, {"n": null}, {"n": true},
+            {"n": [1, 2]}, {"n": []}, {"n": {}}, {"m": 1}
+        ]});
+        let idx = |filter: &str| -> Vec<usize> {
+            let hits = sel(&format!("$.a[?({filter})]"), &doc);
+            let all = doc["a"].as_array().cloned().unwrap_or_default();
+            hits.as_array()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|x| all.iter().position(|y| y == x))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(idx("@.n == 1"), vec![0, 1, 2]); // numbers by value; a numeric string too
+        assert_eq!(idx("@.n == 1.0"), vec![0, 1, 2]);
+        assert_eq!(idx("@.n === 1"), vec![0, 1]);
+        assert_eq!(idx("@.n == '1'"), vec![0, 2]); // string vs number: the number's text
+        assert_eq!(idx("@.n == null"), vec![4]);
+        assert_eq!(idx("@.n == true"), vec![5]);
+        assert_eq!(idx("@.n == [1, 2]"), vec![6]);
+        assert_eq!(idx("@.n != 1"), vec![3, 4, 5, 6, 7, 8, 9]); // a missing member is not equal
+        assert_eq!(idx("@.n > 0"), vec![0, 1]);
+        assert_eq!(idx("@.n < 'b'"), vec![3]);
+        assert_eq!(idx("@.n"), vec![0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(idx("@.n empty true"), vec![7, 8]);
+        assert_eq!(idx("@.n empty false"), vec![2, 3, 6]);
+        assert_eq!(idx("@.n size 2"), vec![6]);
+        assert_eq!(idx("@.n contains 2"), vec![6]);
+        assert_eq!(idx("@.n subsetof [1, 2, 3]"), vec![6, 7]);
+        assert_eq!(idx("@.n anyof [2, 5]"), vec![6]);
+        assert_eq!(idx("@.n noneof [5]"), vec![6, 7]);
+        assert_eq!(idx("@.n in [true, 'abc']"), vec![3, 5]);
+        assert_eq!(idx("@.n IN [null]"), vec![4]);
+        assert_eq!(idx("@.n =~ /\\d+/"), vec![0, 2]);
+        assert_eq!(idx("@.n =~ /1\\.0|abc/"), vec![1, 3]);
+        assert_eq!(idx("@.m == $.a[9].m"), vec![9]);
+        assert_eq!(idx("@.n.length() == 2"), vec![6]);
+        assert_eq!(idx("@['n'] == 'abc'"), vec![3]);
+        assert_eq!(idx("@ == {'m': 1}"), vec![9]);
+
+        // A filter applied to an object tests the object itself.
+        let obj = json!({"o": {"x": 5}});
+        assert_eq!(sel("$.o[?(@.x == 5)]", &obj), json!([{"x": 5}]));
+        assert_eq!(sel("$.o[?(@.x == 6)]", &obj), json!([]));
+        // Strings in filters are unescaped the Java way.
+        let s = json!({"a": [{"s": "it's"}, {"s": "a\nb"}]});
+        assert_eq!(sel("$.a[?(@.s == 'it\\'s')].s", &s), json!(["it's"]));
+        assert_eq!(sel("$.a[?(@.s == \"a\\nb\")].s", &s), json!(["a\nb"]));
+        assert_eq!(sel("$.a[?(@.s == '\\u0061\\nb')].s", &s), json!(["a\nb"]));
+    }
+
+    #[test]
+    fn functions() {
+        let doc = json!({"a": [3, 1, "x", 2], "o": {"k": 1, "j": 2}, "e": [], "s": "str"});
+        assert_eq!(sel("$.a.length()", &doc), json!(4));
+        assert_eq!(sel("$.a.size()", &doc), json!(4));
+        assert_eq!(sel("$.o.length()", &doc), json!(2));
+        assert_eq!(sel("$.s.length()", &doc), json!(null));
+        assert_eq!(sel("$.a.min()", &doc), json!(1.0));
+        assert_eq!(sel("$.a.max()", &doc), json!(3.0));
+        assert_eq!(sel("$.a.sum()", &doc), json!(6.0));
+        assert_eq!(sel("$.a.avg()", &doc), json!(2.0));
+        assert_eq!(sel("$.o.keys()", &doc), json!(["k", "j"]));
+        assert_eq!(sel("$.a.first()", &doc), json!(3));
+        assert_eq!(sel("$.a.last()", &doc), json!(2));
+        assert_eq!(sel("$.a[*].length()", &doc), json!(4));
+        assert_eq!(sel("$..k.length()", &doc), json!(1));
+        assert!(matches!(
+            p("$.e.avg()").select(&doc),
+            Err(PathError::CannotSet { .. })
+        ));
+        assert_eq!(no_results("$.x.length()", &doc), "$['x'].length()");
+        assert_eq!(
+            p("$.x.y.length()").not_found_message(&doc).as_deref(),
+            Some("Missing property in path $['x']")
+        );
+        let path = p("$.a.length()");
+        assert!(!path.is_definite() && !path.is_reference());
+        assert_eq!(path.select_ref(&doc), None);
+    }
+
+    #[test]
+    fn quoted_names() {
+        let doc = json!({"a b": 1, "it's": 2, "q\"": 3, "Test\\\"\"Name\"": "v", "": 4, "a.b": 5, "[x]": 6});
+        assert_eq!(sel("$['a b']", &doc), json!(1));
+        assert_eq!(sel("$[\"it's\"]", &doc), json!(2));
+        assert_eq!(sel("$['q\"']", &doc), json!(3));
+        assert_eq!(sel("$['']", &doc), json!(4));
+        assert_eq!(sel("$['a.b']", &doc), json!(5));
+        assert_eq!(sel("$['[x]']", &doc), json!(6));
+        // AWS (recorded): a backslash inside a quoted name is kept as is.
+        assert_eq!(sel("$['Test\\\"\"Name\"']", &doc), json!("v"));
+        assert!(p("$['a b']").is_reference());
+    }
+
+    #[test]
+    fn syntax_errors() {
+        let bad = [
+            ("", 0),
+            ("a.b", 0),
+            (".a", 0),
+            ("$.", 1),
+            ("$..", 1),
+            ("$.a.", 3),
+            ("$.a..", 3),
+            ("$...a", 3),
+            ("$[", 0),
+            ("$['a'", 2),
+            ("$['a'b]", 5),
+            ("$[0", 0),
+            ("$]", 1),
+            ("$.a]", 3),
+            ("$.a)", 3),
+            ("$.a[]", 3),
+            ("$.a[0]]", 6),
+            ("$.a[x]", 4),
+            ("$.a[1 2]", 4),
+            ("$.a[:]", 4),
+            ("$.a b", 3),
+            ("$ .a", 1),
+            ("$$$", 2),
+            ("$$x", 2),
+            ("$v-x", 2),
+            ("$[0]x", 4),
+            ("$.*x", 3),
+            ("$.a[?(@.x ==)]", 12),
+            ("$.a[?(@.x == 1]", 14),
+            ("$.a[?@.x]", 5),
+            ("$.a[?(@.x foo 1)]", 10),
+            ("$.a[?(@.x =~ /(/)]", 13),
+            ("$.a.nosuchfn()", 4),
+            ("$.a.length(1)", 11),
+            ("$.a.length().b", 12),
+            ("$..length()", 3),
+            ("$['a',]", 6),
+            ("$.a[99999999999]", 4),
+        ];
+        for (path, offset) in bad {
+            let e = syntax_error(path);
+            assert_eq!(e.offset, offset, "{path}: {}", e.message);
+            assert!(!e.message.is_empty());
+        }
+        // Offsets count characters, not bytes.
+        assert_eq!(syntax_error("$.ü ü").offset, 3);
+    }
+
+    #[test]
+    fn set_result_path() {
+        let set = |path: &str, target: Value, value: Value| -> Result<Value, PathError> {
+            let mut t = target;
+            p(path).set(&mut t, value).map(|()| t)
+        };
+        let ok = |path: &str, target: Value, value: Value| -> Value {
+            match set(path, target, value) {
+                Ok(v) => v,
+                Err(e) => panic!("{path}: {e}"),
+            }
+        };
+        assert_eq!(ok("$", json!({"a": 1}), json!("r")), json!("r"));
+        assert_eq!(
+            ok("$.r", json!({"a": 1}), json!(2)),
+            json!({"a": 1, "r": 2})
+        );
+        assert_eq!(
+            ok("$.a", json!({"a": 1, "b": 2}), json!(9)),
+            json!({"a": 9, "b": 2})
+        );
+        assert_eq!(
+            ok("$.x.y.z", json!({"a": 1}), json!(true)),
+            json!({"a": 1, "x": {"y": {"z": true}}})
+        );
+        assert_eq!(
+            ok("$.a.c", json!({"a": {"b": 1}}), json!(2)),
+            json!({"a": {"b": 1, "c": 2}})
+        );
+        assert_eq!(
+            ok("$['a b'].c", json!({}), json!(1)),
+            json!({"a b": {"c": 1}})
+        );
+        assert_eq!(
+            ok("$.l[1]", json!({"l": [1, 2, 3]}), json!("x")),
+            json!({"l": [1, "x", 3]})
+        );
+        assert_eq!(
+            ok("$.l[0].k", json!({"l": [{}]}), json!(1)),
+            json!({"l": [{"k": 1}]})
+        );
+        assert_eq!(ok("$[1]", json!([1, 2]), json!(0)), json!([1, 0]));
+        // Key order is kept when a member is overwritten.
+        let out = ok("$.a", json!({"a": 1, "b": 2}), json!(3));
+        assert_eq!(
+            out.as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["a".into(), "b".into()])
+        );
+
+        let fails = [
+            ("$.x", json!([1, 2])),
+            ("$.x", json!("str")),
+            ("$.x", json!(null)),
+            ("$.a.b", json!({"a": [1]})),
+            ("$.a.b", json!({"a": 1})),
+            ("$.a.b", json!({"a": null})),
+            ("$.l[5]", json!({"l": [1]})),
+            ("$.l[0]", json!({"l": {}})),
+            ("$.l[2].x", json!({"l": [1]})),
+            ("$[*]", json!([1])),
+            ("$.a[-1]", json!({"a": [1]})),
+            ("$$.a", json!({})),
+            ("$v.a", json!({})),
+        ];
+        for (path, target) in fails {
+            match set(path, target, json!(1)) {
+                Err(PathError::CannotSet { message }) => {
+                    assert!(message.contains(path), "{message}")
+                }
+                other => panic!("{path}: expected CannotSet, got {other:?}"),
+            }
+        }
+        match set("$.a.b", json!({"a": [1]}), json!(1)) {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                "Unable to apply ResultPath '$.a.b' to the input: $['a'] is an array, not an object"
+            ),
+            Ok(v) => panic!("{v}"),
+        }
+    }
+
+    #[test]
+    fn regex_engine() {
+        let m = |re: &str, flags: &str, s: &str| match Regex::new(re, flags) {
+            Ok(r) => r.is_match(s),
+            Err(e) => panic!("{re}: {e}"),
+        };
+        assert!(m("abc", "", "abc"));
+        assert!(!m("abc", "", "abcd"));
+        assert!(m("a.c", "", "axc"));
+        assert!(!m("a.c", "", "a\nc"));
+        assert!(m("a.c", "s", "a\nc"));
+        assert!(m("(?i)ABC", "", "abc"));
+        assert!(m("ab*c", "", "ac") && m("ab*c", "", "abbbc"));
+        assert!(m("ab+c", "", "abc") && !m("ab+c", "", "ac"));
+        assert!(m("ab?c", "", "ac") && !m("ab?c", "", "abbc"));
+        assert!(m("a{2,3}", "", "aaa") && !m("a{2,3}", "", "aaaa") && !m("a{2}", "", "a"));
+        assert!(m("a{2,}", "", "aaaaa"));
+        assert!(m("(cat|dog)s?", "", "dogs") && !m("(cat|dog)s?", "", "cow"));
+        assert!(m("[a-c]+[^0-9]", "", "abcx") && !m("[a-c]+[^0-9]", "", "abc1"));
+        assert!(m("\\d{3}-\\w+\\s?", "", "123-ab_c "));
+        assert!(m("^start.*end$", "", "start middle end"));
+        assert!(m(".*\\bword\\b.*", "", "a word here") && !m(".*\\bword\\b.*", "", "swordfish"));
+        assert!(m("[\\]a]+", "", "]a]"));
+        assert!(m("(?:ab)*", "", "ababab") && m("(a*)*", "", "aaa"));
+        assert!(m("\\Q.*\\E", "", ".*") && !m("\\Q.*\\E", "", "ab"));
+        assert!(m("x*?y", "", "xxy"));
+        assert!(m("", "", "") && !m("", "", "a"));
+        for bad in ["(", ")", "*a", "a{2,1}", "[a", "\\1", "(?=a)", "\\p{L}"] {
+            assert!(Regex::new(bad, "").is_err(), "{bad}");
+        }
+        // Linear time on inputs that make backtracking engines explode.
+        let long = "a".repeat(5000);
+        assert!(!m("(a*)*b", "", &long));
+    }
+
+    #[test]
+    fn java_decimal_and_unescape() {
+        assert!(
+            java_decimal("1").is_some()
+                && java_decimal("-1.5e3").is_some()
+                && java_decimal("01").is_some()
+        );
+        assert!(
+            java_decimal("abc").is_none()
+                && java_decimal("").is_none()
+                && java_decimal("1e").is_none()
+        );
+        assert!(java_decimal(".").is_none() && java_decimal("1.2.3").is_none());
+        assert_eq!(java_unescape("a\\tb\\\\c\\'d\\ud83d\\ude00"), "a\tb\\c'd😀");
+    }
 }

@@ -94,10 +94,16 @@ enum Node {
     /// order with the literal members filled in (`null` for the dynamic ones); `slots` lists,
     /// in the same order, the node to evaluate for each dynamic member. Evaluation clones the
     /// skeleton (no key hashing) and fills the slots through `values_mut`.
-    Obj { skeleton: Map<String, Value>, slots: Vec<Option<Node>> },
+    Obj {
+        skeleton: Map<String, Value>,
+        slots: Vec<Option<Node>>,
+    },
     Arr(Vec<Node>),
     /// A `.$` value; `field` is the key as written.
-    Expr { expr: PathExpr, field: String },
+    Expr {
+        expr: PathExpr,
+        field: String,
+    },
 }
 
 /// A compiled payload template.
@@ -115,7 +121,11 @@ impl PayloadTemplate {
         let mut location = String::new();
         let mut uses_context = false;
         let root = compile_node(value, &mut location, &mut uses_context)?;
-        Ok(PayloadTemplate { source: value.clone(), root, uses_context })
+        Ok(PayloadTemplate {
+            source: value.clone(),
+            root,
+            uses_context,
+        })
     }
 
     pub fn eval(&self, scope: &Scope<'_>) -> AslResult<Value> {
@@ -171,14 +181,23 @@ fn compile_node(
                                 };
                                 return Err((
                                     location.clone(),
-                                    invalid_value_message(key, &format!("got {kind}, not a string")),
+                                    invalid_value_message(
+                                        key,
+                                        &format!("got {kind}, not a string"),
+                                    ),
                                 ));
                             }
                         };
                         let expr = PathExpr::parse(src)
                             .map_err(|e| (location.clone(), invalid_value_message(key, &e)))?;
                         *uses_context |= expr.uses_context();
-                        (out_key.to_string(), Node::Expr { expr, field: key.clone() })
+                        (
+                            out_key.to_string(),
+                            Node::Expr {
+                                expr,
+                                field: key.clone(),
+                            },
+                        )
                     }
                     None => (key.clone(), compile_node(v, location, uses_context)?),
                 };
@@ -222,7 +241,11 @@ fn compile_node(
                 dynamic |= !matches!(node, Node::Lit(_));
                 nodes.push(node);
             }
-            Ok(if dynamic { Node::Arr(nodes) } else { Node::Lit(value.clone()) })
+            Ok(if dynamic {
+                Node::Arr(nodes)
+            } else {
+                Node::Lit(value.clone())
+            })
         }
         other => Ok(Node::Lit(other.clone())),
     }
@@ -259,9 +282,19 @@ mod tests {
     use crate::ports::SeededEntropy;
     use serde_json::json;
 
-    fn eval_with(template: &Value, input: &Value, context: &Value, vars: &Map<String, Value>) -> AslResult<Value> {
+    fn eval_with(
+        template: &Value,
+        input: &Value,
+        context: &Value,
+        vars: &Map<String, Value>,
+    ) -> AslResult<Value> {
         let entropy = SeededEntropy::new(1);
-        let scope = Scope { input, context, vars: vars as &dyn VarLookup, entropy: &entropy };
+        let scope = Scope {
+            input,
+            context,
+            vars: vars as &dyn VarLookup,
+            entropy: &entropy,
+        };
         match PayloadTemplate::compile(template) {
             Ok(t) => t.eval(&scope),
             Err((loc, msg)) => panic!("compile failed at {loc}: {msg}"),
@@ -286,7 +319,10 @@ mod tests {
     #[test]
     fn intrinsics_without_paths() {
         let t = json!({"s.$": "States.Format('{}-{}', 'a', 1)", "n.$": "States.MathAdd(1, 2)", "k": "v"});
-        assert_eq!(eval(t, json!({})).unwrap(), json!({"s": "a-1", "n": 3, "k": "v"}));
+        assert_eq!(
+            eval(t, json!({})).unwrap(),
+            json!({"s": "a-1", "n": 3, "k": "v"})
+        );
     }
 
     #[test]
@@ -294,15 +330,31 @@ mod tests {
         let t = json!({"a": 1, "b": true, "a.$": "States.MathAdd(1, 1)"});
         let out = eval(t, json!({})).unwrap();
         assert_eq!(out, json!({"a": 2, "b": true}));
-        assert_eq!(out.as_object().unwrap().keys().collect::<Vec<_>>(), ["a", "b"]);
-        assert_eq!(eval(json!({"a.$": "States.MathAdd(1, 1)", "a": 5, "c.$": "States.Array()"}), json!({})).unwrap(), json!({"a": 5, "c": []}));
+        assert_eq!(
+            out.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(
+            eval(
+                json!({"a.$": "States.MathAdd(1, 1)", "a": 5, "c.$": "States.Array()"}),
+                json!({})
+            )
+            .unwrap(),
+            json!({"a": 5, "c": []})
+        );
     }
 
     #[test]
     fn objects_inside_arrays_are_evaluated() {
         let t = json!({"l": [1, {"x.$": "States.Array(1)", "y": [{"z.$": "States.Format('z')"}]}, [{"w.$": "States.MathAdd(2, 2)"}]]});
-        assert_eq!(eval(t, json!({})).unwrap(), json!({"l": [1, {"x": [1], "y": [{"z": "z"}]}, [{"w": 4}]]}));
-        assert_eq!(eval(json!([{"a.$": "States.Array()"}]), json!({})).unwrap(), json!([{"a": []}]));
+        assert_eq!(
+            eval(t, json!({})).unwrap(),
+            json!({"l": [1, {"x": [1], "y": [{"z": "z"}]}, [{"w": 4}]]})
+        );
+        assert_eq!(
+            eval(json!([{"a.$": "States.Array()"}]), json!({})).unwrap(),
+            json!([{"a": []}])
+        );
     }
 
     #[test]
@@ -310,7 +362,8 @@ mod tests {
         let (loc, msg) = PayloadTemplate::compile(&json!({"a": {"b.$": 1}})).unwrap_err();
         assert_eq!(loc, "/a/b.$");
         assert!(msg.starts_with("The value for the field 'b.$' must be a valid JSONPath or a valid intrinsic function call"), "{msg}");
-        let (loc, _) = PayloadTemplate::compile(&json!({"x": [{"y": {"z.$": "nope"}}]})).unwrap_err();
+        let (loc, _) =
+            PayloadTemplate::compile(&json!({"x": [{"y": {"z.$": "nope"}}]})).unwrap_err();
         assert_eq!(loc, "/x/0/y/z.$");
         let (loc, msg) = PayloadTemplate::compile(&json!({"f.$": "States.Nope()"})).unwrap_err();
         assert_eq!(loc, "/f.$");
@@ -320,7 +373,10 @@ mod tests {
 
     #[test]
     fn uses_context_is_detected() {
-        let t = PayloadTemplate::compile(&json!({"a": [{"b.$": "States.Format('{}', States.UUID())"}]})).unwrap();
+        let t = PayloadTemplate::compile(
+            &json!({"a": [{"b.$": "States.Format('{}', States.UUID())"}]}),
+        )
+        .unwrap();
         assert!(!t.uses_context());
         assert!(!t.is_literal());
     }
@@ -330,7 +386,8 @@ mod tests {
     #[test]
     fn paths_context_and_variables() {
         let input = json!({"input_value": "v", "n": 2, "arr": [1, 2]});
-        let ctx = json!({"Map": {"Item": {"Value": "Hello", "Index": 0}}, "Execution": {"Id": "e"}});
+        let ctx =
+            json!({"Map": {"Item": {"Value": "Hello", "Index": 0}}, "Execution": {"Id": "e"}});
         let mut vars = Map::new();
         vars.insert("Question".into(), json!("Who?"));
         vars.insert("tpl".into(), json!("It's {}!"));
@@ -361,7 +418,10 @@ mod tests {
             })
         );
         let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["constant", "value", "all", "item", "q", "f", "nested", "list"]);
+        assert_eq!(
+            keys,
+            ["constant", "value", "all", "item", "q", "f", "nested", "list"]
+        );
     }
 
     #[test]
@@ -373,7 +433,13 @@ mod tests {
             "The JSONPath '$.no_such_jsonpath' specified for the field 'value.$' could not be found in the input '{\"a\":1}'"
         );
         let ctx = json!({"Execution": {"Input": {"a": 1}}});
-        let e = eval_with(&json!({"value.$": "$$.Execution.Input.no_such_jsonpath"}), &json!({"b": 2}), &ctx, &Map::new()).unwrap_err();
+        let e = eval_with(
+            &json!({"value.$": "$$.Execution.Input.no_such_jsonpath"}),
+            &json!({"b": 2}),
+            &ctx,
+            &Map::new(),
+        )
+        .unwrap_err();
         assert_eq!(e.name, ErrorName::Runtime);
         assert_eq!(
             e.cause,
@@ -389,7 +455,12 @@ mod tests {
         let input = json!({"Error": "E"});
         let entropy = SeededEntropy::new(1);
         let ctx = json!({});
-        let scope = Scope { input: &input, context: &ctx, vars: &crate::asl::scope::NoVars, entropy: &entropy };
+        let scope = Scope {
+            input: &input,
+            context: &ctx,
+            vars: &crate::asl::scope::NoVars,
+            entropy: &entropy,
+        };
         let e = p.eval(&scope, "ErrorPath").unwrap_err();
         assert_eq!(
             e.cause,

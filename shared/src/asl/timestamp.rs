@@ -7,7 +7,9 @@ pub fn parse(s: &str) -> Option<DateTime<Utc>> {
     if !s.contains('T') {
         return None;
     }
-    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Formats a time as the context object does: ISO-8601, millisecond fraction unless zero.

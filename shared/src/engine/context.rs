@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::asl::ExecutionType;
 use crate::asl::timestamp;
+use crate::asl::ExecutionType;
 
 /// Who an execution is: names, ARNs, start time, input.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +22,9 @@ pub struct ExecutionInfo {
     pub redrive_time: Option<DateTime<Utc>>,
     #[serde(with = "exec_type")]
     pub execution_type: ExecutionType,
+    /// Started by StartSyncExecution (Express only): its context has no `RedriveCount`.
+    #[serde(default)]
+    pub sync_start: bool,
 }
 
 mod exec_type {
@@ -35,7 +38,11 @@ mod exec_type {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ExecutionType, D::Error> {
         let s = String::deserialize(d)?;
-        Ok(if s == "EXPRESS" { ExecutionType::Express } else { ExecutionType::Standard })
+        Ok(if s == "EXPRESS" {
+            ExecutionType::Express
+        } else {
+            ExecutionType::Standard
+        })
     }
 }
 
@@ -51,14 +58,18 @@ impl ExecutionInfo {
         start_time: DateTime<Utc>,
         execution_type: ExecutionType,
     ) -> Self {
-        let kind = match execution_type {
-            ExecutionType::Standard => "execution",
-            ExecutionType::Express => "express",
+        // Express execution ARNs carry a second, generated part after the name.
+        let execution_arn = match execution_type {
+            ExecutionType::Standard => {
+                format!("arn:aws:states:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:execution:{machine_name}:{name}")
+            }
+            ExecutionType::Express => format!(
+                "arn:aws:states:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:express:{machine_name}:{name}:{}",
+                uuid::Uuid::new_v4()
+            ),
         };
         ExecutionInfo {
-            execution_arn: format!(
-                "arn:aws:states:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:{kind}:{machine_name}:{name}"
-            ),
+            execution_arn,
             name: name.to_string(),
             state_machine_arn: format!(
                 "arn:aws:states:{DEFAULT_REGION}:{DEFAULT_ACCOUNT}:stateMachine:{machine_name}"
@@ -70,6 +81,7 @@ impl ExecutionInfo {
             redrive_count: 0,
             redrive_time: None,
             execution_type,
+            sync_start: false,
         }
     }
 
@@ -78,10 +90,16 @@ impl ExecutionInfo {
         let mut e = Map::new();
         e.insert("Id".into(), Value::String(self.execution_arn.clone()));
         e.insert("Input".into(), self.input.clone());
-        e.insert("StartTime".into(), Value::String(timestamp::format(self.start_time)));
+        e.insert(
+            "StartTime".into(),
+            Value::String(timestamp::format(self.start_time)),
+        );
         e.insert("Name".into(), Value::String(self.name.clone()));
         e.insert("RoleArn".into(), Value::String(self.role_arn.clone()));
-        e.insert("RedriveCount".into(), json!(self.redrive_count));
+        // Executions started synchronously (StartSyncExecution) have no RedriveCount.
+        if !self.sync_start {
+            e.insert("RedriveCount".into(), json!(self.redrive_count));
+        }
         if let Some(t) = self.redrive_time {
             e.insert("RedriveTime".into(), Value::String(timestamp::format(t)));
         }
@@ -107,7 +125,10 @@ pub struct StateContext<'a> {
 /// Builds the whole context object for one state.
 pub fn context_object(info: &ExecutionInfo, st: &StateContext<'_>) -> Value {
     let mut state = Map::new();
-    state.insert("EnteredTime".into(), Value::String(timestamp::format(st.entered_time)));
+    state.insert(
+        "EnteredTime".into(),
+        Value::String(timestamp::format(st.entered_time)),
+    );
     state.insert("Name".into(), Value::String(st.name.to_string()));
     if let Some(n) = st.retry_count {
         state.insert("RetryCount".into(), json!(n));

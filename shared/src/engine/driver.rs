@@ -18,9 +18,14 @@ use super::execution::{Action, Env, Event, Execution, IntegrationPattern, TaskRe
 pub enum TaskOutcome {
     /// The result (for `.waitForTaskToken`: the callback's output).
     Succeeded(Value),
-    Failed { error: Option<String>, cause: Option<String> },
+    Failed {
+        error: Option<String>,
+        cause: Option<String>,
+    },
     /// A `.waitForTaskToken` call went out; the result comes later as a [`Callback`].
     Submitted,
+    /// The call never answers (a hung integration): only the task's timeout ends it.
+    NoResponse,
 }
 
 /// Runs Task states: Lambda, HTTP, SDK integrations, local commands, in-process handlers.
@@ -31,9 +36,18 @@ pub trait TaskInvoker: Send + Sync {
 /// SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Callback {
-    Success { token: String, output: Value },
-    Failure { token: String, error: Option<String>, cause: Option<String> },
-    Heartbeat { token: String },
+    Success {
+        token: String,
+        output: Value,
+    },
+    Failure {
+        token: String,
+        error: Option<String>,
+        cause: Option<String>,
+    },
+    Heartbeat {
+        token: String,
+    },
 }
 
 /// Where callbacks come from (the state folder locally, the Step Functions API in AWS).
@@ -79,7 +93,11 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
     let mut awaiting_callback: HashSet<u64> = HashSet::new();
 
     std::thread::scope(|scope| {
-        let mut pending: Vec<Action> = if initial.is_empty() { exec.pending_actions() } else { Vec::new() };
+        let mut pending: Vec<Action> = if initial.is_empty() {
+            exec.pending_actions()
+        } else {
+            Vec::new()
+        };
         let mut events: std::collections::VecDeque<Event> = initial.into();
         loop {
             // Perform actions.
@@ -116,8 +134,16 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
             let event = if let Some(e) = events.pop_front() {
                 Some(e)
             } else if let Ok((task, outcome)) = rx.try_recv() {
-                outcome_event(task, outcome, &mut in_flight, &mut awaiting_callback, &mut events, exec)
-            } else if let Some(e) = poll_callbacks(&opts, exec, &mut awaiting_callback, &mut events) {
+                outcome_event(
+                    task,
+                    outcome,
+                    &mut in_flight,
+                    &mut awaiting_callback,
+                    &mut events,
+                    exec,
+                )
+            } else if let Some(e) = poll_callbacks(&opts, exec, &mut awaiting_callback, &mut events)
+            {
                 Some(e)
             } else {
                 let next_timer = timers.iter().next().copied();
@@ -129,7 +155,8 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                         Some(Event::TimerFired { timer })
                     }
                     (TimeMode::Virtual(clock), Some((at, timer)))
-                        if in_flight.is_empty() && (awaiting_callback.is_empty() || opts.callbacks.is_none()) =>
+                        if in_flight.is_empty()
+                            && (awaiting_callback.is_empty() || opts.callbacks.is_none()) =>
                     {
                         clock.advance_to(at);
                         timers.remove(&(at, timer));
@@ -145,20 +172,30 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                             break;
                         }
                         let wait = match (&opts.time, next) {
-                            (TimeMode::Real(_), Some((at, _))) => (at - now).to_std().unwrap_or(POLL).min(POLL),
+                            (TimeMode::Real(_), Some((at, _))) => {
+                                (at - now).to_std().unwrap_or(POLL).min(POLL)
+                            }
                             _ => POLL,
                         };
                         match rx.recv_timeout(wait) {
-                            Ok((task, outcome)) => {
-                                outcome_event(task, outcome, &mut in_flight, &mut awaiting_callback, &mut events, exec)
-                            }
+                            Ok((task, outcome)) => outcome_event(
+                                task,
+                                outcome,
+                                &mut in_flight,
+                                &mut awaiting_callback,
+                                &mut events,
+                                exec,
+                            ),
                             Err(_) => None,
                         }
                     }
                 }
             };
             let Some(event) = event else { continue };
-            let env = Env { now: opts.now(), entropy: opts.entropy };
+            let env = Env {
+                now: opts.now(),
+                entropy: opts.entropy,
+            };
             pending = exec.apply(event, &env);
             if let Some(cb) = opts.on_change.as_mut() {
                 cb(exec);
@@ -178,11 +215,19 @@ fn outcome_event(
     if !in_flight.remove(&task) {
         return None;
     }
-    let wait_for_token = exec.task_for_token_pattern(task) == Some(IntegrationPattern::WaitForTaskToken);
+    // `.waitForTaskToken` and `.sync` tasks report TaskSubmitted before their result.
+    let wait_for_token = matches!(
+        exec.task_for_token_pattern(task),
+        Some(IntegrationPattern::WaitForTaskToken | IntegrationPattern::Sync)
+    );
     match outcome {
         TaskOutcome::Submitted => {
             awaiting.insert(task);
             Some(Event::TaskSubmitted { task })
+        }
+        TaskOutcome::NoResponse => {
+            awaiting.insert(task);
+            None
         }
         TaskOutcome::Succeeded(output) if wait_for_token => {
             queue.push_back(Event::TaskSucceeded { task, output });
@@ -205,9 +250,13 @@ fn poll_callbacks(
     let source = opts.callbacks?;
     for cb in source.poll(&|t| exec.task_for_token(t).is_some()) {
         let token = match &cb {
-            Callback::Success { token, .. } | Callback::Failure { token, .. } | Callback::Heartbeat { token } => token,
+            Callback::Success { token, .. }
+            | Callback::Failure { token, .. }
+            | Callback::Heartbeat { token } => token,
         };
-        let Some(task) = exec.task_for_token(token) else { continue };
+        let Some(task) = exec.task_for_token(token) else {
+            continue;
+        };
         let ev = match cb {
             Callback::Success { output, .. } => {
                 awaiting.remove(&task);

@@ -21,9 +21,8 @@ use crate::asl::jsonpath::{JsonPath, PathError, Root};
 use crate::asl::scope::{Scope, VarLookup};
 use crate::asl::timestamp;
 use crate::asl::{
-    AslError, Catcher, Dynamic, DynString, ErrorName, Io, ItemsSource, PathField,
-    ProcessorMode, QueryLanguage, Retrier, State, StateId, StateKind, StateMachine, Template,
-    Transition, WaitFor,
+    AslError, Catcher, DynString, Dynamic, ErrorName, Io, ItemsSource, PathField, ProcessorMode,
+    QueryLanguage, Retrier, State, StateId, StateKind, StateMachine, Template, Transition, WaitFor,
 };
 use crate::ports::Entropy;
 
@@ -65,14 +64,30 @@ impl ExecutionStatus {
 pub enum Event {
     Start,
     /// The task's result (for `.waitForTaskToken`: the callback's output).
-    TaskSucceeded { task: u64, output: Value },
+    TaskSucceeded {
+        task: u64,
+        output: Value,
+    },
     /// A `.waitForTaskToken` service call went out; the task now waits for its callback.
-    TaskSubmitted { task: u64 },
-    TaskFailed { task: u64, error: Option<String>, cause: Option<String> },
-    TaskHeartbeat { task: u64 },
-    TimerFired { timer: u64 },
+    TaskSubmitted {
+        task: u64,
+    },
+    TaskFailed {
+        task: u64,
+        error: Option<String>,
+        cause: Option<String>,
+    },
+    TaskHeartbeat {
+        task: u64,
+    },
+    TimerFired {
+        timer: u64,
+    },
     /// StopExecution.
-    Abort { error: Option<String>, cause: Option<String> },
+    Abort {
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 /// How a Task resource is integrated, from its ARN suffix.
@@ -127,9 +142,15 @@ struct VarScope {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum TimerPurpose {
     /// A Wait state's wait, or a retry back-off: the thread re-runs its state.
-    Resume { thread: u64 },
-    TaskTimeout { task: u64 },
-    HeartbeatTimeout { task: u64 },
+    Resume {
+        thread: u64,
+    },
+    TaskTimeout {
+        task: u64,
+    },
+    HeartbeatTimeout {
+        task: u64,
+    },
     ExecutionTimeout,
 }
 
@@ -175,9 +196,15 @@ struct Children {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum ThreadStatus {
     /// Will run `state`; `retry` when re-running after a retry back-off (no StateEntered).
-    Ready { retry: bool },
-    InTask { task: u64 },
-    Sleeping { timer: u64 },
+    Ready {
+        retry: bool,
+    },
+    InTask {
+        task: u64,
+    },
+    Sleeping {
+        timer: u64,
+    },
     Children(Box<Children>),
 }
 
@@ -327,10 +354,14 @@ impl VarLookup for ScopeVars<'_> {
     }
 }
 
-
 impl Execution {
     /// A new execution of `machine` (parsed from `definition`).
-    pub fn new(machine: Arc<StateMachine>, definition: Value, info: ExecutionInfo, record_history: bool) -> Self {
+    pub fn new(
+        machine: Arc<StateMachine>,
+        definition: Value,
+        info: ExecutionInfo,
+        record_history: bool,
+    ) -> Self {
         Execution {
             info,
             definition,
@@ -379,9 +410,16 @@ impl Execution {
         let mut out: Vec<Action> = self
             .timers
             .iter()
-            .map(|(id, (_, at))| Action::StartTimer { timer: *id, at: *at })
+            .map(|(id, (_, at))| Action::StartTimer {
+                timer: *id,
+                at: *at,
+            })
             .collect();
-        out.extend(self.tasks.values().map(|t| Action::InvokeTask(t.request.clone())));
+        out.extend(
+            self.tasks
+                .values()
+                .map(|t| Action::InvokeTask(t.request.clone())),
+        );
         out
     }
 
@@ -408,7 +446,11 @@ impl Execution {
             Event::TaskFailed { task, error, cause } => {
                 if let Some(t) = self.tasks.remove(&task) {
                     self.clear_task_timers(&t);
-                    let kind = if t.legacy_lambda { "LambdaFunctionFailed" } else { "TaskFailed" };
+                    let kind = if t.legacy_lambda {
+                        "LambdaFunctionFailed"
+                    } else {
+                        "TaskFailed"
+                    };
                     let last = self.thread_last_event(t.thread);
                     let (rt, rn) = (t.resource_type.clone(), t.resource_name.clone());
                     let (e2, c2) = (error.clone(), cause.clone());
@@ -436,7 +478,11 @@ impl Execution {
                         self.timers.remove(&old);
                         self.actions.push(Action::CancelTimer { timer: old });
                         let timer = self.fresh_id();
-                        self.add_timer(timer, TimerPurpose::HeartbeatTimeout { task }, env.now + Duration::seconds(secs as i64));
+                        self.add_timer(
+                            timer,
+                            TimerPurpose::HeartbeatTimeout { task },
+                            env.now + Duration::seconds(secs as i64),
+                        );
                         self.actions.push(Action::StartTimer {
                             timer,
                             at: env.now + Duration::seconds(secs as i64),
@@ -450,7 +496,14 @@ impl Execution {
             Event::TimerFired { timer } => self.on_timer(timer, env),
             Event::Abort { error, cause } => {
                 self.cancel_all();
-                self.finish(ExecutionStatus::Aborted, None, error, cause, env, "ExecutionAborted");
+                self.finish(
+                    ExecutionStatus::Aborted,
+                    None,
+                    error,
+                    cause,
+                    env,
+                    "ExecutionAborted",
+                );
             }
         }
         self.run_ready(env);
@@ -486,15 +539,28 @@ impl Execution {
             return;
         }
         let input = self.info.input.clone();
-        let started = self.history.emit(0, "ExecutionStarted", env.now, || {
-            json!({"input": input, "roleArn": self.info.role_arn})
-        });
+        let started = self.history.emit(
+            0,
+            "ExecutionStarted",
+            env.now,
+            || json!({"input": input, "roleArn": self.info.role_arn}),
+        );
         if let Some(secs) = machine.timeout_seconds {
             let timer = self.fresh_id();
-            self.add_timer(timer, TimerPurpose::ExecutionTimeout, env.now + Duration::seconds(secs as i64));
+            self.add_timer(
+                timer,
+                TimerPurpose::ExecutionTimeout,
+                env.now + Duration::seconds(secs as i64),
+            );
         }
         let scope = self.fresh_id();
-        self.scopes.insert(scope, VarScope { parent: None, vars: Map::new() });
+        self.scopes.insert(
+            scope,
+            VarScope {
+                parent: None,
+                vars: Map::new(),
+            },
+        );
         let tid = self.fresh_id();
         self.threads.insert(
             tid,
@@ -581,11 +647,15 @@ impl Execution {
     }
 
     fn on_timer(&mut self, timer: u64, env: &Env<'_>) {
-        let Some((purpose, _)) = self.timers.remove(&timer) else { return };
+        let Some((purpose, _)) = self.timers.remove(&timer) else {
+            return;
+        };
         match purpose {
             TimerPurpose::Resume { thread } => {
                 let machine = self.machine();
-                let Some(t) = self.threads.get(&thread) else { return };
+                let Some(t) = self.threads.get(&thread) else {
+                    return;
+                };
                 match t.status {
                     ThreadStatus::Sleeping { timer: tm } if tm == timer => {}
                     _ => return,
@@ -598,7 +668,9 @@ impl Execution {
                     let effective = t.entered_time;
                     let _ = effective;
                     let step = self.finish_wait(thread, state, &w.io, w.transition, input, env);
-                    self.continue_with(thread, step, env);
+                    if self.continue_with(thread, step, env) {
+                        self.ready.push_back(thread);
+                    }
                 } else if let Some(t) = self.threads.get_mut(&thread) {
                     t.status = ThreadStatus::Ready { retry: true };
                     self.ready.push_back(thread);
@@ -612,7 +684,11 @@ impl Execution {
                     let last = self.thread_last_event(t.thread);
                     let legacy = t.legacy_lambda;
                     let (rt, rn) = (t.resource_type.clone(), t.resource_name.clone());
-                    let kind = if legacy { "LambdaFunctionTimedOut" } else { "TaskTimedOut" };
+                    let kind = if legacy {
+                        "LambdaFunctionTimedOut"
+                    } else {
+                        "TaskTimedOut"
+                    };
                     let id = self.history.emit(last, kind, env.now, || {
                         let mut d = Map::new();
                         d.insert("error".into(), json!("States.Timeout"));
@@ -623,32 +699,59 @@ impl Execution {
                         Value::Object(d)
                     });
                     self.set_last_event(t.thread, id);
-                    let error = if heartbeat { "States.HeartbeatTimeout" } else { "States.Timeout" };
-                    self.state_failed(t.thread, Failure { error: Some(error.into()), cause: None }, env);
+                    // Heartbeat expiry reports States.Timeout too (States.HeartbeatTimeout is
+                    // only a matcher name).
+                    let _ = heartbeat;
+                    self.state_failed(
+                        t.thread,
+                        Failure {
+                            error: Some("States.Timeout".into()),
+                            cause: Some(String::new()),
+                        },
+                        env,
+                    );
                 }
             }
             TimerPurpose::ExecutionTimeout => {
-                self.finish(ExecutionStatus::TimedOut, None, Some("States.Timeout".into()), None, env, "ExecutionTimedOut");
+                self.finish(
+                    ExecutionStatus::TimedOut,
+                    None,
+                    Some("States.Timeout".into()),
+                    None,
+                    env,
+                    "ExecutionTimedOut",
+                );
             }
         }
     }
 
     fn on_task_submitted(&mut self, task: u64, env: &Env<'_>) {
-        let Some(t) = self.tasks.get(&task) else { return };
+        let Some(t) = self.tasks.get(&task) else {
+            return;
+        };
         let (thread, rt, rn) = (t.thread, t.resource_type.clone(), t.resource_name.clone());
         let last = self.thread_last_event(thread);
-        let id = self.history.emit(last, "TaskSubmitted", env.now, || {
-            json!({"resource": rn, "resourceType": rt})
-        });
+        let id = self.history.emit(
+            last,
+            "TaskSubmitted",
+            env.now,
+            || json!({"resource": rn, "resourceType": rt}),
+        );
         self.set_last_event(thread, id);
     }
 
     fn on_task_succeeded(&mut self, task: u64, output: Value, env: &Env<'_>) {
-        let Some(t) = self.tasks.remove(&task) else { return };
+        let Some(t) = self.tasks.remove(&task) else {
+            return;
+        };
         self.clear_task_timers(&t);
         let thread = t.thread;
         let last = self.thread_last_event(thread);
-        let kind = if t.legacy_lambda { "LambdaFunctionSucceeded" } else { "TaskSucceeded" };
+        let kind = if t.legacy_lambda {
+            "LambdaFunctionSucceeded"
+        } else {
+            "TaskSucceeded"
+        };
         let o2 = output.clone();
         let (rt, rn) = (t.resource_type.clone(), t.resource_name.clone());
         let id = self.history.emit(last, kind, env.now, || {
@@ -660,23 +763,38 @@ impl Execution {
         });
         self.set_last_event(thread, id);
         let machine = self.machine();
-        let Some(th) = self.threads.get(&thread) else { return };
+        let Some(th) = self.threads.get(&thread) else {
+            return;
+        };
         let m = machine_at(&machine, &th.path);
         let state = m.state(th.state);
         if json_size(&output) > PAYLOAD_LIMIT {
+            // The integration reports an oversize result as the task's failure, which the
+            // state's Retry/Catch see like any other.
             let f = Failure {
                 error: Some("States.DataLimitExceeded".into()),
                 cause: Some(format!(
                     "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
-                    state.name
+                    if t.legacy_lambda { t.resource_name.as_str() } else { state.name.as_str() }
                 )),
             };
-            self.fail_thread(thread, f, env);
+            self.state_failed(thread, f, env);
             return;
         }
-        let StateKind::Task(task_def) = &state.kind else { return };
-        let step = self.complete_result_state(thread, state, &task_def.io, task_def.transition, output, env);
-        self.continue_with(thread, step, env);
+        let StateKind::Task(task_def) = &state.kind else {
+            return;
+        };
+        let step = self.complete_result_state(
+            thread,
+            state,
+            &task_def.io,
+            task_def.transition,
+            output,
+            env,
+        );
+        if self.continue_with(thread, step, env) {
+            self.ready.push_back(thread);
+        }
     }
 
     /// Runs ready threads until none is ready.
@@ -693,7 +811,9 @@ impl Execution {
     fn run_thread(&mut self, tid: u64, env: &Env<'_>) {
         let machine = self.machine();
         loop {
-            let Some(th) = self.threads.get(&tid) else { return };
+            let Some(th) = self.threads.get(&tid) else {
+                return;
+            };
             let retry = match th.status {
                 ThreadStatus::Ready { retry } => retry,
                 _ => return,
@@ -705,7 +825,12 @@ impl Execution {
                 let last = th.last_event;
                 let name = state.name.clone();
                 let kind = format!("{}StateEntered", state.kind.type_name());
-                let id = self.history.emit(last, &kind, env.now, || json!({"input": input, "name": name}));
+                let id = self.history.emit(
+                    last,
+                    &kind,
+                    env.now,
+                    || json!({"input": input, "name": name}),
+                );
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.entered_event = id;
                     t.last_event = id;
@@ -756,13 +881,18 @@ impl Execution {
 
     fn vars(&self, tid: u64) -> ScopeVars<'_> {
         let scope = self.threads.get(&tid).map(|t| t.scope).unwrap_or(0);
-        ScopeVars { scopes: &self.scopes, scope }
+        ScopeVars {
+            scopes: &self.scopes,
+            scope,
+        }
     }
 
     fn info_for(&self, tid: u64) -> &ExecutionInfo {
         let mut cur = Some(tid);
         while let Some(id) = cur {
-            let Some(t) = self.threads.get(&id) else { break };
+            let Some(t) = self.threads.get(&id) else {
+                break;
+            };
             if let Some(ci) = &t.child_info {
                 return ci;
             }
@@ -771,8 +901,16 @@ impl Execution {
         &self.info
     }
 
-    fn context_for(&self, tid: u64, state: &State, token: Option<&str>, map_item: Option<Value>) -> Value {
-        let Some(t) = self.threads.get(&tid) else { return Value::Null };
+    fn context_for(
+        &self,
+        tid: u64,
+        state: &State,
+        token: Option<&str>,
+        map_item: Option<Value>,
+    ) -> Value {
+        let Some(t) = self.threads.get(&tid) else {
+            return Value::Null;
+        };
         let retry = match state.kind {
             StateKind::Task(_) | StateKind::Parallel(_) | StateKind::Map(_) => Some(t.retry_total),
             _ => None,
@@ -801,7 +939,13 @@ impl Execution {
         }
     }
 
-    fn select_path(&self, tid: u64, state: &State, path: &JsonPath, input: &Value) -> Result<Value, AslError> {
+    fn select_path(
+        &self,
+        tid: u64,
+        state: &State,
+        path: &JsonPath,
+        input: &Value,
+    ) -> Result<Value, AslError> {
         let ctx;
         let vars = self.vars(tid);
         let root: &Value = match path.root() {
@@ -831,7 +975,13 @@ impl Execution {
         })
     }
 
-    fn apply_path_field(&self, tid: u64, state: &State, field: &PathField, input: Value) -> Result<Value, AslError> {
+    fn apply_path_field(
+        &self,
+        tid: u64,
+        state: &State,
+        field: &PathField,
+        input: Value,
+    ) -> Result<Value, AslError> {
         match field {
             PathField::Default => Ok(input),
             PathField::Null => Ok(Value::Object(Map::new())),
@@ -839,7 +989,12 @@ impl Execution {
         }
     }
 
-    fn apply_result_path(&self, field: &PathField, raw: Value, result: Value) -> Result<Value, AslError> {
+    fn apply_result_path(
+        &self,
+        field: &PathField,
+        raw: Value,
+        result: Value,
+    ) -> Result<Value, AslError> {
         match field {
             PathField::Default => Ok(result),
             PathField::Null => Ok(raw),
@@ -847,27 +1002,56 @@ impl Execution {
                 let mut target = raw;
                 match p.set(&mut target, result) {
                     Ok(()) => Ok(target),
-                    Err(e) => Err(AslError::new(ErrorName::ResultPathMatchFailure, e.to_string())),
+                    Err(e) => Err(AslError::new(
+                        ErrorName::ResultPathMatchFailure,
+                        e.to_string(),
+                    )),
                 }
             }
         }
     }
 
-    fn eval_payload(&self, tid: u64, state: &State, t: &crate::asl::template::PayloadTemplate, input: &Value, token: Option<&str>, map_item: Option<Value>, env: &Env<'_>) -> Result<Value, AslError> {
+    fn eval_payload(
+        &self,
+        tid: u64,
+        state: &State,
+        t: &crate::asl::template::PayloadTemplate,
+        input: &Value,
+        token: Option<&str>,
+        map_item: Option<Value>,
+        env: &Env<'_>,
+    ) -> Result<Value, AslError> {
         let ctx = if t.uses_context() || map_item.is_some() {
             self.context_for(tid, state, token, map_item)
         } else {
             Value::Null
         };
         let vars = self.vars(tid);
-        let scope = Scope { input, context: &ctx, vars: &vars, entropy: env.entropy };
+        let scope = Scope {
+            input,
+            context: &ctx,
+            vars: &vars,
+            entropy: env.entropy,
+        };
         t.eval(&scope)
     }
 
-    fn states_object(&self, tid: u64, state: &State, input: &Value, result: Option<&Value>, error_output: Option<&Value>, token: Option<&str>, map_item: Option<Value>) -> Value {
+    fn states_object(
+        &self,
+        tid: u64,
+        state: &State,
+        input: &Value,
+        result: Option<&Value>,
+        error_output: Option<&Value>,
+        token: Option<&str>,
+        map_item: Option<Value>,
+    ) -> Value {
         let mut s = Map::new();
         s.insert("input".into(), input.clone());
-        s.insert("context".into(), self.context_for(tid, state, token, map_item));
+        s.insert(
+            "context".into(),
+            self.context_for(tid, state, token, map_item),
+        );
         if let Some(r) = result {
             s.insert("result".into(), r.clone());
         }
@@ -877,14 +1061,36 @@ impl Execution {
         Value::Object(s)
     }
 
-    fn eval_jsonata(&self, tid: u64, states: &Value, t: &JsonataTemplate, field: &str, env: &Env<'_>) -> Result<Value, AslError> {
+    fn eval_jsonata(
+        &self,
+        tid: u64,
+        states: &Value,
+        t: &JsonataTemplate,
+        field: &str,
+        env: &Env<'_>,
+    ) -> Result<Value, AslError> {
         let vars = self.vars(tid);
-        t.eval(&JsonataEnv { states, vars: &vars, entropy: env.entropy }, field)
+        t.eval(
+            &JsonataEnv {
+                states,
+                vars: &vars,
+                entropy: env.entropy,
+            },
+            field,
+        )
     }
 
     /// Evaluates an Assign (either language) with the variable values as of state entry,
     /// returning the new bindings (applied by [`Self::commit_assign`]).
-    fn eval_assign(&self, tid: u64, state: &State, assign: &Template, jp_input: &Value, states: Option<&Value>, env: &Env<'_>) -> Result<Map<String, Value>, AslError> {
+    fn eval_assign(
+        &self,
+        tid: u64,
+        state: &State,
+        assign: &Template,
+        jp_input: &Value,
+        states: Option<&Value>,
+        env: &Env<'_>,
+    ) -> Result<Map<String, Value>, AslError> {
         let v = match assign {
             Template::JsonPath(t) => self.eval_payload(tid, state, t, jp_input, None, None, env)?,
             Template::Jsonata(t) => match states {
@@ -897,7 +1103,10 @@ impl Execution {
         };
         match v {
             Value::Object(m) => Ok(m),
-            other => Err(AslError::runtime(format!("Assign must produce an object, got {}", compact(&other)))),
+            other => Err(AslError::runtime(format!(
+                "Assign must produce an object, got {}",
+                compact(&other)
+            ))),
         }
     }
 
@@ -913,15 +1122,32 @@ impl Execution {
         }
     }
 
-    fn emit_exited(&mut self, tid: u64, state: &State, output: &Value, assigned: Option<&Map<String, Value>>, env: &Env<'_>) {
+    fn emit_exited(
+        &mut self,
+        tid: u64,
+        state: &State,
+        output: &Value,
+        assigned: Option<&Map<String, Value>>,
+        env: &Env<'_>,
+    ) {
         let last = self.thread_last_event(tid);
         let kind = format!("{}StateExited", state.kind.type_name());
         let name = state.name.clone();
         let id = self.history.emit(last, &kind, env.now, || {
             let mut d = Map::new();
             if let Some(a) = assigned.filter(|a| !a.is_empty()) {
-                d.insert("assignedVariables".into(), Value::Object(a.iter().map(|(k, v)| (k.clone(), Value::String(compact(v)))).collect()));
-                d.insert("assignedVariablesDetails".into(), json!({"truncated": false}));
+                d.insert(
+                    "assignedVariables".into(),
+                    Value::Object(
+                        a.iter()
+                            .map(|(k, v)| (k.clone(), Value::String(compact(v))))
+                            .collect(),
+                    ),
+                );
+                d.insert(
+                    "assignedVariablesDetails".into(),
+                    json!({"truncated": false}),
+                );
             }
             d.insert("name".into(), Value::String(name));
             d.insert("output".into(), output.clone());
@@ -931,7 +1157,15 @@ impl Execution {
     }
 
     /// Common exit: check size, emit StateExited, commit variables, transition.
-    fn exit_state(&mut self, tid: u64, state: &State, transition: Option<Transition>, output: Value, assigned: Map<String, Value>, env: &Env<'_>) -> Step {
+    fn exit_state(
+        &mut self,
+        tid: u64,
+        state: &State,
+        transition: Option<Transition>,
+        output: Value,
+        assigned: Map<String, Value>,
+        env: &Env<'_>,
+    ) -> Step {
         if json_size(&output) > PAYLOAD_LIMIT {
             return Step::Fail(Failure {
                 error: Some("States.DataLimitExceeded".into()),
@@ -952,7 +1186,9 @@ impl Execution {
     // ----- states ------------------------------------------------------------------------------
 
     fn run_state(&mut self, tid: u64, state: &State, env: &Env<'_>) -> Step {
-        let Some(raw) = self.threads.get(&tid).map(|t| t.input.clone()) else { return Step::Blocked };
+        let Some(raw) = self.threads.get(&tid).map(|t| t.input.clone()) else {
+            return Step::Blocked;
+        };
         let r = match &state.kind {
             StateKind::Pass(p) => self.run_pass(tid, state, p, raw, env),
             StateKind::Choice(c) => self.run_choice(tid, state, c, raw, env),
@@ -968,12 +1204,17 @@ impl Execution {
             Err(e) => {
                 let terminal = e.name.is_terminal();
                 let f = self.located(tid, state, e);
-                if lang_is_jsonata(state) && f.error.as_deref() == Some("States.QueryEvaluationError") {
+                if lang_is_jsonata(state)
+                    && f.error.as_deref() == Some("States.QueryEvaluationError")
+                {
                     let last = self.thread_last_event(tid);
                     let (e2, c2, n2) = (f.error.clone(), f.cause.clone(), state.name.clone());
-                    self.history.emit(last, "EvaluationFailed", env.now, || {
-                        json!({"error": e2, "cause": c2, "state": n2})
-                    });
+                    self.history.emit(
+                        last,
+                        "EvaluationFailed",
+                        env.now,
+                        || json!({"error": e2, "cause": c2, "state": n2}),
+                    );
                 }
                 if terminal {
                     Step::Fail(f)
@@ -984,7 +1225,14 @@ impl Execution {
         }
     }
 
-    fn run_pass(&mut self, tid: u64, state: &State, p: &crate::asl::Pass, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_pass(
+        &mut self,
+        tid: u64,
+        state: &State,
+        p: &crate::asl::Pass,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         if lang_is_jsonata(state) {
             let states = self.states_object(tid, state, &raw, None, None, None, None);
             let output = match &p.io.output {
@@ -1014,7 +1262,14 @@ impl Execution {
         Ok(self.exit_state(tid, state, Some(p.transition), output, assigned, env))
     }
 
-    fn run_succeed(&mut self, tid: u64, state: &State, io: &Io, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_succeed(
+        &mut self,
+        tid: u64,
+        state: &State,
+        io: &Io,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         let output = if lang_is_jsonata(state) {
             match &io.output {
                 Some(o) => {
@@ -1030,13 +1285,30 @@ impl Execution {
         Ok(self.exit_state(tid, state, None, output, Map::new(), env))
     }
 
-    fn eval_dyn_string(&self, tid: u64, state: &State, d: &DynString, raw: &Value, field: &str, env: &Env<'_>) -> Result<Value, AslError> {
+    fn eval_dyn_string(
+        &self,
+        tid: u64,
+        state: &State,
+        d: &DynString,
+        raw: &Value,
+        field: &str,
+        env: &Env<'_>,
+    ) -> Result<Value, AslError> {
         match d {
             DynString::Literal(s) => Ok(Value::String(s.clone())),
             DynString::Path(pe) => {
-                let ctx = if pe.uses_context() { self.context_for(tid, state, None, None) } else { Value::Null };
+                let ctx = if pe.uses_context() {
+                    self.context_for(tid, state, None, None)
+                } else {
+                    Value::Null
+                };
                 let vars = self.vars(tid);
-                let scope = Scope { input: raw, context: &ctx, vars: &vars, entropy: env.entropy };
+                let scope = Scope {
+                    input: raw,
+                    context: &ctx,
+                    vars: &vars,
+                    entropy: env.entropy,
+                };
                 pe.eval(&scope, field)
             }
             DynString::Jsonata(t) => {
@@ -1046,32 +1318,73 @@ impl Execution {
         }
     }
 
-    fn run_fail(&mut self, tid: u64, state: &State, f: &crate::asl::Fail, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_fail(
+        &mut self,
+        tid: u64,
+        state: &State,
+        f: &crate::asl::Fail,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         let as_text = |v: Value| match v {
             Value::String(s) => s,
             other => compact(&other),
         };
         let error = match &f.error {
-            Some(d) => Some(as_text(self.eval_dyn_string(tid, state, d, &raw, "ErrorPath", env)?)),
+            Some(d) => Some(as_text(self.eval_dyn_string(
+                tid,
+                state,
+                d,
+                &raw,
+                "ErrorPath",
+                env,
+            )?)),
             None => None,
         };
         let cause = match &f.cause {
-            Some(d) => Some(as_text(self.eval_dyn_string(tid, state, d, &raw, "CausePath", env)?)),
+            Some(d) => Some(as_text(self.eval_dyn_string(
+                tid,
+                state,
+                d,
+                &raw,
+                "CausePath",
+                env,
+            )?)),
             None => None,
         };
         Ok(Step::Fail(Failure { error, cause }))
     }
 
-    fn run_choice(&mut self, tid: u64, state: &State, c: &crate::asl::Choice, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_choice(
+        &mut self,
+        tid: u64,
+        state: &State,
+        c: &crate::asl::Choice,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
-        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &c.io.input_path, raw.clone())? };
-        let states = if jsonata { Some(self.states_object(tid, state, &raw, None, None, None, None)) } else { None };
+        let effective = if jsonata {
+            raw.clone()
+        } else {
+            self.apply_path_field(tid, state, &c.io.input_path, raw.clone())?
+        };
+        let states = if jsonata {
+            Some(self.states_object(tid, state, &raw, None, None, None, None))
+        } else {
+            None
+        };
         let mut chosen = None;
         for (i, branch) in c.choices.iter().enumerate() {
             let matched = {
                 let ctx = self.context_for(tid, state, None, None);
                 let vars = self.vars(tid);
-                let scope = Scope { input: &effective, context: &ctx, vars: &vars, entropy: env.entropy };
+                let scope = Scope {
+                    input: &effective,
+                    context: &ctx,
+                    vars: &vars,
+                    entropy: env.entropy,
+                };
                 choice::evaluate(&branch.rule, &scope, states.as_ref(), i)?
             };
             if matched {
@@ -1084,7 +1397,10 @@ impl Execution {
             None => match c.default {
                 Some(d) => d,
                 None => {
-                    return Err(AslError::new(ErrorName::NoChoiceMatched, "No Matches!".to_string()));
+                    return Err(AslError::new(
+                        ErrorName::NoChoiceMatched,
+                        "No Matches!".to_string(),
+                    ));
                 }
             },
         };
@@ -1094,11 +1410,20 @@ impl Execution {
         };
         if let Some(b) = chosen {
             if let Some(a) = &b.assign {
-                assigned.extend(self.eval_assign(tid, state, a, &effective, states.as_ref(), env)?);
+                assigned.extend(self.eval_assign(
+                    tid,
+                    state,
+                    a,
+                    &effective,
+                    states.as_ref(),
+                    env,
+                )?);
             }
         }
         let output = if let Some(s) = &states {
-            let out_t = chosen.and_then(|b| b.output.as_ref()).or(c.io.output.as_ref());
+            let out_t = chosen
+                .and_then(|b| b.output.as_ref())
+                .or(c.io.output.as_ref());
             match out_t {
                 Some(o) => self.eval_jsonata(tid, s, o, "Output", env)?,
                 None => raw,
@@ -1106,19 +1431,40 @@ impl Execution {
         } else {
             self.apply_path_field(tid, state, &c.io.output_path, effective)?
         };
-        Ok(self.exit_state(tid, state, Some(Transition::Next(next)), output, assigned, env))
+        Ok(self.exit_state(
+            tid,
+            state,
+            Some(Transition::Next(next)),
+            output,
+            assigned,
+            env,
+        ))
     }
 
-    fn run_wait(&mut self, tid: u64, state: &State, w: &crate::asl::Wait, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_wait(
+        &mut self,
+        tid: u64,
+        state: &State,
+        w: &crate::asl::Wait,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
-        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &w.io.input_path, raw.clone())? };
+        let effective = if jsonata {
+            raw.clone()
+        } else {
+            self.apply_path_field(tid, state, &w.io.input_path, raw.clone())?
+        };
         let until = match &w.wait {
             WaitFor::Seconds(d) => {
                 let secs = match d {
                     Dynamic::Literal(n) => *n as i64,
                     Dynamic::Path(p) => {
                         let v = self.select_path(tid, state, p, &effective).map_err(|_| {
-                            AslError::runtime(format!("The SecondsPath parameter does not reference an input value: {}", p.source()))
+                            AslError::runtime(format!(
+                                "The SecondsPath parameter does not reference an input value: {}",
+                                p.source()
+                            ))
                         })?;
                         match v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)) {
                             Some(n) if n >= 0 => n,
@@ -1154,7 +1500,10 @@ impl Execution {
                     Dynamic::Literal(s) => s.clone(),
                     Dynamic::Path(p) => {
                         let v = self.select_path(tid, state, p, &effective).map_err(|_| {
-                            AslError::runtime(format!("The TimestampPath parameter does not reference an input value: {}", p.source()))
+                            AslError::runtime(format!(
+                                "The TimestampPath parameter does not reference an input value: {}",
+                                p.source()
+                            ))
                         })?;
                         match v.as_str().and_then(timestamp::parse) {
                             Some(_) => v.as_str().unwrap_or_default().to_string(),
@@ -1200,14 +1549,30 @@ impl Execution {
         Ok(Step::Blocked)
     }
 
-    fn finish_wait(&mut self, tid: u64, state: &State, io: &Io, transition: Transition, raw: Value, env: &Env<'_>) -> Step {
+    fn finish_wait(
+        &mut self,
+        tid: u64,
+        state: &State,
+        io: &Io,
+        transition: Transition,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Step {
         match self.finish_wait_result(tid, state, io, transition, raw, env) {
             Ok(s) => s,
             Err(e) => Step::Fail(self.located(tid, state, e)),
         }
     }
 
-    fn finish_wait_result(&mut self, tid: u64, state: &State, io: &Io, transition: Transition, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn finish_wait_result(
+        &mut self,
+        tid: u64,
+        state: &State,
+        io: &Io,
+        transition: Transition,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         if lang_is_jsonata(state) {
             let states = self.states_object(tid, state, &raw, None, None, None, None);
             let assigned = match &io.assign {
@@ -1229,12 +1594,21 @@ impl Execution {
         Ok(self.exit_state(tid, state, Some(transition), output, assigned, env))
     }
 
-    fn eval_dynamic_u64(&self, tid: u64, state: &State, d: &Dynamic<u64>, input: &Value, raw: &Value, field: &str, env: &Env<'_>) -> Result<u64, AslError> {
+    fn eval_dynamic_u64(
+        &self,
+        tid: u64,
+        state: &State,
+        d: &Dynamic<u64>,
+        input: &Value,
+        raw: &Value,
+        field: &str,
+        env: &Env<'_>,
+    ) -> Result<u64, AslError> {
         match d {
             Dynamic::Literal(n) => Ok(*n),
             Dynamic::Path(p) => {
                 let v = self.select_path(tid, state, p, input)?;
-                match v.as_u64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64)) {
+                match as_integer(&v).and_then(|n| u64::try_from(n).ok()) {
                     Some(n) => Ok(n),
                     None => Err(AslError::runtime(format!(
                         "The {}Path field refers to value \"{}\" which is not a valid integer: {}",
@@ -1264,7 +1638,14 @@ impl Execution {
         }
     }
 
-    fn run_task(&mut self, tid: u64, state: &State, t: &crate::asl::Task, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_task(
+        &mut self,
+        tid: u64,
+        state: &State,
+        t: &crate::asl::Task,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
         let pattern = if t.resource.ends_with(".waitForTaskToken") {
             IntegrationPattern::WaitForTaskToken
@@ -1273,30 +1654,60 @@ impl Execution {
         } else {
             IntegrationPattern::RequestResponse
         };
-        let token = if pattern == IntegrationPattern::WaitForTaskToken {
-            Some(format!("{}{}", env.entropy.uuid_v4().replace('-', ""), env.entropy.uuid_v4().replace('-', "")))
+        // `.waitForTaskToken` and `.sync` tasks both carry a token (`$$.Task.Token`).
+        let token = if pattern != IntegrationPattern::RequestResponse {
+            Some(format!(
+                "{}{}",
+                env.entropy.uuid_v4().replace('-', ""),
+                env.entropy.uuid_v4().replace('-', "")
+            ))
         } else {
             None
         };
-        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &t.io.input_path, raw.clone())? };
+        let effective = if jsonata {
+            raw.clone()
+        } else {
+            self.apply_path_field(tid, state, &t.io.input_path, raw.clone())?
+        };
         let input = match &t.io.parameters {
-            Some(Template::JsonPath(p)) => self.eval_payload(tid, state, p, &effective, token.as_deref(), None, env)?,
+            Some(Template::JsonPath(p)) => {
+                self.eval_payload(tid, state, p, &effective, token.as_deref(), None, env)?
+            }
             Some(Template::Jsonata(a)) => {
-                let states = self.states_object(tid, state, &raw, None, None, token.as_deref(), None);
+                let states =
+                    self.states_object(tid, state, &raw, None, None, token.as_deref(), None);
                 self.eval_jsonata(tid, &states, a, "Arguments", env)?
             }
             None => effective.clone(),
         };
         let timeout = match &t.timeout_seconds {
-            Some(d) => Some(self.eval_dynamic_u64(tid, state, d, &effective, &raw, "TimeoutSeconds", env)?),
+            Some(d) => Some(self.eval_dynamic_u64(
+                tid,
+                state,
+                d,
+                &effective,
+                &raw,
+                "TimeoutSeconds",
+                env,
+            )?),
             None => None,
         };
         let heartbeat = match &t.heartbeat_seconds {
-            Some(d) => Some(self.eval_dynamic_u64(tid, state, d, &effective, &raw, "HeartbeatSeconds", env)?),
+            Some(d) => Some(self.eval_dynamic_u64(
+                tid,
+                state,
+                d,
+                &effective,
+                &raw,
+                "HeartbeatSeconds",
+                env,
+            )?),
             None => None,
         };
         let credentials = match &t.credentials {
-            Some(Template::JsonPath(p)) => Some(self.eval_payload(tid, state, p, &effective, None, None, env)?),
+            Some(Template::JsonPath(p)) => {
+                Some(self.eval_payload(tid, state, p, &effective, None, None, env)?)
+            }
             Some(Template::Jsonata(a)) => {
                 let states = self.states_object(tid, state, &raw, None, None, None, None);
                 Some(self.eval_jsonata(tid, &states, a, "Credentials", env)?)
@@ -1309,13 +1720,15 @@ impl Execution {
         let (i2, rt, rn) = (input.clone(), resource_type.clone(), resource_name.clone());
         let (sched, started) = if legacy {
             let res = t.resource.clone();
-            let id = self.history.emit(last, "LambdaFunctionScheduled", env.now, || {
-                let mut d = json!({"input": i2, "resource": res});
-                if let Some(s) = timeout {
-                    d["timeoutInSeconds"] = json!(s);
-                }
-                d
-            });
+            let id = self
+                .history
+                .emit(last, "LambdaFunctionScheduled", env.now, || {
+                    let mut d = json!({"input": i2, "resource": res});
+                    if let Some(s) = timeout {
+                        d["timeoutInSeconds"] = json!(s);
+                    }
+                    d
+                });
             (id, "LambdaFunctionStarted")
         } else {
             let id = self.history.emit(last, "TaskScheduled", env.now, || {
@@ -1345,12 +1758,20 @@ impl Execution {
         self.set_last_event(tid, started_id);
         let timeout_timer = timeout.map(|s| {
             let timer = self.fresh_id();
-            self.add_timer(timer, TimerPurpose::TaskTimeout { task }, env.now + Duration::seconds(s as i64));
+            self.add_timer(
+                timer,
+                TimerPurpose::TaskTimeout { task },
+                env.now + Duration::seconds(s as i64),
+            );
             timer
         });
         let heartbeat_timer = heartbeat.map(|s| {
             let timer = self.fresh_id();
-            self.add_timer(timer, TimerPurpose::HeartbeatTimeout { task }, env.now + Duration::seconds(s as i64));
+            self.add_timer(
+                timer,
+                TimerPurpose::HeartbeatTimeout { task },
+                env.now + Duration::seconds(s as i64),
+            );
             timer
         });
         let request = TaskRequest {
@@ -1387,9 +1808,21 @@ impl Execution {
 
     /// Task/Parallel/Map success: ResultSelector, Assign, ResultPath, OutputPath (or JSONata
     /// Output/Assign), then exit.
-    fn complete_result_state(&mut self, tid: u64, state: &State, io: &Io, transition: Transition, result: Value, env: &Env<'_>) -> Step {
+    fn complete_result_state(
+        &mut self,
+        tid: u64,
+        state: &State,
+        io: &Io,
+        transition: Transition,
+        result: Value,
+        env: &Env<'_>,
+    ) -> Step {
         let r = (|| -> Result<Step, AslError> {
-            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or(Value::Null);
+            let raw = self
+                .threads
+                .get(&tid)
+                .map(|t| t.input.clone())
+                .unwrap_or(Value::Null);
             if lang_is_jsonata(state) {
                 let states = self.states_object(tid, state, &raw, Some(&result), None, None, None);
                 let assigned = match &io.assign {
@@ -1428,7 +1861,14 @@ impl Execution {
         }
     }
 
-    fn run_parallel(&mut self, tid: u64, state: &State, p: &crate::asl::Parallel, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_parallel(
+        &mut self,
+        tid: u64,
+        state: &State,
+        p: &crate::asl::Parallel,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         let input = if lang_is_jsonata(state) {
             match &p.io.parameters {
                 Some(Template::Jsonata(a)) => {
@@ -1440,12 +1880,16 @@ impl Execution {
         } else {
             let effective = self.apply_path_field(tid, state, &p.io.input_path, raw.clone())?;
             match &p.io.parameters {
-                Some(Template::JsonPath(t)) => self.eval_payload(tid, state, t, &effective, None, None, env)?,
+                Some(Template::JsonPath(t)) => {
+                    self.eval_payload(tid, state, t, &effective, None, None, env)?
+                }
                 _ => effective,
             }
         };
         let last = self.thread_last_event(tid);
-        let started = self.history.emit(last, "ParallelStateStarted", env.now, || Value::Null);
+        let started = self
+            .history
+            .emit(last, "ParallelStateStarted", env.now, || Value::Null);
         self.set_last_event(tid, started);
         let n = p.branches.len();
         let mut children = Children {
@@ -1464,12 +1908,21 @@ impl Execution {
             let mut bpath = path.clone();
             bpath.push((sid, i as u32));
             let child_scope = self.fresh_id();
-            self.scopes.insert(child_scope, VarScope { parent: Some(scope), vars: Map::new() });
+            self.scopes.insert(
+                child_scope,
+                VarScope {
+                    parent: Some(scope),
+                    vars: Map::new(),
+                },
+            );
             let child = self.fresh_id();
             self.threads.insert(
                 child,
                 Thread {
-                    parent: Some(ParentLink { thread: tid, slot: i }),
+                    parent: Some(ParentLink {
+                        thread: tid,
+                        slot: i,
+                    }),
                     path: bpath,
                     scope: child_scope,
                     state: branch.start_at,
@@ -1496,18 +1949,39 @@ impl Execution {
         Ok(Step::Blocked)
     }
 
-    fn parallel_done(&mut self, tid: u64, state: &State, results: Vec<Value>, env: &Env<'_>) -> Step {
+    fn parallel_done(
+        &mut self,
+        tid: u64,
+        state: &State,
+        results: Vec<Value>,
+        env: &Env<'_>,
+    ) -> Step {
         let last = self.history.last_id;
-        let id = self.history.emit(last, "ParallelStateSucceeded", env.now, || Value::Null);
+        let id = self
+            .history
+            .emit(last, "ParallelStateSucceeded", env.now, || Value::Null);
         self.set_last_event(tid, id);
-        let StateKind::Parallel(p) = &state.kind else { return Step::Blocked };
+        let StateKind::Parallel(p) = &state.kind else {
+            return Step::Blocked;
+        };
         self.complete_result_state(tid, state, &p.io, p.transition, Value::Array(results), env)
     }
 
-    fn run_map(&mut self, tid: u64, state: &State, m: &crate::asl::Map, raw: Value, env: &Env<'_>) -> Result<Step, AslError> {
+    fn run_map(
+        &mut self,
+        tid: u64,
+        state: &State,
+        m: &crate::asl::Map,
+        raw: Value,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
         let distributed = m.processor_config.mode == ProcessorMode::Distributed;
-        let effective = if jsonata { raw.clone() } else { self.apply_path_field(tid, state, &m.io.input_path, raw.clone())? };
+        let effective = if jsonata {
+            raw.clone()
+        } else {
+            self.apply_path_field(tid, state, &m.io.input_path, raw.clone())?
+        };
         let items_value = match &m.items {
             Some(ItemsSource::Path(p)) => self.select_path(tid, state, p, &effective)?,
             Some(ItemsSource::Jsonata(t)) => {
@@ -1528,18 +2002,27 @@ impl Execution {
         let items = match items_value {
             Value::Array(a) => a,
             other => {
-                let msg = format!("Map state input must be an array but was: {}", compact(&other));
-                return Err(if jsonata { AslError::query(msg) } else { AslError::runtime(msg) });
+                let msg = format!(
+                    "Map state input must be an array but was: {}",
+                    compact(&other)
+                );
+                return Err(if jsonata {
+                    AslError::query(msg)
+                } else {
+                    AslError::runtime(msg)
+                });
             }
         };
         let max_concurrency = match &m.max_concurrency {
-            Some(d) => self.eval_dynamic_u64(tid, state, d, &effective, &raw, "MaxConcurrency", env)?,
+            Some(d) => {
+                self.eval_dynamic_u64(tid, state, d, &effective, &raw, "MaxConcurrency", env)?
+            }
             None => 0,
         };
         let tolerated_count = match &m.tolerated_failure_count {
             Some(Dynamic::Path(p)) => {
                 let v = self.select_path(tid, state, p, &effective)?;
-                match v.as_i64().or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)) {
+                match as_integer(&v) {
                     Some(n) if n < 0 => return Err(AslError::runtime("ToleratedFailureCount cannot be negative.")),
                     Some(n) => Some(n as u64),
                     None => {
@@ -1554,14 +2037,25 @@ impl Execution {
                     }
                 }
             }
-            Some(d) => Some(self.eval_dynamic_u64(tid, state, d, &effective, &raw, "ToleratedFailureCount", env)?),
+            Some(d) => Some(self.eval_dynamic_u64(
+                tid,
+                state,
+                d,
+                &effective,
+                &raw,
+                "ToleratedFailureCount",
+                env,
+            )?),
             None => None,
         };
         let tolerated_percentage = match &m.tolerated_failure_percentage {
             Some(Dynamic::Literal(f)) => Some(*f),
             Some(Dynamic::Path(p)) => {
                 let v = self.select_path(tid, state, p, &effective)?;
-                match v.as_f64() {
+                let as_float = v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse::<f64>().ok()));
+                match as_float {
                     Some(f) if !(0.0..=100.0).contains(&f) => {
                         return Err(AslError::runtime("ToleratedFailurePercentage must be between 0 and 100."))
                     }
@@ -1583,14 +2077,20 @@ impl Execution {
                 let v = self.eval_jsonata(tid, &states, t, "ToleratedFailurePercentage", env)?;
                 match v.as_f64() {
                     Some(f) if (0.0..=100.0).contains(&f) => Some(f),
-                    _ => return Err(AslError::query("ToleratedFailurePercentage must be between 0 and 100.")),
+                    _ => {
+                        return Err(AslError::query(
+                            "ToleratedFailurePercentage must be between 0 and 100.",
+                        ))
+                    }
                 }
             }
             None => None,
         };
         let last = self.thread_last_event(tid);
         let len = items.len();
-        let started = self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}));
+        let started =
+            self.history
+                .emit(last, "MapStateStarted", env.now, || json!({"length": len}));
         let mut last_event = started;
         if distributed {
             last_event = self.history.emit(started, "MapRunStarted", env.now, || {
@@ -1599,7 +2099,11 @@ impl Execution {
         }
         self.set_last_event(tid, last_event);
         let limit = if max_concurrency == 0 {
-            if distributed { DISTRIBUTED_MAP_DEFAULT_CONCURRENCY } else { INLINE_MAP_DEFAULT_CONCURRENCY }
+            if distributed {
+                DISTRIBUTED_MAP_DEFAULT_CONCURRENCY
+            } else {
+                INLINE_MAP_DEFAULT_CONCURRENCY
+            }
         } else {
             max_concurrency
         };
@@ -1629,12 +2133,32 @@ impl Execution {
     }
 
     /// Starts as many Map iterations as MaxConcurrency allows.
-    fn start_map_children(&mut self, tid: u64, state: &State, env: &Env<'_>) -> Result<(), AslError> {
-        let StateKind::Map(m) = &state.kind else { return Ok(()) };
+    fn start_map_children(
+        &mut self,
+        tid: u64,
+        state: &State,
+        env: &Env<'_>,
+    ) -> Result<(), AslError> {
+        let StateKind::Map(m) = &state.kind else {
+            return Ok(());
+        };
         loop {
-            let Some(th) = self.threads.get(&tid) else { return Ok(()) };
-            let ThreadStatus::Children(ch) = &th.status else { return Ok(()) };
-            let ChildKind::Map { items, max_concurrency, effective_input, distributed, .. } = &ch.kind else { return Ok(()) };
+            let Some(th) = self.threads.get(&tid) else {
+                return Ok(());
+            };
+            let ThreadStatus::Children(ch) = &th.status else {
+                return Ok(());
+            };
+            let ChildKind::Map {
+                items,
+                max_concurrency,
+                effective_input,
+                distributed,
+                ..
+            } = &ch.kind
+            else {
+                return Ok(());
+            };
             if ch.next_to_start >= items.len() || ch.running.len() as u64 >= *max_concurrency {
                 return Ok(());
             }
@@ -1642,12 +2166,21 @@ impl Execution {
             let item = items[index].clone();
             let distributed = *distributed;
             let effective_input = effective_input.clone();
-            let (path, scope, sid, raw, last_event) = (th.path.clone(), th.scope, th.state, th.input.clone(), ch.last_event);
+            let (path, scope, sid, raw, last_event) = (
+                th.path.clone(),
+                th.scope,
+                th.state,
+                th.input.clone(),
+                ch.last_event,
+            );
             let map_item = json!({"Index": index, "Value": item.clone()});
             let child_input = match &m.item_selector {
-                Some(Template::JsonPath(t)) => self.eval_payload(tid, state, t, &effective_input, None, Some(map_item), env)?,
+                Some(Template::JsonPath(t)) => {
+                    self.eval_payload(tid, state, t, &effective_input, None, Some(map_item), env)?
+                }
                 Some(Template::Jsonata(t)) => {
-                    let states = self.states_object(tid, state, &raw, None, None, None, Some(map_item));
+                    let states =
+                        self.states_object(tid, state, &raw, None, None, None, Some(map_item));
                     self.eval_jsonata(tid, &states, t, "ItemSelector", env)?
                 }
                 None => item,
@@ -1657,7 +2190,10 @@ impl Execution {
             let child_scope = self.fresh_id();
             self.scopes.insert(
                 child_scope,
-                VarScope { parent: if distributed { None } else { Some(scope) }, vars: Map::new() },
+                VarScope {
+                    parent: if distributed { None } else { Some(scope) },
+                    vars: Map::new(),
+                },
             );
             let child = self.fresh_id();
             let mut last = last_event;
@@ -1668,7 +2204,9 @@ impl Execution {
                 ci.name = uuid.clone();
                 ci.execution_arn = format!(
                     "{}/{}:{}",
-                    self.info.state_machine_arn.replace(":stateMachine:", ":execution:"),
+                    self.info
+                        .state_machine_arn
+                        .replace(":stateMachine:", ":execution:"),
                     label,
                     uuid
                 );
@@ -1680,14 +2218,22 @@ impl Execution {
                 Some(Box::new(ci))
             } else {
                 let name = state.name.clone();
-                last = self.history.emit(last_event, "MapIterationStarted", env.now, || json!({"index": index, "name": name}));
+                last = self.history.emit(
+                    last_event,
+                    "MapIterationStarted",
+                    env.now,
+                    || json!({"index": index, "name": name}),
+                );
                 None
             };
             let start_at = m.item_processor.start_at;
             self.threads.insert(
                 child,
                 Thread {
-                    parent: Some(ParentLink { thread: tid, slot: index }),
+                    parent: Some(ParentLink {
+                        thread: tid,
+                        slot: index,
+                    }),
                     path: cpath,
                     scope: child_scope,
                     state: start_at,
@@ -1702,7 +2248,9 @@ impl Execution {
                     status: ThreadStatus::Ready { retry: false },
                 },
             );
-            if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+            if let Some(ThreadStatus::Children(ch)) =
+                self.threads.get_mut(&tid).map(|t| &mut t.status)
+            {
                 ch.next_to_start += 1;
                 ch.running.push(child);
                 ch.last_event = last;
@@ -1712,19 +2260,39 @@ impl Execution {
     }
 
     fn map_done(&mut self, tid: u64, state: &State, env: &Env<'_>) -> Step {
-        let Some(th) = self.threads.get_mut(&tid) else { return Step::Blocked };
-        let ThreadStatus::Children(ch) = std::mem::replace(&mut th.status, ThreadStatus::Ready { retry: true }) else {
+        let Some(th) = self.threads.get_mut(&tid) else {
             return Step::Blocked;
         };
-        let distributed = matches!(ch.kind, ChildKind::Map { distributed: true, .. });
-        let results: Vec<Value> = ch.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect();
+        let ThreadStatus::Children(ch) =
+            std::mem::replace(&mut th.status, ThreadStatus::Ready { retry: true })
+        else {
+            return Step::Blocked;
+        };
+        let distributed = matches!(
+            ch.kind,
+            ChildKind::Map {
+                distributed: true,
+                ..
+            }
+        );
+        let results: Vec<Value> = ch
+            .results
+            .into_iter()
+            .map(|r| r.unwrap_or(Value::Null))
+            .collect();
         let mut last = self.history.last_id;
         if distributed {
-            last = self.history.emit(last, "MapRunSucceeded", env.now, || Value::Null);
+            last = self
+                .history
+                .emit(last, "MapRunSucceeded", env.now, || Value::Null);
         }
-        let id = self.history.emit(last, "MapStateSucceeded", env.now, || Value::Null);
+        let id = self
+            .history
+            .emit(last, "MapStateSucceeded", env.now, || Value::Null);
         self.set_last_event(tid, id);
-        let StateKind::Map(m) = &state.kind else { return Step::Blocked };
+        let StateKind::Map(m) = &state.kind else {
+            return Step::Blocked;
+        };
         let result = Value::Array(results);
         if m.result_writer.is_none() && json_size(&result) > PAYLOAD_LIMIT {
             return Step::Fail(Failure {
@@ -1741,23 +2309,42 @@ impl Execution {
     // ----- completion and failure ---------------------------------------------------------
 
     fn thread_done(&mut self, tid: u64, output: Value, env: &Env<'_>) {
-        let Some(th) = self.threads.remove(&tid) else { return };
+        let Some(th) = self.threads.remove(&tid) else {
+            return;
+        };
         self.scopes.remove(&th.scope);
         let Some(parent) = th.parent else {
-            self.finish(ExecutionStatus::Succeeded, Some(output), None, None, env, "ExecutionSucceeded");
+            self.finish(
+                ExecutionStatus::Succeeded,
+                Some(output),
+                None,
+                None,
+                env,
+                "ExecutionSucceeded",
+            );
             return;
         };
         let machine = self.machine();
-        let Some(pt) = self.threads.get_mut(&parent.thread) else { return };
+        let Some(pt) = self.threads.get_mut(&parent.thread) else {
+            return;
+        };
         let pstate_id = pt.state;
         let ppath = pt.path.clone();
-        let ThreadStatus::Children(ch) = &mut pt.status else { return };
+        let ThreadStatus::Children(ch) = &mut pt.status else {
+            return;
+        };
         ch.running.retain(|c| *c != tid);
         if let Some(slot) = ch.results.get_mut(parent.slot) {
             *slot = Some(output);
         }
         let is_map = matches!(ch.kind, ChildKind::Map { .. });
-        let distributed = matches!(ch.kind, ChildKind::Map { distributed: true, .. });
+        let distributed = matches!(
+            ch.kind,
+            ChildKind::Map {
+                distributed: true,
+                ..
+            }
+        );
         let all_done = ch.running.is_empty() && ch.next_to_start >= ch.results.len();
         let m = machine_at(&machine, &ppath);
         let pstate = m.state(pstate_id);
@@ -1765,8 +2352,15 @@ impl Execution {
             let name = pstate.name.clone();
             let last = th.last_event;
             let idx = parent.slot;
-            let id = self.history.emit(last, "MapIterationSucceeded", env.now, || json!({"index": idx, "name": name}));
-            if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&parent.thread).map(|t| &mut t.status) {
+            let id = self.history.emit(
+                last,
+                "MapIterationSucceeded",
+                env.now,
+                || json!({"index": idx, "name": name}),
+            );
+            if let Some(ThreadStatus::Children(ch)) =
+                self.threads.get_mut(&parent.thread).map(|t| &mut t.status)
+            {
                 ch.last_event = id;
             }
         }
@@ -1774,10 +2368,17 @@ impl Execution {
             let step = if is_map {
                 self.map_done(parent.thread, pstate, env)
             } else {
-                let results = match self.threads.get_mut(&parent.thread).map(|t| std::mem::replace(&mut t.status, ThreadStatus::Ready { retry: true })) {
-                    Some(ThreadStatus::Children(ch)) => ch.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect(),
-                    _ => Vec::new(),
-                };
+                let results =
+                    match self.threads.get_mut(&parent.thread).map(|t| {
+                        std::mem::replace(&mut t.status, ThreadStatus::Ready { retry: true })
+                    }) {
+                        Some(ThreadStatus::Children(ch)) => ch
+                            .results
+                            .into_iter()
+                            .map(|r| r.unwrap_or(Value::Null))
+                            .collect(),
+                        _ => Vec::new(),
+                    };
                 self.parallel_done(parent.thread, pstate, results, env)
             };
             if self.continue_with(parent.thread, step, env) {
@@ -1793,7 +2394,9 @@ impl Execution {
 
     /// Removes a thread and everything under it (tasks, timers, children).
     fn cancel_thread(&mut self, tid: u64) {
-        let Some(th) = self.threads.remove(&tid) else { return };
+        let Some(th) = self.threads.remove(&tid) else {
+            return;
+        };
         self.scopes.remove(&th.scope);
         match th.status {
             ThreadStatus::InTask { task } => {
@@ -1820,10 +2423,16 @@ impl Execution {
     /// A state raised an error that its own Retry/Catch may handle.
     fn state_failed(&mut self, tid: u64, f: Failure, env: &Env<'_>) {
         let machine = self.machine();
-        let Some(th) = self.threads.get(&tid) else { return };
+        let Some(th) = self.threads.get(&tid) else {
+            return;
+        };
         let m = machine_at(&machine, &th.path);
         let state = m.state(th.state);
-        let step = if f.name().is_terminal() { Step::Fail(f) } else { self.handle_error(tid, state, f, env) };
+        let step = if f.name().is_terminal() {
+            Step::Fail(f)
+        } else {
+            self.handle_error(tid, state, f, env)
+        };
         if self.continue_with(tid, step, env) {
             self.ready.push_back(tid);
         }
@@ -1831,30 +2440,51 @@ impl Execution {
 
     /// The thread failed for good: its parent decides what that means.
     fn fail_thread(&mut self, tid: u64, f: Failure, env: &Env<'_>) {
-        let Some(th) = self.threads.get(&tid) else { return };
+        let Some(th) = self.threads.get(&tid) else {
+            return;
+        };
         let parent = th.parent.clone();
         let last = th.last_event;
         self.cancel_thread(tid);
         let Some(parent) = parent else {
-            self.finish(ExecutionStatus::Failed, None, f.error, f.cause, env, "ExecutionFailed");
+            self.finish(
+                ExecutionStatus::Failed,
+                None,
+                f.error,
+                f.cause,
+                env,
+                "ExecutionFailed",
+            );
             return;
         };
         let machine = self.machine();
-        let Some(pt) = self.threads.get_mut(&parent.thread) else { return };
+        let Some(pt) = self.threads.get_mut(&parent.thread) else {
+            return;
+        };
         let pstate_id = pt.state;
         let ppath = pt.path.clone();
-        let ThreadStatus::Children(ch) = &mut pt.status else { return };
+        let ThreadStatus::Children(ch) = &mut pt.status else {
+            return;
+        };
         ch.running.retain(|c| *c != tid);
         let m = machine_at(&machine, &ppath);
         let pstate = m.state(pstate_id);
         let name = pstate.name.clone();
         match &mut ch.kind {
-            ChildKind::Map { distributed: true, failures, tolerated_count, tolerated_percentage, .. } => {
+            ChildKind::Map {
+                distributed: true,
+                failures,
+                tolerated_count,
+                tolerated_percentage,
+                ..
+            } => {
                 *failures += 1;
                 let total = ch.results.len() as f64;
                 let failed = *failures;
                 let count_ok = tolerated_count.map(|c| failed <= c).unwrap_or(false);
-                let pct_ok = tolerated_percentage.map(|p| (failed as f64) * 100.0 / total <= p).unwrap_or(false);
+                let pct_ok = tolerated_percentage
+                    .map(|p| (failed as f64) * 100.0 / total <= p)
+                    .unwrap_or(false);
                 if count_ok || pct_ok {
                     if let Some(slot) = ch.results.get_mut(parent.slot) {
                         *slot = Some(json!({"Error": f.error, "Cause": f.cause}));
@@ -1876,8 +2506,12 @@ impl Execution {
                     self.cancel_thread(c);
                 }
                 let last = self.history.last_id;
-                let id1 = self.history.emit(last, "MapRunFailed", env.now, || Value::Null);
-                let id2 = self.history.emit(id1, "MapStateFailed", env.now, || Value::Null);
+                let id1 = self
+                    .history
+                    .emit(last, "MapRunFailed", env.now, || Value::Null);
+                let id2 = self
+                    .history
+                    .emit(id1, "MapStateFailed", env.now, || Value::Null);
                 self.set_last_event(parent.thread, id2);
                 let f2 = Failure {
                     error: Some("States.ExceedToleratedFailureThreshold".into()),
@@ -1896,9 +2530,18 @@ impl Execution {
                 if is_map {
                     let idx = parent.slot;
                     let n2 = name.clone();
-                    prev = self.history.emit(last, "MapIterationFailed", env.now, || json!({"index": idx, "name": n2}));
+                    prev = self.history.emit(
+                        last,
+                        "MapIterationFailed",
+                        env.now,
+                        || json!({"index": idx, "name": n2}),
+                    );
                 }
-                let kind_ev = if is_map { "MapStateFailed" } else { "ParallelStateFailed" };
+                let kind_ev = if is_map {
+                    "MapStateFailed"
+                } else {
+                    "ParallelStateFailed"
+                };
                 let id = self.history.emit(prev, kind_ev, env.now, || Value::Null);
                 self.set_last_event(parent.thread, id);
                 if let Some(pt) = self.threads.get_mut(&parent.thread) {
@@ -1923,8 +2566,16 @@ impl Execution {
             return Step::Fail(f);
         }
         let is_task = matches!(state.kind, StateKind::Task(_));
-        if let Some((i, r)) = retry.iter().enumerate().find(|(_, r)| error_matches(&r.error_equals, &name, is_task)) {
-            let attempts = self.threads.get(&tid).and_then(|t| t.retry_counts.get(i).copied()).unwrap_or(0);
+        if let Some((i, r)) = retry
+            .iter()
+            .enumerate()
+            .find(|(_, r)| error_matches(&r.error_equals, &name, is_task))
+        {
+            let attempts = self
+                .threads
+                .get(&tid)
+                .and_then(|t| t.retry_counts.get(i).copied())
+                .unwrap_or(0);
             if attempts < r.max_attempts {
                 let mut delay = r.interval_seconds as f64 * r.backoff_rate.powi(attempts as i32);
                 if let Some(max) = r.max_delay_seconds {
@@ -1934,7 +2585,11 @@ impl Execution {
                     delay *= env.entropy.next_f64();
                 }
                 let timer = self.fresh_id();
-                self.add_timer(timer, TimerPurpose::Resume { thread: tid }, env.now + Duration::milliseconds((delay * 1000.0) as i64));
+                self.add_timer(
+                    timer,
+                    TimerPurpose::Resume { thread: tid },
+                    env.now + Duration::milliseconds((delay * 1000.0) as i64),
+                );
                 if let Some(t) = self.threads.get_mut(&tid) {
                     if t.retry_counts.len() <= i {
                         t.retry_counts.resize(i + 1, 0);
@@ -1946,28 +2601,53 @@ impl Execution {
                 return Step::Blocked;
             }
         }
-        if let Some(c) = catch.iter().find(|c| error_matches(&c.error_equals, &name, is_task)) {
+        if let Some(c) = catch
+            .iter()
+            .find(|c| error_matches(&c.error_equals, &name, is_task))
+        {
             let error_output = json!({"Error": f.error, "Cause": f.cause});
-            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or(Value::Null);
+            let raw = self
+                .threads
+                .get(&tid)
+                .map(|t| t.input.clone())
+                .unwrap_or(Value::Null);
             let r = (|| -> Result<Step, AslError> {
                 if lang_is_jsonata(state) {
-                    let states = self.states_object(tid, state, &raw, None, Some(&error_output), None, None);
+                    let states =
+                        self.states_object(tid, state, &raw, None, Some(&error_output), None, None);
                     let assigned = match &c.assign {
-                        Some(a) => self.eval_assign(tid, state, a, &Value::Null, Some(&states), env)?,
+                        Some(a) => {
+                            self.eval_assign(tid, state, a, &Value::Null, Some(&states), env)?
+                        }
                         None => Map::new(),
                     };
                     let output = match &c.output {
                         Some(o) => self.eval_jsonata(tid, &states, o, "Output", env)?,
                         None => error_output.clone(),
                     };
-                    return Ok(self.exit_state(tid, state, Some(Transition::Next(c.next)), output, assigned, env));
+                    return Ok(self.exit_state(
+                        tid,
+                        state,
+                        Some(Transition::Next(c.next)),
+                        output,
+                        assigned,
+                        env,
+                    ));
                 }
                 let assigned = match &c.assign {
                     Some(a) => self.eval_assign(tid, state, a, &error_output, None, env)?,
                     None => Map::new(),
                 };
-                let output = self.apply_result_path(&c.result_path, raw.clone(), error_output.clone())?;
-                Ok(self.exit_state(tid, state, Some(Transition::Next(c.next)), output, assigned, env))
+                let output =
+                    self.apply_result_path(&c.result_path, raw.clone(), error_output.clone())?;
+                Ok(self.exit_state(
+                    tid,
+                    state,
+                    Some(Transition::Next(c.next)),
+                    output,
+                    assigned,
+                    env,
+                ))
             })();
             return match r {
                 Ok(s) => s,
@@ -1975,6 +2655,18 @@ impl Execution {
             };
         }
         Step::Fail(f)
+    }
+}
+
+/// An integer from a `…Path` value: a JSON integer, an integral float, or a string holding
+/// one (AWS accepts `"1"`).
+fn as_integer(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
     }
 }
 
@@ -2007,7 +2699,13 @@ fn type_name(v: &Value) -> &'static str {
 fn error_matches(list: &[String], name: &ErrorName, is_task: bool) -> bool {
     list.iter().any(|e| match e.as_str() {
         "States.ALL" => !name.is_terminal(),
-        "States.TaskFailed" => is_task && !matches!(name, ErrorName::Timeout | ErrorName::Runtime | ErrorName::DataLimitExceeded),
+        "States.TaskFailed" => {
+            is_task
+                && !matches!(
+                    name,
+                    ErrorName::Timeout | ErrorName::Runtime | ErrorName::DataLimitExceeded
+                )
+        }
         "States.Timeout" => matches!(name, ErrorName::Timeout | ErrorName::HeartbeatTimeout),
         other => other == name.as_str(),
     })

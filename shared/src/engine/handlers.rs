@@ -45,9 +45,14 @@ impl TaskInvoker for HandlerRegistry {
             Some(h) => match h(request) {
                 // A waitForTaskToken handler's return value is the service call's response:
                 // the task then waits for its callback.
-                Ok(_) if request.pattern == IntegrationPattern::WaitForTaskToken => TaskOutcome::Submitted,
+                Ok(_) if request.pattern == IntegrationPattern::WaitForTaskToken => {
+                    TaskOutcome::Submitted
+                }
                 Ok(v) => TaskOutcome::Succeeded(v),
-                Err((error, cause)) => TaskOutcome::Failed { error: Some(error), cause: Some(cause) },
+                Err((error, cause)) => TaskOutcome::Failed {
+                    error: Some(error),
+                    cause: Some(cause),
+                },
             },
             None => no_integration(request),
         }

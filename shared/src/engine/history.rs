@@ -28,7 +28,11 @@ pub struct History {
 
 impl History {
     pub fn new(record: bool) -> Self {
-        History { last_id: 0, record, events: Vec::new() }
+        History {
+            last_id: 0,
+            record,
+            events: Vec::new(),
+        }
     }
 
     /// Emits an event and returns its id. `details` is only built when events are kept.

@@ -8,6 +8,10 @@ pub mod handlers;
 pub mod history;
 
 pub use context::ExecutionInfo;
-pub use driver::{run_to_completion, Callback, CallbackSource, RunOptions, TaskInvoker, TaskOutcome, TimeMode};
+pub use driver::{
+    run_to_completion, Callback, CallbackSource, RunOptions, TaskInvoker, TaskOutcome, TimeMode,
+};
+pub use execution::{
+    Action, Env, Event, Execution, ExecutionStatus, IntegrationPattern, TaskRequest,
+};
 pub use handlers::{ChainInvoker, HandlerRegistry};
-pub use execution::{Action, Env, Event, Execution, ExecutionStatus, IntegrationPattern, TaskRequest};

@@ -40,12 +40,21 @@ fn family(op: ComparisonOp) -> Family {
     use ComparisonOp::*;
     match op {
         BooleanEquals => Family::Boolean,
-        NumericEquals | NumericGreaterThan | NumericGreaterThanEquals | NumericLessThan | NumericLessThanEquals => {
-            Family::Numeric
-        }
-        StringEquals | StringGreaterThan | StringGreaterThanEquals | StringLessThan | StringLessThanEquals
+        NumericEquals
+        | NumericGreaterThan
+        | NumericGreaterThanEquals
+        | NumericLessThan
+        | NumericLessThanEquals => Family::Numeric,
+        StringEquals
+        | StringGreaterThan
+        | StringGreaterThanEquals
+        | StringLessThan
+        | StringLessThanEquals
         | StringMatches => Family::String,
-        TimestampEquals | TimestampGreaterThan | TimestampGreaterThanEquals | TimestampLessThan
+        TimestampEquals
+        | TimestampGreaterThan
+        | TimestampGreaterThanEquals
+        | TimestampLessThan
         | TimestampLessThanEquals => Family::Timestamp,
         IsNull | IsPresent | IsNumeric | IsString | IsBoolean | IsTimestamp => Family::Type,
     }
@@ -76,11 +85,21 @@ impl Parser {
             Some(v) => Some(self.resolve(v, "Default", &st.at("Default"), names)?),
             None => None,
         };
-        Some(Choice { io: io?, choices: choices?, default })
+        Some(Choice {
+            io: io?,
+            choices: choices?,
+            default,
+        })
     }
 
     /// A top-level rule: a condition plus `Next` (and `Assign`, `Output`, `Comment`).
-    fn choice_branch(&mut self, v: &Value, loc: &str, ql: QueryLanguage, names: &Names) -> Option<ChoiceBranch> {
+    fn choice_branch(
+        &mut self,
+        v: &Value,
+        loc: &str,
+        ql: QueryLanguage,
+        names: &Names,
+    ) -> Option<ChoiceBranch> {
         let obj = self.as_object(v, loc)?;
         let rule = match ql {
             QueryLanguage::JsonPath => self.jsonpath_rule(obj, loc, true, 0),
@@ -111,7 +130,13 @@ impl Parser {
         if !ok {
             return None;
         }
-        Some(ChoiceBranch { rule: rule?, next: next?, assign, output, comment })
+        Some(ChoiceBranch {
+            rule: rule?,
+            next: next?,
+            assign,
+            output,
+            comment,
+        })
     }
 
     /// A JSONata rule: `Condition` (a boolean or a `{% %}` expression).
@@ -146,7 +171,10 @@ impl Parser {
                 None
             }
             _ => {
-                self.schema("Expected value of type Boolean or a JSONata expression", cloc);
+                self.schema(
+                    "Expected value of type Boolean or a JSONata expression",
+                    cloc,
+                );
                 None
             }
         };
@@ -157,9 +185,19 @@ impl Parser {
     }
 
     /// A JSONPath rule (`top`: a top-level rule, which may carry `Next`/`Assign`/`Comment`).
-    fn jsonpath_rule(&mut self, obj: &JsonMap<String, Value>, loc: &str, top: bool, depth: usize) -> Option<ChoiceRule> {
+    fn jsonpath_rule(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        loc: &str,
+        top: bool,
+        depth: usize,
+    ) -> Option<ChoiceRule> {
         if depth > MAX_RULE_DEPTH {
-            self.error(TOO_DEEPLY_NESTED, "The Choice rules are too deeply nested", loc);
+            self.error(
+                TOO_DEEPLY_NESTED,
+                "The Choice rules are too deeply nested",
+                loc,
+            );
             return None;
         }
         let has_variable = obj.contains_key("Variable");
@@ -183,8 +221,10 @@ impl Parser {
                 },
             }
         }
-        let kinds: Vec<&str> =
-            ["And", "Or", "Not", "Variable"].into_iter().filter(|k| obj.contains_key(*k)).collect();
+        let kinds: Vec<&str> = ["And", "Or", "Not", "Variable"]
+            .into_iter()
+            .filter(|k| obj.contains_key(*k))
+            .collect();
         if kinds.len() != 1 {
             self.schema(
                 "The object must have only one of the following fields, [And, Or, Not, Variable]",
@@ -218,18 +258,29 @@ impl Parser {
             "Not" => {
                 let floc = at(loc, "Not");
                 let inner = self.as_object(&obj["Not"], &floc)?;
-                ChoiceRule::Not(Box::new(self.jsonpath_rule(inner, &floc, false, depth + 1)?))
+                ChoiceRule::Not(Box::new(self.jsonpath_rule(
+                    inner,
+                    &floc,
+                    false,
+                    depth + 1,
+                )?))
             }
             _ => {
                 let vloc = at(loc, "Variable");
                 let variable = self.reference_path(&obj["Variable"], "Variable", &vloc);
                 if ops.len() != 1 {
                     if ops.is_empty() {
-                        self.schema("A comparison rule with 'Variable' requires one comparison operator", loc);
+                        self.schema(
+                            "A comparison rule with 'Variable' requires one comparison operator",
+                            loc,
+                        );
                     } else {
                         let names: Vec<&str> = ops.iter().map(|(k, _, _)| *k).collect();
                         self.schema(
-                            format!("There should only be one of the following fields: [{}]", names.join(", ")),
+                            format!(
+                                "There should only be one of the following fields: [{}]",
+                                names.join(", ")
+                            ),
                             loc,
                         );
                     }
@@ -237,7 +288,11 @@ impl Parser {
                 }
                 let (key, op, path) = ops[0];
                 let operand = self.operand(&obj[key], op, path, key, &at(loc, key));
-                ChoiceRule::Compare { variable: variable?, op, operand: operand? }
+                ChoiceRule::Compare {
+                    variable: variable?,
+                    op,
+                    operand: operand?,
+                }
             }
         };
         if !ok {
@@ -247,7 +302,14 @@ impl Parser {
     }
 
     /// The operand of a comparison: a literal of the operator's type, or a reference path.
-    fn operand(&mut self, v: &Value, op: ComparisonOp, path: bool, key: &str, loc: &str) -> Option<Operand> {
+    fn operand(
+        &mut self,
+        v: &Value,
+        op: ComparisonOp,
+        path: bool,
+        key: &str,
+        loc: &str,
+    ) -> Option<Operand> {
         if path {
             return self.reference_path(v, key, loc).map(Operand::Path);
         }

@@ -16,10 +16,17 @@ pub(super) struct Duplicate {
 }
 
 /// Parses `text`, returning the value and the duplicated state names.
-pub(super) fn parse_with_duplicates(text: &str) -> Result<(Value, Vec<Duplicate>), serde_json::Error> {
+pub(super) fn parse_with_duplicates(
+    text: &str,
+) -> Result<(Value, Vec<Duplicate>), serde_json::Error> {
     let found = RefCell::new(Vec::new());
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Seed { path: String::new(), parent_key: None, found: &found }.deserialize(&mut de)?;
+    let value = Seed {
+        path: String::new(),
+        parent_key: None,
+        found: &found,
+    }
+    .deserialize(&mut de)?;
     de.end()?;
     Ok((value, found.into_inner()))
 }
@@ -76,7 +83,11 @@ impl<'de> Visitor<'de> for Seed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut out = Vec::new();
         loop {
-            let seed = Seed { path: format!("{}/{}", self.path, out.len()), parent_key: None, found: self.found };
+            let seed = Seed {
+                path: format!("{}/{}", self.path, out.len()),
+                parent_key: None,
+                found: self.found,
+            };
             match seq.next_element_seed(seed)? {
                 Some(v) => out.push(v),
                 None => break,
@@ -89,10 +100,17 @@ impl<'de> Visitor<'de> for Seed<'_> {
         let is_states = self.parent_key.as_deref() == Some("States");
         let mut out = JsonMap::new();
         while let Some(key) = map.next_key::<String>()? {
-            let seed = Seed { path: format!("{}/{}", self.path, key), parent_key: Some(key.clone()), found: self.found };
+            let seed = Seed {
+                path: format!("{}/{}", self.path, key),
+                parent_key: Some(key.clone()),
+                found: self.found,
+            };
             let value = map.next_value_seed(seed)?;
             if out.contains_key(&key) && is_states {
-                self.found.borrow_mut().push(Duplicate { parent: self.path.clone(), key: key.clone() });
+                self.found.borrow_mut().push(Duplicate {
+                    parent: self.path.clone(),
+                    key: key.clone(),
+                });
             }
             out.insert(key, value);
         }

@@ -4,7 +4,8 @@
 use serde_json::{Map as JsonMap, Value};
 
 use super::super::model::{
-    Dynamic, ExecutionType, ItemsSource, Map, ProcessorConfig, ProcessorMode, QueryLanguage, Template,
+    Dynamic, ExecutionType, ItemsSource, Map, ProcessorConfig, ProcessorMode, QueryLanguage,
+    Template,
 };
 use super::codes::{DUPLICATE_LABEL_NAME, INVALID_LABEL_NAME};
 use super::state::{wrong_language_msg, St};
@@ -22,7 +23,11 @@ impl Parser {
         let mut processor = None;
         let mut config = Some(ProcessorConfig::default());
         if self.exactly_one(&fields, &["ItemProcessor", "Iterator"], &st.loc) {
-            let key = if fields.contains_key("ItemProcessor") { "ItemProcessor" } else { "Iterator" };
+            let key = if fields.contains_key("ItemProcessor") {
+                "ItemProcessor"
+            } else {
+                "Iterator"
+            };
             let ploc = st.at(key);
             if let Some(pobj) = self.as_object(&fields[key], &ploc) {
                 config = self.processor_config(pobj, &ploc);
@@ -37,7 +42,9 @@ impl Parser {
         // Items.
         let mut items = None;
         if let Some(v) = st.get("ItemsPath") {
-            items = self.reference_path(v, "ItemsPath", &st.at("ItemsPath")).map(ItemsSource::Path);
+            items = self
+                .reference_path(v, "ItemsPath", &st.at("ItemsPath"))
+                .map(ItemsSource::Path);
             ok &= items.is_some();
         }
         if let Some(v) = st.get("Items") {
@@ -50,20 +57,32 @@ impl Parser {
         if self.exclusive(&fields, &["ItemSelector", "Parameters"], &st.loc) > 1 {
             ok = false;
         } else {
-            let key = if fields.contains_key("ItemSelector") { "ItemSelector" } else { "Parameters" };
+            let key = if fields.contains_key("ItemSelector") {
+                "ItemSelector"
+            } else {
+                "Parameters"
+            };
             if let Some(v) = st.get(key) {
                 let loc = st.at(key);
                 item_selector = match st.ql {
-                    QueryLanguage::JsonPath => self.payload_template(v, &loc, true).map(Template::JsonPath),
+                    QueryLanguage::JsonPath => {
+                        self.payload_template(v, &loc, true).map(Template::JsonPath)
+                    }
                     QueryLanguage::Jsonata => self.jsonata_template(v, &loc).map(Template::Jsonata),
                 };
                 ok &= item_selector.is_some();
             }
         }
 
-        let max_concurrency = self.dyn_pair_u64(st, "MaxConcurrency", "MaxConcurrencyPath", 0, None);
-        let tolerated_failure_count =
-            self.dyn_pair_u64(st, "ToleratedFailureCount", "ToleratedFailureCountPath", 0, None);
+        let max_concurrency =
+            self.dyn_pair_u64(st, "MaxConcurrency", "MaxConcurrencyPath", 0, None);
+        let tolerated_failure_count = self.dyn_pair_u64(
+            st,
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            0,
+            None,
+        );
         let tolerated_failure_percentage = self.dyn_pair_f64(
             st,
             "ToleratedFailurePercentage",
@@ -121,7 +140,11 @@ impl Parser {
 
     /// `ProcessorConfig`: `Mode` INLINE|DISTRIBUTED, `ExecutionType` STANDARD|EXPRESS
     /// (required in DISTRIBUTED mode, not supported in INLINE mode).
-    fn processor_config(&mut self, processor: &JsonMap<String, Value>, ploc: &str) -> Option<ProcessorConfig> {
+    fn processor_config(
+        &mut self,
+        processor: &JsonMap<String, Value>,
+        ploc: &str,
+    ) -> Option<ProcessorConfig> {
         let Some(v) = processor.get("ProcessorConfig") else {
             return Some(ProcessorConfig::default());
         };
@@ -141,7 +164,10 @@ impl Parser {
         match obj.get("ExecutionType") {
             Some(e) => {
                 if ok && mode == ProcessorMode::Inline {
-                    self.schema("Field 'ExecutionType' is not supported", at(&loc, "ExecutionType"));
+                    self.schema(
+                        "Field 'ExecutionType' is not supported",
+                        at(&loc, "ExecutionType"),
+                    );
                     ok = false;
                 } else {
                     match self.enum_str(e, &["STANDARD", "EXPRESS"], &at(&loc, "ExecutionType")) {
@@ -161,7 +187,10 @@ impl Parser {
         if !ok {
             return None;
         }
-        Some(ProcessorConfig { mode, execution_type })
+        Some(ProcessorConfig {
+            mode,
+            execution_type,
+        })
     }
 
     /// JSONata `Items`: an array, an object, or a `{% %}` expression.
@@ -174,7 +203,10 @@ impl Parser {
                 None
             }
             _ => {
-                self.schema("Expected value of type Array, Object or a JSONata expression", loc);
+                self.schema(
+                    "Expected value of type Array, Object or a JSONata expression",
+                    loc,
+                );
                 None
             }
         }
@@ -196,7 +228,9 @@ impl Parser {
             return self.dyn_u64(v, st.ql, min, max, &st.at(literal)).map(Some);
         }
         if let Some(v) = st.get(path) {
-            return self.reference_path(v, path, &st.at(path)).map(|p| Some(Dynamic::Path(p)));
+            return self
+                .reference_path(v, path, &st.at(path))
+                .map(|p| Some(Dynamic::Path(p)));
         }
         Some(None)
     }
@@ -216,7 +250,9 @@ impl Parser {
             return self.dyn_f64(v, st.ql, min, max, &st.at(literal)).map(Some);
         }
         if let Some(v) = st.get(path) {
-            return self.reference_path(v, path, &st.at(path)).map(|p| Some(Dynamic::Path(p)));
+            return self
+                .reference_path(v, path, &st.at(path))
+                .map(|p| Some(Dynamic::Path(p)));
         }
         Some(None)
     }
@@ -242,16 +278,42 @@ impl Parser {
                 || c.is_control()
                 || matches!(
                     c,
-                    '?' | '*' | '<' | '>' | '{' | '}' | '[' | ']' | ':' | ';' | ',' | '\\' | '|' | '^' | '~' | '$'
-                        | '#' | '%' | '&' | '`' | '"'
+                    '?' | '*'
+                        | '<'
+                        | '>'
+                        | '{'
+                        | '}'
+                        | '['
+                        | ']'
+                        | ':'
+                        | ';'
+                        | ','
+                        | '\\'
+                        | '|'
+                        | '^'
+                        | '~'
+                        | '$'
+                        | '#'
+                        | '%'
+                        | '&'
+                        | '`'
+                        | '"'
                 )
         };
         if s.chars().any(invalid) {
-            self.error(INVALID_LABEL_NAME, format!("Label '{}' contains invalid characters", s.escape_debug()), loc);
+            self.error(
+                INVALID_LABEL_NAME,
+                format!("Label '{}' contains invalid characters", s.escape_debug()),
+                loc,
+            );
             return None;
         }
         if self.labels.contains_key(s) {
-            self.error(DUPLICATE_LABEL_NAME, format!("Duplicate Label name: {s}"), loc);
+            self.error(
+                DUPLICATE_LABEL_NAME,
+                format!("Duplicate Label name: {s}"),
+                loc,
+            );
             return None;
         }
         self.labels.insert(s.to_string(), loc.to_string());
@@ -260,7 +322,12 @@ impl Parser {
 
     /// The language-specific parameters object of `ItemReader`/`ResultWriter`
     /// (`Parameters` in JSONPath, `Arguments` in JSONata). Returns whether it is valid.
-    fn integration_parameters(&mut self, obj: &JsonMap<String, Value>, ql: QueryLanguage, loc: &str) -> bool {
+    fn integration_parameters(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        ql: QueryLanguage,
+        loc: &str,
+    ) -> bool {
         let mut ok = true;
         match ql {
             QueryLanguage::JsonPath => {
@@ -269,7 +336,9 @@ impl Parser {
                     ok = false;
                 }
                 if let Some(p) = obj.get("Parameters") {
-                    ok &= self.payload_template(p, &at(loc, "Parameters"), true).is_some();
+                    ok &= self
+                        .payload_template(p, &at(loc, "Parameters"), true)
+                        .is_some();
                 }
             }
             QueryLanguage::Jsonata => {
@@ -278,7 +347,9 @@ impl Parser {
                     ok = false;
                 }
                 if let Some(a) = obj.get("Arguments") {
-                    ok &= self.jsonata_object_or_expr(a, &at(loc, "Arguments")).is_some();
+                    ok &= self
+                        .jsonata_object_or_expr(a, &at(loc, "Arguments"))
+                        .is_some();
                 }
             }
         }
@@ -290,10 +361,8 @@ impl Parser {
         &mut self,
         obj: &JsonMap<String, Value>,
         ql: QueryLanguage,
-        literal: &str,
-        path: &str,
-        min: u64,
-        max: Option<u64>,
+        (literal, path): (&str, &str),
+        (min, max): (u64, Option<u64>),
         loc: &str,
     ) -> bool {
         let mut ok = true;
@@ -317,9 +386,15 @@ impl Parser {
     /// `ItemReader` (§2.3): `Resource` (s3:getObject | s3:listObjectsV2), `Parameters` /
     /// `Arguments`, `ReaderConfig`.
     fn item_reader(&mut self, v: &Value, ql: QueryLanguage, loc: &str) -> bool {
-        let Some(obj) = self.as_object(v, loc) else { return false };
+        let Some(obj) = self.as_object(v, loc) else {
+            return false;
+        };
         let before = self.diags.len();
-        self.check_fields(obj, &["Resource", "Parameters", "Arguments", "ReaderConfig"], loc);
+        self.check_fields(
+            obj,
+            &["Resource", "Parameters", "Arguments", "ReaderConfig"],
+            loc,
+        );
         self.require(obj, &["Resource"], loc);
         let mut list_objects = false;
         if let Some(r) = obj.get("Resource") {
@@ -343,7 +418,9 @@ impl Parser {
     }
 
     fn reader_config(&mut self, v: &Value, ql: QueryLanguage, list_objects: bool, loc: &str) {
-        let Some(obj) = self.as_object(v, loc) else { return };
+        let Some(obj) = self.as_object(v, loc) else {
+            return;
+        };
         self.check_fields(
             obj,
             &[
@@ -359,20 +436,32 @@ impl Parser {
             ],
             loc,
         );
-        let input_type = obj
-            .get("InputType")
-            .and_then(|t| self.enum_str(t, &["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"], &at(loc, "InputType")));
-        let transformation = obj
-            .get("Transformation")
-            .and_then(|t| self.enum_str(t, &["NONE", "LOAD_AND_FLATTEN"], &at(loc, "Transformation")));
-        let manifest_type = obj
-            .get("ManifestType")
-            .and_then(|t| self.enum_str(t, &["ATHENA_DATA", "S3_INVENTORY"], &at(loc, "ManifestType")));
+        let input_type = obj.get("InputType").and_then(|t| {
+            self.enum_str(
+                t,
+                &["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"],
+                &at(loc, "InputType"),
+            )
+        });
+        let transformation = obj.get("Transformation").and_then(|t| {
+            self.enum_str(t, &["NONE", "LOAD_AND_FLATTEN"], &at(loc, "Transformation"))
+        });
+        let manifest_type = obj.get("ManifestType").and_then(|t| {
+            self.enum_str(
+                t,
+                &["ATHENA_DATA", "S3_INVENTORY"],
+                &at(loc, "ManifestType"),
+            )
+        });
         let header_location = obj
             .get("CSVHeaderLocation")
             .and_then(|t| self.enum_str(t, &["FIRST_ROW", "GIVEN"], &at(loc, "CSVHeaderLocation")));
         if let Some(d) = obj.get("CSVDelimiter") {
-            self.enum_str(d, &["COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"], &at(loc, "CSVDelimiter"));
+            self.enum_str(
+                d,
+                &["COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"],
+                &at(loc, "CSVDelimiter"),
+            );
         }
         if let Some(h) = obj.get("CSVHeaders") {
             let hloc = at(loc, "CSVHeaders");
@@ -425,12 +514,21 @@ impl Parser {
                 self.require(obj, &["InputType"], loc);
             }
         }
-        self.sub_int_pair(obj, ql, "MaxItems", "MaxItemsPath", 0, Some(100_000_000), loc);
+        self.sub_int_pair(
+            obj,
+            ql,
+            ("MaxItems", "MaxItemsPath"),
+            (0, Some(100_000_000)),
+            loc,
+        );
         if let Some(p) = obj.get("ItemsPointer") {
             let ploc = at(loc, "ItemsPointer");
             if let Some(s) = self.as_str(p, &ploc) {
                 if !(s.is_empty() || s.starts_with('/')) {
-                    self.schema("The value for the field 'ItemsPointer' must be a valid JSON Pointer", ploc);
+                    self.schema(
+                        "The value for the field 'ItemsPointer' must be a valid JSON Pointer",
+                        ploc,
+                    );
                 }
             }
         }
@@ -438,23 +536,50 @@ impl Parser {
 
     /// `ItemBatcher` (§2.5).
     fn item_batcher(&mut self, v: &Value, ql: QueryLanguage, loc: &str) -> bool {
-        let Some(obj) = self.as_object(v, loc) else { return false };
+        let Some(obj) = self.as_object(v, loc) else {
+            return false;
+        };
         let before = self.diags.len();
-        const SIZE_FIELDS: [&str; 4] =
-            ["MaxItemsPerBatch", "MaxItemsPerBatchPath", "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"];
+        const SIZE_FIELDS: [&str; 4] = [
+            "MaxItemsPerBatch",
+            "MaxItemsPerBatchPath",
+            "MaxInputBytesPerBatch",
+            "MaxInputBytesPerBatchPath",
+        ];
         self.check_fields(
             obj,
-            &[SIZE_FIELDS[0], SIZE_FIELDS[1], SIZE_FIELDS[2], SIZE_FIELDS[3], "BatchInput"],
+            &[
+                SIZE_FIELDS[0],
+                SIZE_FIELDS[1],
+                SIZE_FIELDS[2],
+                SIZE_FIELDS[3],
+                "BatchInput",
+            ],
             loc,
         );
         if !SIZE_FIELDS.iter().any(|f| obj.contains_key(*f)) {
             self.schema(
-                format!("This object should have at least one of the following fields: [{}]", SIZE_FIELDS.join(", ")),
+                format!(
+                    "This object should have at least one of the following fields: [{}]",
+                    SIZE_FIELDS.join(", ")
+                ),
                 obj_loc(loc),
             );
         }
-        self.sub_int_pair(obj, ql, "MaxItemsPerBatch", "MaxItemsPerBatchPath", 1, None, loc);
-        self.sub_int_pair(obj, ql, "MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath", 1, Some(262_144), loc);
+        self.sub_int_pair(
+            obj,
+            ql,
+            ("MaxItemsPerBatch", "MaxItemsPerBatchPath"),
+            (1, None),
+            loc,
+        );
+        self.sub_int_pair(
+            obj,
+            ql,
+            ("MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"),
+            (1, Some(262_144)),
+            loc,
+        );
         if let Some(b) = obj.get("BatchInput") {
             let bloc = at(loc, "BatchInput");
             match ql {
@@ -472,9 +597,15 @@ impl Parser {
     /// `ResultWriter` (§2.8): `WriterConfig` alone, `Resource` + `Parameters`/`Arguments`, or
     /// all three.
     fn result_writer(&mut self, v: &Value, ql: QueryLanguage, loc: &str) -> bool {
-        let Some(obj) = self.as_object(v, loc) else { return false };
+        let Some(obj) = self.as_object(v, loc) else {
+            return false;
+        };
         let before = self.diags.len();
-        self.check_fields(obj, &["Resource", "Parameters", "Arguments", "WriterConfig"], loc);
+        self.check_fields(
+            obj,
+            &["Resource", "Parameters", "Arguments", "WriterConfig"],
+            loc,
+        );
         let params_field = match ql {
             QueryLanguage::JsonPath => "Parameters",
             QueryLanguage::Jsonata => "Arguments",
@@ -504,7 +635,8 @@ impl Parser {
         self.integration_parameters(obj, ql, loc);
         if let Some(Value::Object(p)) = obj.get(params_field) {
             let ploc = at(loc, params_field);
-            let has_bucket = p.contains_key("Bucket") || (ql == QueryLanguage::JsonPath && p.contains_key("Bucket.$"));
+            let has_bucket = p.contains_key("Bucket")
+                || (ql == QueryLanguage::JsonPath && p.contains_key("Bucket.$"));
             if !has_bucket {
                 self.require(p, &["Bucket"], &ploc);
             }
@@ -518,7 +650,11 @@ impl Parser {
                     self.enum_str(o, &["JSON", "JSONL"], &at(&wloc, "OutputType"));
                 }
                 if let Some(t) = w.get("Transformation") {
-                    self.enum_str(t, &["NONE", "COMPACT", "FLATTEN"], &at(&wloc, "Transformation"));
+                    self.enum_str(
+                        t,
+                        &["NONE", "COMPACT", "FLATTEN"],
+                        &at(&wloc, "Transformation"),
+                    );
                 }
             }
         }

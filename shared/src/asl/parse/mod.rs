@@ -180,7 +180,12 @@ pub(super) fn is_malformed_jsonata(s: &str) -> bool {
 pub(super) const JSONATA_DELIMITERS_MSG: &str = "JSONata string must start with {% and end with %}";
 
 impl Parser {
-    pub(super) fn error(&mut self, code: &str, message: impl Into<String>, location: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        code: &str,
+        message: impl Into<String>,
+        location: impl Into<String>,
+    ) {
         self.diags.push(Diagnostic::error(code, message, location));
     }
 
@@ -193,7 +198,12 @@ impl Parser {
     }
 
     /// Reports every key of `obj` that is not in `allowed` ("Field 'X' is not supported").
-    pub(super) fn check_fields(&mut self, obj: &JsonMap<String, Value>, allowed: &[&str], loc: &str) {
+    pub(super) fn check_fields(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        allowed: &[&str],
+        loc: &str,
+    ) {
         for key in obj.keys() {
             if !allowed.contains(&key.as_str()) {
                 self.schema(format!("Field '{key}' is not supported"), at(loc, key));
@@ -203,21 +213,45 @@ impl Parser {
 
     /// Reports the missing ones among `fields` ("These fields are required: [A, B]").
     /// Returns whether all are present.
-    pub(super) fn require(&mut self, obj: &JsonMap<String, Value>, fields: &[&str], loc: &str) -> bool {
-        let missing: Vec<&str> = fields.iter().copied().filter(|f| !obj.contains_key(*f)).collect();
+    pub(super) fn require(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        fields: &[&str],
+        loc: &str,
+    ) -> bool {
+        let missing: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|f| !obj.contains_key(*f))
+            .collect();
         if missing.is_empty() {
             return true;
         }
-        self.schema(format!("These fields are required: [{}]", missing.join(", ")), obj_loc(loc));
+        self.schema(
+            format!("These fields are required: [{}]", missing.join(", ")),
+            obj_loc(loc),
+        );
         false
     }
 
     /// Reports more than one of `fields` being present. Returns how many are present.
-    pub(super) fn exclusive(&mut self, obj: &JsonMap<String, Value>, fields: &[&str], loc: &str) -> usize {
-        let present: Vec<&str> = fields.iter().copied().filter(|f| obj.contains_key(*f)).collect();
+    pub(super) fn exclusive(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        fields: &[&str],
+        loc: &str,
+    ) -> usize {
+        let present: Vec<&str> = fields
+            .iter()
+            .copied()
+            .filter(|f| obj.contains_key(*f))
+            .collect();
         if present.len() > 1 {
             self.schema(
-                format!("There should only be one of the following fields: [{}]", present.join(", ")),
+                format!(
+                    "There should only be one of the following fields: [{}]",
+                    present.join(", ")
+                ),
                 obj_loc(loc),
             );
         }
@@ -225,11 +259,19 @@ impl Parser {
     }
 
     /// Exactly one of `fields` must be present.
-    pub(super) fn exactly_one(&mut self, obj: &JsonMap<String, Value>, fields: &[&str], loc: &str) -> bool {
+    pub(super) fn exactly_one(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        fields: &[&str],
+        loc: &str,
+    ) -> bool {
         let n = self.exclusive(obj, fields, loc);
         if n == 0 {
             self.schema(
-                format!("This object should have only one of the following fields: [{}]", fields.join(", ")),
+                format!(
+                    "This object should have only one of the following fields: [{}]",
+                    fields.join(", ")
+                ),
                 obj_loc(loc),
             );
         }
@@ -258,7 +300,11 @@ impl Parser {
         }
     }
 
-    pub(super) fn as_object<'v>(&mut self, v: &'v Value, loc: &str) -> Option<&'v JsonMap<String, Value>> {
+    pub(super) fn as_object<'v>(
+        &mut self,
+        v: &'v Value,
+        loc: &str,
+    ) -> Option<&'v JsonMap<String, Value>> {
         match v {
             Value::Object(o) => Some(o),
             _ => {
@@ -279,7 +325,11 @@ impl Parser {
     }
 
     /// A non-empty array ("Value cannot be empty").
-    pub(super) fn as_nonempty_array<'v>(&mut self, v: &'v Value, loc: &str) -> Option<&'v Vec<Value>> {
+    pub(super) fn as_nonempty_array<'v>(
+        &mut self,
+        v: &'v Value,
+        loc: &str,
+    ) -> Option<&'v Vec<Value>> {
         let a = self.as_array(v, loc)?;
         if a.is_empty() {
             self.schema("Value cannot be empty", loc);
@@ -289,13 +339,24 @@ impl Parser {
     }
 
     /// An optional string field.
-    pub(super) fn opt_string(&mut self, obj: &JsonMap<String, Value>, key: &str, loc: &str) -> Option<String> {
+    pub(super) fn opt_string(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        key: &str,
+        loc: &str,
+    ) -> Option<String> {
         let v = obj.get(key)?;
         self.as_str(v, &at(loc, key)).map(str::to_string)
     }
 
     /// An integer literal in `[min, max]`.
-    pub(super) fn int_in(&mut self, v: &Value, min: u64, max: Option<u64>, loc: &str) -> Option<u64> {
+    pub(super) fn int_in(
+        &mut self,
+        v: &Value,
+        min: u64,
+        max: Option<u64>,
+        loc: &str,
+    ) -> Option<u64> {
         let Value::Number(n) = v else {
             self.expected_type("Integer", loc);
             return None;
@@ -323,7 +384,13 @@ impl Parser {
     }
 
     /// A number literal in `[min, max]`.
-    pub(super) fn num_in(&mut self, v: &Value, min: f64, max: Option<f64>, loc: &str) -> Option<f64> {
+    pub(super) fn num_in(
+        &mut self,
+        v: &Value,
+        min: f64,
+        max: Option<f64>,
+        loc: &str,
+    ) -> Option<f64> {
         let Some(f) = v.as_f64() else {
             self.expected_type("Number", loc);
             return None;
@@ -342,12 +409,23 @@ impl Parser {
     }
 
     /// One of `values` ("Value should be one of the following: [..]").
-    pub(super) fn enum_str<'v>(&mut self, v: &'v Value, values: &[&str], loc: &str) -> Option<&'v str> {
+    pub(super) fn enum_str<'v>(
+        &mut self,
+        v: &'v Value,
+        values: &[&str],
+        loc: &str,
+    ) -> Option<&'v str> {
         let s = self.as_str(v, loc)?;
         if values.contains(&s) {
             Some(s)
         } else {
-            self.schema(format!("Value should be one of the following: [{}]", values.join(", ")), loc);
+            self.schema(
+                format!(
+                    "Value should be one of the following: [{}]",
+                    values.join(", ")
+                ),
+                loc,
+            );
             None
         }
     }
@@ -361,7 +439,10 @@ impl Parser {
             Ok(p) => Some(p),
             Err(e) => {
                 self.schema(
-                    format!("The value for the field '{field}' must be a valid JSONPath: {}", e.message),
+                    format!(
+                        "The value for the field '{field}' must be a valid JSONPath: {}",
+                        e.message
+                    ),
                     loc,
                 );
                 None
@@ -375,12 +456,18 @@ impl Parser {
         match JsonPath::parse(s) {
             Ok(p) if p.is_reference() => Some(p),
             Ok(_) => {
-                self.schema(format!("The value for the field '{field}' must be a valid Reference Path"), loc);
+                self.schema(
+                    format!("The value for the field '{field}' must be a valid Reference Path"),
+                    loc,
+                );
                 None
             }
             Err(e) => {
                 self.schema(
-                    format!("The value for the field '{field}' must be a valid Reference Path: {}", e.message),
+                    format!(
+                        "The value for the field '{field}' must be a valid Reference Path: {}",
+                        e.message
+                    ),
                     loc,
                 );
                 None
@@ -428,7 +515,12 @@ impl Parser {
     /// A JSONPath payload template (`Parameters`, `ResultSelector`, `ItemSelector`,
     /// `Credentials`, ItemReader/ResultWriter `Parameters`). `require_object`: must be a JSON
     /// object.
-    pub(super) fn payload_template(&mut self, v: &Value, loc: &str, require_object: bool) -> Option<PayloadTemplate> {
+    pub(super) fn payload_template(
+        &mut self,
+        v: &Value,
+        loc: &str,
+        require_object: bool,
+    ) -> Option<PayloadTemplate> {
         if require_object && !v.is_object() {
             self.expected_type("Object", loc);
             return None;
@@ -456,13 +548,9 @@ impl Parser {
             return false;
         }
         match v {
-            Value::String(s) => {
-                if is_malformed_jsonata(s) {
-                    self.schema(JSONATA_DELIMITERS_MSG, loc);
-                    false
-                } else {
-                    true
-                }
+            Value::String(s) if is_malformed_jsonata(s) => {
+                self.schema(JSONATA_DELIMITERS_MSG, loc);
+                false
             }
             Value::Array(a) => {
                 let mut ok = true;
@@ -499,7 +587,11 @@ impl Parser {
     }
 
     /// A JSONata-mode value that must be an object or a single expression (`Arguments`).
-    pub(super) fn jsonata_object_or_expr(&mut self, v: &Value, loc: &str) -> Option<JsonataTemplate> {
+    pub(super) fn jsonata_object_or_expr(
+        &mut self,
+        v: &Value,
+        loc: &str,
+    ) -> Option<JsonataTemplate> {
         match v {
             Value::Object(_) => self.jsonata_template(v, loc),
             Value::String(s) if is_jsonata(s) => self.jsonata_template(v, loc),
@@ -516,7 +608,11 @@ impl Parser {
 
     /// A JSONata expression given as a string field value (`{% %}`), or `None` with a
     /// diagnostic if it is malformed. Returns `Ok(None)` when `s` is not an expression at all.
-    pub(super) fn jsonata_expr(&mut self, s: &str, loc: &str) -> Result<Option<JsonataTemplate>, ()> {
+    pub(super) fn jsonata_expr(
+        &mut self,
+        s: &str,
+        loc: &str,
+    ) -> Result<Option<JsonataTemplate>, ()> {
         if is_jsonata(s) {
             match JsonataTemplate::compile(&Value::String(s.to_string())) {
                 Ok(t) => Ok(Some(t)),
@@ -616,19 +712,34 @@ impl Parser {
     // ----- transitions -----
 
     /// Resolves a state name (`Next`, `Default`, `Catch[].Next`) within one machine.
-    pub(super) fn resolve(&mut self, v: &Value, field: &str, loc: &str, names: &Names) -> Option<StateId> {
+    pub(super) fn resolve(
+        &mut self,
+        v: &Value,
+        field: &str,
+        loc: &str,
+        names: &Names,
+    ) -> Option<StateId> {
         let name = self.as_str(v, loc)?;
         match names.get(name) {
             Some(id) => Some(*id),
             None => {
-                self.error(MISSING_TRANSITION_TARGET, format!("Missing '{field}' target: {name}"), loc);
+                self.error(
+                    MISSING_TRANSITION_TARGET,
+                    format!("Missing '{field}' target: {name}"),
+                    loc,
+                );
                 None
             }
         }
     }
 
     /// `Next` / `End` of a non-terminal, non-Choice state: exactly one.
-    pub(super) fn transition(&mut self, obj: &JsonMap<String, Value>, loc: &str, names: &Names) -> Option<Transition> {
+    pub(super) fn transition(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        loc: &str,
+        names: &Names,
+    ) -> Option<Transition> {
         let next = obj.get("Next");
         let end = match obj.get("End") {
             None => None,
@@ -636,13 +747,21 @@ impl Parser {
         };
         match (next, end) {
             (Some(_), Some(true)) => {
-                self.schema("There should only be one of the following fields: [Next, End]", loc);
+                self.schema(
+                    "There should only be one of the following fields: [Next, End]",
+                    loc,
+                );
                 None
             }
-            (Some(n), _) => self.resolve(n, "Next", &at(loc, "Next"), names).map(Transition::Next),
+            (Some(n), _) => self
+                .resolve(n, "Next", &at(loc, "Next"), names)
+                .map(Transition::Next),
             (None, Some(true)) => Some(Transition::End),
             (None, _) => {
-                self.schema("This object should have only one of the following fields: [Next, End]", loc);
+                self.schema(
+                    "This object should have only one of the following fields: [Next, End]",
+                    loc,
+                );
                 None
             }
         }
@@ -658,7 +777,11 @@ impl Parser {
         // The top-level language first: every state depends on it.
         if let Some(v) = obj.get("QueryLanguage") {
             if let Some(s) = self.enum_str(v, &["JSONPath", "JSONata"], "/QueryLanguage") {
-                self.top_ql = if s == "JSONata" { QueryLanguage::Jsonata } else { QueryLanguage::JsonPath };
+                self.top_ql = if s == "JSONata" {
+                    QueryLanguage::Jsonata
+                } else {
+                    QueryLanguage::JsonPath
+                };
             }
         }
         self.machine(obj, "", MachineKind::Top, 0)
@@ -674,11 +797,22 @@ impl Parser {
         depth: usize,
     ) -> Option<StateMachine> {
         if depth > MAX_MACHINE_DEPTH {
-            self.error(TOO_DEEPLY_NESTED, "The states are too deeply nested", obj_loc(loc));
+            self.error(
+                TOO_DEEPLY_NESTED,
+                "The states are too deeply nested",
+                obj_loc(loc),
+            );
             return None;
         }
         let allowed: &[&str] = match kind {
-            MachineKind::Top => &["Comment", "StartAt", "States", "Version", "TimeoutSeconds", "QueryLanguage"],
+            MachineKind::Top => &[
+                "Comment",
+                "StartAt",
+                "States",
+                "Version",
+                "TimeoutSeconds",
+                "QueryLanguage",
+            ],
             MachineKind::Branch => &["Comment", "StartAt", "States"],
             MachineKind::Processor => &["Comment", "StartAt", "States", "ProcessorConfig"],
         };
@@ -717,16 +851,27 @@ impl Parser {
                         sloc.clone(),
                     );
                 } else if len == 0 {
-                    self.error(INVALID_STATE_NAME, "State name cannot be empty", sloc.clone());
+                    self.error(
+                        INVALID_STATE_NAME,
+                        "State name cannot be empty",
+                        sloc.clone(),
+                    );
                 } else if name.chars().any(char::is_control) {
                     self.error(
                         INVALID_STATE_NAME,
-                        format!("State name '{}' contains invalid characters", name.escape_debug()),
+                        format!(
+                            "State name '{}' contains invalid characters",
+                            name.escape_debug()
+                        ),
                         sloc.clone(),
                     );
                 }
                 if self.all_names.contains_key(name) {
-                    self.error(DUPLICATE_STATE_NAME, format!("Duplicate State name: {name}"), sloc.clone());
+                    self.error(
+                        DUPLICATE_STATE_NAME,
+                        format!("Duplicate State name: {name}"),
+                        sloc.clone(),
+                    );
                 } else {
                     self.all_names.insert(name.clone(), sloc);
                 }
@@ -752,7 +897,11 @@ impl Parser {
                     Some(id) => Some(*id),
                     None => {
                         if states_obj.is_some() {
-                            self.error(MISSING_TRANSITION_TARGET, format!("Missing 'StartAt' target: {name}"), start_loc);
+                            self.error(
+                                MISSING_TRANSITION_TARGET,
+                                format!("Missing 'StartAt' target: {name}"),
+                                start_loc,
+                            );
                         }
                         None
                     }
@@ -765,7 +914,11 @@ impl Parser {
         if let Some(states_map) = states_obj {
             let has_terminal = states_map.values().any(is_terminal_raw);
             if kind == MachineKind::Top && !has_terminal {
-                self.error(MISSING_END_STATE, "Workflow has no terminal state", obj_loc(loc));
+                self.error(
+                    MISSING_END_STATE,
+                    "Workflow has no terminal state",
+                    obj_loc(loc),
+                );
             } else if let Some(start) = start_at {
                 self.reachability(states_map, start, &names, &states_loc);
             }
@@ -788,7 +941,13 @@ impl Parser {
     /// Reports every state not reachable from `start` through `Next`, `Default`,
     /// `Choices[].Next` and `Catch[].Next` (read from the raw JSON, so that it works even when
     /// some states did not compile).
-    fn reachability(&mut self, states: &JsonMap<String, Value>, start: StateId, names: &Names, states_loc: &str) {
+    fn reachability(
+        &mut self,
+        states: &JsonMap<String, Value>,
+        start: StateId,
+        names: &Names,
+        states_loc: &str,
+    ) {
         let keys: Vec<&String> = states.keys().collect();
         let mut seen: HashSet<StateId> = HashSet::new();
         let mut queue = VecDeque::new();
@@ -796,7 +955,9 @@ impl Parser {
         queue.push_back(start);
         while let Some(id) = queue.pop_front() {
             let Some(name) = keys.get(id) else { continue };
-            let Some(state) = states.get(name.as_str()) else { continue };
+            let Some(state) = states.get(name.as_str()) else {
+                continue;
+            };
             for target in raw_targets(state) {
                 if let Some(&t) = names.get(target) {
                     if seen.insert(t) {
@@ -827,8 +988,10 @@ fn fmt_num(f: f64) -> String {
 
 /// Whether a raw state is terminal (`Succeed`, `Fail`, or `End: true`).
 fn is_terminal_raw(state: &Value) -> bool {
-    matches!(state.get("Type").and_then(Value::as_str), Some("Succeed") | Some("Fail"))
-        || state.get("End").and_then(Value::as_bool) == Some(true)
+    matches!(
+        state.get("Type").and_then(Value::as_str),
+        Some("Succeed") | Some("Fail")
+    ) || state.get("End").and_then(Value::as_bool) == Some(true)
 }
 
 /// Transition targets of a raw state.
@@ -868,7 +1031,9 @@ pub(super) fn check_variable_name(name: &str) -> Result<(), String> {
         ));
     }
     if !is_id_start(first) || !chars.all(is_id_continue) {
-        return Err(format!("Invalid variable name '{name}': the variable name contains invalid characters."));
+        return Err(format!(
+            "Invalid variable name '{name}': the variable name contains invalid characters."
+        ));
     }
     Ok(())
 }
@@ -882,7 +1047,11 @@ fn is_id_start(c: char) -> bool {
 fn is_id_continue(c: char) -> bool {
     c.is_alphanumeric()
         || c == '_'
-        || matches!(c, '\u{203F}' | '\u{2040}' | '\u{2054}' | '\u{FE33}' | '\u{FE34}' | '\u{FE4D}'..='\u{FE4F}' | '\u{FF3F}')
+        || matches!(
+            c,
+            '\u{203F}' | '\u{2040}' | '\u{2054}' | '\u{FE33}' | '\u{FE34}' | '\u{FE4D}'
+                ..='\u{FE4F}' | '\u{FF3F}'
+        )
         || matches!(c, '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}' | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}')
         || matches!(c, '\u{200C}' | '\u{200D}' | '\u{00B7}')
 }

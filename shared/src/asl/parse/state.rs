@@ -4,21 +4,33 @@
 use serde_json::{Map as JsonMap, Value};
 
 use super::super::model::{
-    Catcher, DynString, Dynamic, Fail, Io, Jitter, Parallel, Pass, PathField, QueryLanguage, Retrier, State,
-    StateKind, Succeed, Task, Template, Wait, WaitFor,
+    Catcher, DynString, Dynamic, Fail, Io, Jitter, Parallel, Pass, PathField, QueryLanguage,
+    Retrier, State, StateKind, Succeed, Task, Template, Wait, WaitFor,
 };
 use super::super::template::PathExpr;
 use super::super::timestamp;
 use super::{at, MachineKind, Names, Parser};
 
-pub(super) const STATE_TYPES: [&str; 8] = ["Task", "Choice", "Parallel", "Map", "Pass", "Wait", "Succeed", "Fail"];
+pub(super) const STATE_TYPES: [&str; 8] = [
+    "Task", "Choice", "Parallel", "Map", "Pass", "Wait", "Succeed", "Fail",
+];
 
 const COMMON: [&str; 3] = ["Type", "Comment", "QueryLanguage"];
 
 /// Fields each state type accepts (besides [`COMMON`]), in either language.
 fn type_fields(ty: &str) -> &'static [&'static str] {
     match ty {
-        "Pass" => &["InputPath", "OutputPath", "Result", "ResultPath", "Parameters", "Output", "Assign", "Next", "End"],
+        "Pass" => &[
+            "InputPath",
+            "OutputPath",
+            "Result",
+            "ResultPath",
+            "Parameters",
+            "Output",
+            "Assign",
+            "Next",
+            "End",
+        ],
         "Task" => &[
             "InputPath",
             "OutputPath",
@@ -94,7 +106,14 @@ fn type_fields(ty: &str) -> &'static [&'static str] {
             "Next",
             "End",
         ],
-        "Choice" => &["InputPath", "OutputPath", "Output", "Assign", "Choices", "Default"],
+        "Choice" => &[
+            "InputPath",
+            "OutputPath",
+            "Output",
+            "Assign",
+            "Choices",
+            "Default",
+        ],
         "Succeed" => &["InputPath", "OutputPath", "Output"],
         "Fail" => &["Error", "Cause", "ErrorPath", "CausePath"],
         _ => &[],
@@ -169,7 +188,14 @@ impl<'a> St<'a> {
 
 impl Parser {
     /// Parses one state.
-    pub(super) fn state(&mut self, name: &str, v: &Value, loc: &str, names: &Names, depth: usize) -> Option<State> {
+    pub(super) fn state(
+        &mut self,
+        name: &str,
+        v: &Value,
+        loc: &str,
+        names: &Names,
+        depth: usize,
+    ) -> Option<State> {
         let obj = self.as_object(v, loc)?;
         if !self.require(obj, &["Type"], loc) {
             return None;
@@ -218,20 +244,32 @@ impl Parser {
             }
             accepted.push(k);
         }
-        let st = St { obj, loc: loc.to_string(), ql, accepted };
+        let st = St {
+            obj,
+            loc: loc.to_string(),
+            ql,
+            accepted,
+        };
 
         let kind = match ty {
             "Pass" => self.pass(&st, names).map(StateKind::Pass),
             "Task" => self.task(&st, names).map(StateKind::Task),
             "Choice" => self.choice_state(&st, names).map(StateKind::Choice),
             "Wait" => self.wait(&st, names).map(StateKind::Wait),
-            "Succeed" => self.io(&st, false).map(|io| StateKind::Succeed(Succeed { io })),
+            "Succeed" => self
+                .io(&st, false)
+                .map(|io| StateKind::Succeed(Succeed { io })),
             "Fail" => self.fail(&st).map(StateKind::Fail),
             "Parallel" => self.parallel(&st, names, depth).map(StateKind::Parallel),
             "Map" => self.map_state(&st, names, depth).map(StateKind::Map),
             _ => None,
         }?;
-        Some(State { name: name.to_string(), comment, query_language: ql, kind })
+        Some(State {
+            name: name.to_string(),
+            comment,
+            query_language: ql,
+            kind,
+        })
     }
 
     /// The I/O fields of a state (those it accepts). `parameters`: whether `Parameters` /
@@ -247,11 +285,15 @@ impl Parser {
         let mut params = None;
         if parameters {
             if let Some(v) = st.get("Parameters") {
-                params = self.payload_template(v, &st.at("Parameters"), true).map(Template::JsonPath);
+                params = self
+                    .payload_template(v, &st.at("Parameters"), true)
+                    .map(Template::JsonPath);
                 ok &= params.is_some();
             }
             if let Some(v) = st.get("Arguments") {
-                params = self.jsonata_object_or_expr(v, &st.at("Arguments")).map(Template::Jsonata);
+                params = self
+                    .jsonata_object_or_expr(v, &st.at("Arguments"))
+                    .map(Template::Jsonata);
                 ok &= params.is_some();
             }
         }
@@ -288,7 +330,11 @@ impl Parser {
         let io = self.io(st, true);
         let result = st.get("Result").cloned();
         let transition = self.transition(&st.fields(), &st.loc, names);
-        Some(Pass { io: io?, result, transition: transition? })
+        Some(Pass {
+            io: io?,
+            result,
+            transition: transition?,
+        })
     }
 
     fn task(&mut self, st: &St<'_>, names: &Names) -> Option<Task> {
@@ -296,7 +342,9 @@ impl Parser {
         let mut ok = true;
 
         let resource = if self.require(st.obj, &["Resource"], &st.loc) {
-            let r = self.as_str(&st.obj["Resource"], &st.at("Resource")).map(str::to_string);
+            let r = self
+                .as_str(&st.obj["Resource"], &st.at("Resource"))
+                .map(str::to_string);
             if let Some(r) = &r {
                 if !looks_like_arn(r) {
                     self.schema(
@@ -358,15 +406,24 @@ impl Parser {
 
     /// `TimeoutSeconds`/`TimeoutSecondsPath` or `HeartbeatSeconds`/`HeartbeatSecondsPath`:
     /// `Some(None)` when neither is given, `None` on error.
-    fn seconds_pair(&mut self, st: &St<'_>, literal: &str, path: &str) -> Option<Option<Dynamic<u64>>> {
+    fn seconds_pair(
+        &mut self,
+        st: &St<'_>,
+        literal: &str,
+        path: &str,
+    ) -> Option<Option<Dynamic<u64>>> {
         if self.exclusive(&st.fields(), &[literal, path], &st.loc) > 1 {
             return None;
         }
         if let Some(v) = st.get(literal) {
-            return self.dyn_u64(v, st.ql, 1, Some(99_999_999), &st.at(literal)).map(Some);
+            return self
+                .dyn_u64(v, st.ql, 1, Some(99_999_999), &st.at(literal))
+                .map(Some);
         }
         if let Some(v) = st.get(path) {
-            return self.reference_path(v, path, &st.at(path)).map(|p| Some(Dynamic::Path(p)));
+            return self
+                .reference_path(v, path, &st.at(path))
+                .map(|p| Some(Dynamic::Path(p)));
         }
         Some(None)
     }
@@ -417,22 +474,29 @@ impl Parser {
             QueryLanguage::JsonPath => &["Seconds", "Timestamp", "SecondsPath", "TimestampPath"],
             QueryLanguage::Jsonata => &["Seconds", "Timestamp"],
         };
-        let any_path_rejected =
-            st.ql == QueryLanguage::Jsonata && (st.obj.contains_key("SecondsPath") || st.obj.contains_key("TimestampPath"));
-        let one = if any_path_rejected && !fields.contains_key("Seconds") && !fields.contains_key("Timestamp") {
+        let any_path_rejected = st.ql == QueryLanguage::Jsonata
+            && (st.obj.contains_key("SecondsPath") || st.obj.contains_key("TimestampPath"));
+        let one = if any_path_rejected
+            && !fields.contains_key("Seconds")
+            && !fields.contains_key("Timestamp")
+        {
             false
         } else {
             self.exactly_one(&fields, candidates, &st.loc)
         };
         if one {
             if let Some(v) = st.get("Seconds") {
-                wait = self.dyn_u64(v, st.ql, 0, Some(99_999_999), &st.at("Seconds")).map(WaitFor::Seconds);
+                wait = self
+                    .dyn_u64(v, st.ql, 0, Some(99_999_999), &st.at("Seconds"))
+                    .map(WaitFor::Seconds);
             } else if let Some(v) = st.get("SecondsPath") {
                 wait = self
                     .reference_path(v, "SecondsPath", &st.at("SecondsPath"))
                     .map(|p| WaitFor::Seconds(Dynamic::Path(p)));
             } else if let Some(v) = st.get("Timestamp") {
-                wait = self.timestamp_field(v, st.ql, &st.at("Timestamp")).map(WaitFor::Timestamp);
+                wait = self
+                    .timestamp_field(v, st.ql, &st.at("Timestamp"))
+                    .map(WaitFor::Timestamp);
             } else if let Some(v) = st.get("TimestampPath") {
                 wait = self
                     .reference_path(v, "TimestampPath", &st.at("TimestampPath"))
@@ -440,11 +504,20 @@ impl Parser {
             }
         }
         let transition = self.transition(&fields, &st.loc, names);
-        Some(Wait { io: io?, wait: wait?, transition: transition? })
+        Some(Wait {
+            io: io?,
+            wait: wait?,
+            transition: transition?,
+        })
     }
 
     /// A literal RFC 3339 timestamp, or (JSONata) an expression.
-    pub(super) fn timestamp_field(&mut self, v: &Value, ql: QueryLanguage, loc: &str) -> Option<Dynamic<String>> {
+    pub(super) fn timestamp_field(
+        &mut self,
+        v: &Value,
+        ql: QueryLanguage,
+        loc: &str,
+    ) -> Option<Dynamic<String>> {
         let s = self.as_str(v, loc)?;
         if ql == QueryLanguage::Jsonata {
             match self.jsonata_expr(s, loc) {
@@ -470,7 +543,10 @@ impl Parser {
         if e > 1 || c > 1 {
             return None;
         }
-        Some(Fail { error: error?, cause: cause? })
+        Some(Fail {
+            error: error?,
+            cause: cause?,
+        })
     }
 
     /// Fail `Error`/`ErrorPath` or `Cause`/`CausePath`: `Some(None)` when absent.
@@ -490,7 +566,9 @@ impl Parser {
         if let Some(v) = st.get(path) {
             let loc = st.at(path);
             let s = self.as_str(v, &loc)?;
-            return self.fail_path(s, path, &loc).map(|p| Some(DynString::Path(p)));
+            return self
+                .fail_path(s, path, &loc)
+                .map(|p| Some(DynString::Path(p)));
         }
         Some(None)
     }
@@ -522,7 +600,10 @@ impl Parser {
         }
         match PathExpr::parse(s) {
             Ok(PathExpr::Path(p)) if !p.is_reference() => {
-                self.schema(format!("The value for the field '{field}' must be a valid Reference Path"), loc);
+                self.schema(
+                    format!("The value for the field '{field}' must be a valid Reference Path"),
+                    loc,
+                );
                 None
             }
             Ok(p) => Some(p),
@@ -575,7 +656,11 @@ impl Parser {
 
     /// `ErrorEquals`: a non-empty array of strings; `States.ALL` alone. Also returns whether
     /// it contains `States.ALL`.
-    fn error_equals(&mut self, obj: &JsonMap<String, Value>, loc: &str) -> Option<(Vec<String>, bool)> {
+    fn error_equals(
+        &mut self,
+        obj: &JsonMap<String, Value>,
+        loc: &str,
+    ) -> Option<(Vec<String>, bool)> {
         let v = obj.get("ErrorEquals")?;
         let eloc = at(loc, "ErrorEquals");
         let items = self.as_nonempty_array(v, &eloc)?;
@@ -620,14 +705,25 @@ impl Parser {
         let obj = self.as_object(v, loc)?;
         self.check_fields(
             obj,
-            &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"],
+            &[
+                "ErrorEquals",
+                "IntervalSeconds",
+                "MaxAttempts",
+                "BackoffRate",
+                "MaxDelaySeconds",
+                "JitterStrategy",
+                "Comment",
+            ],
             loc,
         );
         self.require(obj, &["ErrorEquals"], loc);
         let errors = self.error_equals(obj, loc);
         if let Some((_, true)) = &errors {
             if !last {
-                self.schema("A Retrier with 'States.ALL' in 'ErrorEquals' must be the last Retrier", at(loc, "ErrorEquals"));
+                self.schema(
+                    "A Retrier with 'States.ALL' in 'ErrorEquals' must be the last Retrier",
+                    at(loc, "ErrorEquals"),
+                );
                 return None;
             }
         }
@@ -703,7 +799,14 @@ impl Parser {
         out
     }
 
-    fn catcher(&mut self, v: &Value, loc: &str, ql: QueryLanguage, names: &Names, last: bool) -> Option<Catcher> {
+    fn catcher(
+        &mut self,
+        v: &Value,
+        loc: &str,
+        ql: QueryLanguage,
+        names: &Names,
+        last: bool,
+    ) -> Option<Catcher> {
         let obj = self.as_object(v, loc)?;
         let mut ok = true;
         for key in obj.keys() {
@@ -725,11 +828,16 @@ impl Parser {
         let errors = self.error_equals(obj, loc);
         if let Some((_, true)) = &errors {
             if !last {
-                self.schema("A Catcher with 'States.ALL' in 'ErrorEquals' must be the last Catcher", at(loc, "ErrorEquals"));
+                self.schema(
+                    "A Catcher with 'States.ALL' in 'ErrorEquals' must be the last Catcher",
+                    at(loc, "ErrorEquals"),
+                );
                 return None;
             }
         }
-        let next = obj.get("Next").and_then(|n| self.resolve(n, "Next", &at(loc, "Next"), names));
+        let next = obj
+            .get("Next")
+            .and_then(|n| self.resolve(n, "Next", &at(loc, "Next"), names));
         let mut result_path = Some(PathField::Default);
         let mut output = None;
         match ql {
@@ -755,7 +863,13 @@ impl Parser {
         if !ok {
             return None;
         }
-        Some(Catcher { error_equals, next: next?, result_path: result_path?, output, assign })
+        Some(Catcher {
+            error_equals,
+            next: next?,
+            result_path: result_path?,
+            output,
+            assign,
+        })
     }
 }
 
