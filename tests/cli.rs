@@ -208,7 +208,7 @@ fn task_command_success_and_error_mapping() {
         &json!({"StartAt": "T", "States": {
             "T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:double",
                   "ResultPath": "$.r", "Next": "U"},
-            "U": {"Type": "Task", "Resource": "fail", "Catch": [{"ErrorEquals": ["CustomError"], "ResultPath": "$.err", "Next": "Done"}], "End": true},
+            "U": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:fail", "Catch": [{"ErrorEquals": ["CustomError"], "ResultPath": "$.err", "Next": "Done"}], "End": true},
             "Done": {"Type": "Succeed"}
         }}),
     );
@@ -223,7 +223,7 @@ fn task_command_success_and_error_mapping() {
             "--task-command",
             "arn:aws:lambda:us-east-1:123456789012:function:double=sed 's/\"x\":21/\"x\":42/'",
             "--task-command",
-            "fail=echo '{\"errorType\":\"CustomError\",\"errorMessage\":\"nope\"}'; exit 3",
+            "arn:aws:lambda:us-east-1:123456789012:function:fail=echo '{\"errorType\":\"CustomError\",\"errorMessage\":\"nope\"}'; exit 3",
         ],
         Some(r#"{"x":21}"#),
     );

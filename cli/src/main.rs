@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use mapfleet_core::asl::parse::{parse_definition, validate};
+use mapfleet_core::asl::parse::{parse_definition_str, validate_str};
 use mapfleet_core::asl::timestamp;
 use mapfleet_core::asl::ExecutionType;
 use mapfleet_core::engine::{
@@ -214,25 +214,20 @@ fn send(state: Option<PathBuf>, token: &str, body: Value) -> ExitCode {
     }
 }
 
-fn read_definition(path: &PathBuf) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "INVALID_JSON_DESCRIPTION: {} is not JSON: {e} (line {}, column {})",
-            path.display(),
-            e.line(),
-            e.column()
-        )
-    })
+fn read_definition(path: &PathBuf) -> Result<(String, Value), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = serde_json::from_str(&text).map_err(|e| {
+        format!("INVALID_JSON_DESCRIPTION: {} is not JSON: {e} (line {}, column {})", path.display(), e.line(), e.column())
+    })?;
+    Ok((text, value))
 }
 
 fn cmd_validate(path: &PathBuf, as_json: bool) -> ExitCode {
-    let def = match read_definition(path) {
+    let (text, _) = match read_definition(path) {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
-    let diags = validate(&def);
+    let diags = validate_str(&text);
     if as_json {
         let result = if diags.is_empty() { "OK" } else { "FAIL" };
         println!("{}", json!({"result": result, "diagnostics": diags}));
@@ -280,11 +275,11 @@ fn read_input(arg: &Option<String>) -> Result<Value, String> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let def = match read_definition(&args.definition) {
+    let (text, def) = match read_definition(&args.definition) {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
-    let machine = match parse_definition(&def) {
+    let machine = match parse_definition_str(&text) {
         Ok(m) => Arc::new(m),
         Err(diags) => {
             eprintln!("mapfleet: InvalidDefinition: {}", args.definition.display());

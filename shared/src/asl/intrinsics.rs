@@ -230,7 +230,7 @@ impl Intrinsic {
             return Err(format!(
                 "unexpected text after the closing parenthesis at offset {}: '{}'",
                 p.pos,
-                &source[p.pos..]
+                source.get(p.pos..).unwrap_or_default()
             ));
         }
         let uses_context = call.uses_context();
@@ -342,7 +342,7 @@ impl<'s> Parser<'s> {
                 break;
             }
         }
-        let name = &self.src[start..self.pos];
+        let name = self.src.get(start..self.pos).unwrap_or_default();
         let func = Function::from_name(name)
             .ok_or_else(|| format!("unknown intrinsic function '{name}'"))?;
         self.skip_ws();
@@ -455,7 +455,7 @@ impl<'s> Parser<'s> {
         while let Some((i, c)) = chars.next() {
             match c {
                 '\'' => {
-                    let raw = &self.src[body_start..body_start + i];
+                    let raw = self.src.get(body_start..body_start + i).unwrap_or_default();
                     self.pos = body_start + i + 1;
                     return Ok((out, raw));
                 }
@@ -520,7 +520,7 @@ impl<'s> Parser<'s> {
         {
             return Err(format!("invalid number at offset {start}"));
         }
-        let text = &self.src[start..i];
+        let text = self.src.get(start..i).unwrap_or_default();
         self.pos = i;
         if !is_float {
             if let Ok(n) = text.parse::<i64>() {
@@ -568,7 +568,7 @@ impl<'s> Parser<'s> {
         }
         let end = i.min(b.len());
         self.pos = end;
-        &self.src[start..end]
+        self.src.get(start..end).unwrap_or_default()
     }
 }
 

@@ -967,9 +967,9 @@ impl Execution {
         };
         path.select(root).map_err(|e| match e {
             PathError::NoResults { normalized } => AslError::runtime(format!(
-                "Invalid path '{}' : No results for path: {}",
+                "Invalid path '{}' : {}",
                 path.source(),
-                normalized
+                path.not_found_message(root).unwrap_or_else(|| format!("No results for path: {normalized}"))
             )),
             PathError::CannotSet { message } => AslError::runtime(message),
         })

@@ -7,7 +7,7 @@ use super::super::model::{Choice, ChoiceBranch, ChoiceRule, ComparisonOp, Operan
 use super::super::timestamp;
 use super::codes::TOO_DEEPLY_NESTED;
 use super::state::{wrong_language_msg, St};
-use super::{at, is_jsonata, Names, Parser, MAX_RULE_DEPTH};
+use super::{at, field, is_jsonata, Names, Parser, MAX_RULE_DEPTH};
 
 /// The operator named `key` (`NumericEquals`, `NumericEqualsPath`, …): the operator and
 /// whether it is the `…Path` form.
@@ -66,7 +66,7 @@ impl Parser {
         let mut choices = Some(Vec::new());
         if self.require(st.obj, &["Choices"], &st.loc) {
             let cloc = st.at("Choices");
-            match self.as_nonempty_array(&st.obj["Choices"], &cloc) {
+            match self.as_nonempty_array(field(st.obj, "Choices"), &cloc) {
                 Some(items) => {
                     for (i, item) in items.iter().enumerate() {
                         let b = self.choice_branch(item, &at(&cloc, &i.to_string()), st.ql, names);
@@ -106,7 +106,7 @@ impl Parser {
             QueryLanguage::Jsonata => self.jsonata_rule(obj, loc),
         };
         let next = if self.require(obj, &["Next"], loc) {
-            self.resolve(&obj["Next"], "Next", &at(loc, "Next"), names)
+            self.resolve(field(obj, "Next"), "Next", &at(loc, "Next"), names)
         } else {
             None
         };
@@ -163,9 +163,11 @@ impl Parser {
             return None;
         }
         let cloc = at(loc, "Condition");
-        let cond = match &obj["Condition"] {
-            Value::Bool(_) => self.jsonata_template(&obj["Condition"], &cloc),
-            Value::String(s) if is_jsonata(s) => self.jsonata_template(&obj["Condition"], &cloc),
+        let cond = match field(obj, "Condition") {
+            Value::Bool(_) => self.jsonata_template(field(obj, "Condition"), &cloc),
+            Value::String(s) if is_jsonata(s) => {
+                self.jsonata_template(field(obj, "Condition"), &cloc)
+            }
             Value::String(s) if s.starts_with("{%") => {
                 self.schema(super::JSONATA_DELIMITERS_MSG, cloc);
                 None
@@ -232,11 +234,11 @@ impl Parser {
             );
             return None;
         }
-        let rule = match kinds[0] {
+        let kind = kinds.first().copied().unwrap_or("Variable");
+        let rule = match kind {
             "And" | "Or" => {
-                let field = kinds[0];
-                let floc = at(loc, field);
-                let items = self.as_nonempty_array(&obj[field], &floc)?;
+                let floc = at(loc, kind);
+                let items = self.as_nonempty_array(field(obj, kind), &floc)?;
                 let mut rules = Some(Vec::new());
                 for (i, item) in items.iter().enumerate() {
                     let iloc = at(&floc, &i.to_string());
@@ -249,7 +251,7 @@ impl Parser {
                     }
                 }
                 let rules = rules?;
-                if field == "And" {
+                if kind == "And" {
                     ChoiceRule::And(rules)
                 } else {
                     ChoiceRule::Or(rules)
@@ -257,7 +259,7 @@ impl Parser {
             }
             "Not" => {
                 let floc = at(loc, "Not");
-                let inner = self.as_object(&obj["Not"], &floc)?;
+                let inner = self.as_object(field(obj, "Not"), &floc)?;
                 ChoiceRule::Not(Box::new(self.jsonpath_rule(
                     inner,
                     &floc,
@@ -267,7 +269,7 @@ impl Parser {
             }
             _ => {
                 let vloc = at(loc, "Variable");
-                let variable = self.reference_path(&obj["Variable"], "Variable", &vloc);
+                let variable = self.reference_path(field(obj, "Variable"), "Variable", &vloc);
                 if ops.len() != 1 {
                     if ops.is_empty() {
                         self.schema(
@@ -286,8 +288,8 @@ impl Parser {
                     }
                     return None;
                 }
-                let (key, op, path) = ops[0];
-                let operand = self.operand(&obj[key], op, path, key, &at(loc, key));
+                let (key, op, path) = *ops.first()?;
+                let operand = self.operand(field(obj, key), op, path, key, &at(loc, key));
                 ChoiceRule::Compare {
                     variable: variable?,
                     op,

@@ -9,7 +9,7 @@ use super::super::model::{
 };
 use super::codes::{DUPLICATE_LABEL_NAME, INVALID_LABEL_NAME};
 use super::state::{wrong_language_msg, St};
-use super::{at, is_jsonata, obj_loc, MachineKind, Names, Parser};
+use super::{at, field, is_jsonata, obj_loc, MachineKind, Names, Parser};
 
 const LABEL_MAX_LEN: usize = 40;
 
@@ -22,14 +22,14 @@ impl Parser {
         // ItemProcessor (or legacy Iterator).
         let mut processor = None;
         let mut config = Some(ProcessorConfig::default());
-        if self.exactly_one(&fields, &["ItemProcessor", "Iterator"], &st.loc) {
+        if self.exactly_one(fields, &["ItemProcessor", "Iterator"], &st.loc) {
             let key = if fields.contains_key("ItemProcessor") {
                 "ItemProcessor"
             } else {
                 "Iterator"
             };
             let ploc = st.at(key);
-            if let Some(pobj) = self.as_object(&fields[key], &ploc) {
+            if let Some(pobj) = self.as_object(field(fields, key), &ploc) {
                 config = self.processor_config(pobj, &ploc);
                 processor = self.machine(pobj, &ploc, MachineKind::Processor, depth + 1);
             } else {
@@ -54,7 +54,7 @@ impl Parser {
 
         // ItemSelector (or legacy Parameters).
         let mut item_selector = None;
-        if self.exclusive(&fields, &["ItemSelector", "Parameters"], &st.loc) > 1 {
+        if self.exclusive(fields, &["ItemSelector", "Parameters"], &st.loc) > 1 {
             ok = false;
         } else {
             let key = if fields.contains_key("ItemSelector") {
@@ -115,7 +115,7 @@ impl Parser {
 
         let retry = self.retriers(st);
         let catch = self.catchers(st, names);
-        let transition = self.transition(&fields, &st.loc, names);
+        let transition = self.transition(fields, &st.loc, names);
         if !ok {
             return None;
         }
@@ -221,7 +221,7 @@ impl Parser {
         min: u64,
         max: Option<u64>,
     ) -> Option<Option<Dynamic<u64>>> {
-        if self.exclusive(&st.fields(), &[literal, path], &st.loc) > 1 {
+        if self.exclusive(st.fields(), &[literal, path], &st.loc) > 1 {
             return None;
         }
         if let Some(v) = st.get(literal) {
@@ -243,7 +243,7 @@ impl Parser {
         min: f64,
         max: Option<f64>,
     ) -> Option<Option<Dynamic<f64>>> {
-        if self.exclusive(&st.fields(), &[literal, path], &st.loc) > 1 {
+        if self.exclusive(st.fields(), &[literal, path], &st.loc) > 1 {
             return None;
         }
         if let Some(v) = st.get(literal) {

@@ -167,6 +167,13 @@ pub(super) fn obj_loc(base: &str) -> String {
     }
 }
 
+static NULL: Value = Value::Null;
+
+/// `obj[key]`, or `null` when absent (callers check presence first; this never panics).
+pub(super) fn field<'v>(obj: &'v JsonMap<String, Value>, key: &str) -> &'v Value {
+    obj.get(key).unwrap_or(&NULL)
+}
+
 /// Whether `s` is a JSONata expression (`{% … %}`, no surrounding spaces).
 pub(super) fn is_jsonata(s: &str) -> bool {
     s.len() >= 4 && s.starts_with("{%") && s.ends_with("%}")

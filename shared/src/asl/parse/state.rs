@@ -9,7 +9,7 @@ use super::super::model::{
 };
 use super::super::template::PathExpr;
 use super::super::timestamp;
-use super::{at, MachineKind, Names, Parser};
+use super::{at, field, MachineKind, Names, Parser};
 
 pub(super) const STATE_TYPES: [&str; 8] = [
     "Task", "Choice", "Parallel", "Map", "Pass", "Wait", "Succeed", "Fail",
@@ -163,6 +163,8 @@ pub(super) struct St<'a> {
     pub loc: String,
     pub ql: QueryLanguage,
     accepted: Vec<&'a str>,
+    /// The accepted fields as an object (built once, for the helpers that take an object).
+    accepted_fields: JsonMap<String, Value>,
 }
 
 impl<'a> St<'a> {
@@ -177,12 +179,8 @@ impl<'a> St<'a> {
         at(&self.loc, key)
     }
     /// The accepted fields as an object (for helpers that take one).
-    pub fn fields(&self) -> JsonMap<String, Value> {
-        self.obj
-            .iter()
-            .filter(|(k, _)| self.accepted.contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    pub fn fields(&self) -> &JsonMap<String, Value> {
+        &self.accepted_fields
     }
 }
 
@@ -200,7 +198,7 @@ impl Parser {
         if !self.require(obj, &["Type"], loc) {
             return None;
         }
-        let ty = self.enum_str(&obj["Type"], &STATE_TYPES, &at(loc, "Type"))?;
+        let ty = self.enum_str(field(obj, "Type"), &STATE_TYPES, &at(loc, "Type"))?;
         let comment = self.opt_string(obj, "Comment", loc);
 
         // Query language: declared, else the machine's.
@@ -244,11 +242,17 @@ impl Parser {
             }
             accepted.push(k);
         }
+        let accepted_fields = obj
+            .iter()
+            .filter(|(k, _)| accepted.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let st = St {
             obj,
             loc: loc.to_string(),
             ql,
             accepted,
+            accepted_fields,
         };
 
         let kind = match ty {
@@ -277,9 +281,9 @@ impl Parser {
     /// `ItemSelector`).
     pub(super) fn io(&mut self, st: &St<'_>, parameters: bool) -> Option<Io> {
         let fields = st.fields();
-        let input_path = self.path_field(&fields, "InputPath", &st.loc, false);
-        let result_path = self.path_field(&fields, "ResultPath", &st.loc, true);
-        let output_path = self.path_field(&fields, "OutputPath", &st.loc, false);
+        let input_path = self.path_field(fields, "InputPath", &st.loc, false);
+        let result_path = self.path_field(fields, "ResultPath", &st.loc, true);
+        let output_path = self.path_field(fields, "OutputPath", &st.loc, false);
         let mut ok = input_path.is_some() && result_path.is_some() && output_path.is_some();
 
         let mut params = None;
@@ -329,7 +333,7 @@ impl Parser {
     fn pass(&mut self, st: &St<'_>, names: &Names) -> Option<Pass> {
         let io = self.io(st, true);
         let result = st.get("Result").cloned();
-        let transition = self.transition(&st.fields(), &st.loc, names);
+        let transition = self.transition(st.fields(), &st.loc, names);
         Some(Pass {
             io: io?,
             result,
@@ -343,7 +347,7 @@ impl Parser {
 
         let resource = if self.require(st.obj, &["Resource"], &st.loc) {
             let r = self
-                .as_str(&st.obj["Resource"], &st.at("Resource"))
+                .as_str(field(st.obj, "Resource"), &st.at("Resource"))
                 .map(str::to_string);
             if let Some(r) = &r {
                 if !looks_like_arn(r) {
@@ -388,7 +392,7 @@ impl Parser {
 
         let retry = self.retriers(st);
         let catch = self.catchers(st, names);
-        let transition = self.transition(&st.fields(), &st.loc, names);
+        let transition = self.transition(st.fields(), &st.loc, names);
         if !ok {
             return None;
         }
@@ -412,7 +416,7 @@ impl Parser {
         literal: &str,
         path: &str,
     ) -> Option<Option<Dynamic<u64>>> {
-        if self.exclusive(&st.fields(), &[literal, path], &st.loc) > 1 {
+        if self.exclusive(st.fields(), &[literal, path], &st.loc) > 1 {
             return None;
         }
         if let Some(v) = st.get(literal) {
@@ -454,7 +458,7 @@ impl Parser {
                 if !self.require(obj, &["RoleArn"], loc) {
                     return None;
                 }
-                self.as_str(&obj["RoleArn"], &at(loc, "RoleArn"))?;
+                self.as_str(field(obj, "RoleArn"), &at(loc, "RoleArn"))?;
                 let t = self.jsonata_template(v, loc)?;
                 if obj.len() == 1 {
                     Some(Template::Jsonata(t))
@@ -482,7 +486,7 @@ impl Parser {
         {
             false
         } else {
-            self.exactly_one(&fields, candidates, &st.loc)
+            self.exactly_one(fields, candidates, &st.loc)
         };
         if one {
             if let Some(v) = st.get("Seconds") {
@@ -503,7 +507,7 @@ impl Parser {
                     .map(|p| WaitFor::Timestamp(Dynamic::Path(p)));
             }
         }
-        let transition = self.transition(&fields, &st.loc, names);
+        let transition = self.transition(fields, &st.loc, names);
         Some(Wait {
             io: io?,
             wait: wait?,
@@ -536,8 +540,8 @@ impl Parser {
 
     fn fail(&mut self, st: &St<'_>) -> Option<Fail> {
         let fields = st.fields();
-        let e = self.exclusive(&fields, &["Error", "ErrorPath"], &st.loc);
-        let c = self.exclusive(&fields, &["Cause", "CausePath"], &st.loc);
+        let e = self.exclusive(fields, &["Error", "ErrorPath"], &st.loc);
+        let c = self.exclusive(fields, &["Cause", "CausePath"], &st.loc);
         let error = self.fail_string(st, "Error", "ErrorPath");
         let cause = self.fail_string(st, "Cause", "CausePath");
         if e > 1 || c > 1 {
@@ -622,7 +626,7 @@ impl Parser {
         let mut branches = Some(Vec::new());
         if self.require(st.obj, &["Branches"], &st.loc) {
             let bloc = st.at("Branches");
-            match self.as_nonempty_array(&st.obj["Branches"], &bloc) {
+            match self.as_nonempty_array(field(st.obj, "Branches"), &bloc) {
                 Some(items) => {
                     for (i, b) in items.iter().enumerate() {
                         let loc = at(&bloc, &i.to_string());
@@ -642,7 +646,7 @@ impl Parser {
         }
         let retry = self.retriers(st);
         let catch = self.catchers(st, names);
-        let transition = self.transition(&st.fields(), &st.loc, names);
+        let transition = self.transition(st.fields(), &st.loc, names);
         Some(Parallel {
             io: io?,
             branches: branches?,
