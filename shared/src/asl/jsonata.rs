@@ -137,6 +137,16 @@ impl JsonataTemplate {
         matches!(*self.node, Node::Expr(_))
     }
 
+    /// Whether an expression may read `$states.<member>` (`context`, `result`, …), so the
+    /// engine builds only what is read.
+    pub fn uses_states_member(&self, member: &str) -> bool {
+        match &self.refs.states {
+            StatesUse::Unused => false,
+            StatesUse::Members(m) => m.iter().any(|x| x == member),
+            StatesUse::Whole => true,
+        }
+    }
+
     /// Whether the value holds no expression at all (evaluation returns it unchanged).
     pub fn is_literal(&self) -> bool {
         matches!(*self.node, Node::Literal(_))

@@ -203,6 +203,21 @@ pub enum ChoiceRule {
     Condition(JsonataTemplate),
 }
 
+impl ChoiceRule {
+    /// Whether evaluating the rule may read the context object (`$$…`).
+    pub fn uses_context(&self) -> bool {
+        use super::jsonpath::Root;
+        match self {
+            ChoiceRule::And(r) | ChoiceRule::Or(r) => r.iter().any(ChoiceRule::uses_context),
+            ChoiceRule::Not(r) => r.uses_context(),
+            ChoiceRule::Compare { variable, operand, .. } => {
+                *variable.root() == Root::Context || matches!(operand, Operand::Path(p) if *p.root() == Root::Context)
+            }
+            ChoiceRule::Condition(t) => t.uses_states_member("context"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Operand {
     Literal(Value),

@@ -821,15 +821,18 @@ impl Execution {
             let m = machine_at(&machine, &th.path);
             let state = m.state(th.state);
             if !retry {
-                let input = th.input.clone();
                 let last = th.last_event;
-                let name = state.name.clone();
-                let kind = format!("{}StateEntered", state.kind.type_name());
-                let id = self.history.emit(
+                let details = if self.history.record {
+                    json!({"input": th.input, "name": state.name})
+                } else {
+                    Value::Null
+                };
+                let id = self.history.emit_state(
                     last,
-                    &kind,
+                    state.kind.type_name(),
+                    "StateEntered",
                     env.now,
-                    || json!({"input": input, "name": name}),
+                    || details,
                 );
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.entered_event = id;
@@ -1048,10 +1051,9 @@ impl Execution {
     ) -> Value {
         let mut s = Map::new();
         s.insert("input".into(), input.clone());
-        s.insert(
-            "context".into(),
-            self.context_for(tid, state, token, map_item),
-        );
+        if state_reads_context(state) {
+            s.insert("context".into(), self.context_for(tid, state, token, map_item));
+        }
         if let Some(r) = result {
             s.insert("result".into(), r.clone());
         }
@@ -1131,9 +1133,8 @@ impl Execution {
         env: &Env<'_>,
     ) {
         let last = self.thread_last_event(tid);
-        let kind = format!("{}StateExited", state.kind.type_name());
         let name = state.name.clone();
-        let id = self.history.emit(last, &kind, env.now, || {
+        let id = self.history.emit_state(last, state.kind.type_name(), "StateExited", env.now, || {
             let mut d = Map::new();
             if let Some(a) = assigned.filter(|a| !a.is_empty()) {
                 d.insert(
@@ -1186,8 +1187,16 @@ impl Execution {
     // ----- states ------------------------------------------------------------------------------
 
     fn run_state(&mut self, tid: u64, state: &State, env: &Env<'_>) -> Step {
-        let Some(raw) = self.threads.get(&tid).map(|t| t.input.clone()) else {
-            return Step::Blocked;
+        // Synchronous states consume their input; the others keep it on the thread (ResultPath,
+        // Catch, a Wait's exit and retries need it later).
+        let consumes = matches!(
+            state.kind,
+            StateKind::Pass(_) | StateKind::Choice(_) | StateKind::Succeed(_) | StateKind::Fail(_)
+        );
+        let raw = match self.threads.get_mut(&tid) {
+            Some(t) if consumes => std::mem::take(&mut t.input),
+            Some(t) => t.input.clone(),
+            None => return Step::Blocked,
         };
         let r = match &state.kind {
             StateKind::Pass(p) => self.run_pass(tid, state, p, raw, env),
@@ -1377,7 +1386,11 @@ impl Execution {
         let mut chosen = None;
         for (i, branch) in c.choices.iter().enumerate() {
             let matched = {
-                let ctx = self.context_for(tid, state, None, None);
+                let ctx = if branch.rule.uses_context() {
+                    self.context_for(tid, state, None, None)
+                } else {
+                    Value::Null
+                };
                 let vars = self.vars(tid);
                 let scope = Scope {
                     input: &effective,
@@ -2163,27 +2176,27 @@ impl Execution {
                 return Ok(());
             }
             let index = ch.next_to_start;
-            let item = items[index].clone();
             let distributed = *distributed;
-            let effective_input = effective_input.clone();
-            let (path, scope, sid, raw, last_event) = (
-                th.path.clone(),
-                th.scope,
-                th.state,
-                th.input.clone(),
-                ch.last_event,
-            );
-            let map_item = json!({"Index": index, "Value": item.clone()});
+            let (path, scope, sid, last_event) = (th.path.clone(), th.scope, th.state, ch.last_event);
             let child_input = match &m.item_selector {
                 Some(Template::JsonPath(t)) => {
-                    self.eval_payload(tid, state, t, &effective_input, None, Some(map_item), env)?
+                    let map_item = json!({"Index": index, "Value": items[index]});
+                    self.eval_payload(tid, state, t, effective_input, None, Some(map_item), env)?
                 }
                 Some(Template::Jsonata(t)) => {
+                    let map_item = json!({"Index": index, "Value": items[index]});
                     let states =
-                        self.states_object(tid, state, &raw, None, None, None, Some(map_item));
+                        self.states_object(tid, state, &th.input, None, None, None, Some(map_item));
                     self.eval_jsonata(tid, &states, t, "ItemSelector", env)?
                 }
-                None => item,
+                // The item is not needed again: move it out instead of copying it.
+                None => match self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                    Some(ThreadStatus::Children(ch)) => match &mut ch.kind {
+                        ChildKind::Map { items, .. } => std::mem::take(&mut items[index]),
+                        ChildKind::Parallel => Value::Null,
+                    },
+                    _ => Value::Null,
+                },
             };
             let mut cpath = path;
             cpath.push((sid, 0));
@@ -2728,4 +2741,60 @@ pub fn describe_resource(resource: &str) -> (String, String, bool) {
         return ("activity".into(), resource.to_string(), false);
     }
     ("task".into(), resource.to_string(), false)
+}
+
+/// Whether any JSONata field of a state may read `$states.context`. Building the context
+/// object copies the execution input, so it is only built when something reads it.
+fn state_reads_context(state: &State) -> bool {
+    fn t(x: &Option<JsonataTemplate>) -> bool {
+        x.as_ref().is_some_and(|t| t.uses_states_member("context"))
+    }
+    fn tm(x: &Option<Template>) -> bool {
+        matches!(x, Some(Template::Jsonata(t)) if t.uses_states_member("context"))
+    }
+    fn d<T>(x: &Option<Dynamic<T>>) -> bool {
+        matches!(x, Some(Dynamic::Jsonata(t)) if t.uses_states_member("context"))
+    }
+    fn io(i: &Io) -> bool {
+        tm(&i.parameters) || t(&i.output) || tm(&i.assign)
+    }
+    fn catch(c: &[Catcher]) -> bool {
+        c.iter().any(|c| t(&c.output) || tm(&c.assign))
+    }
+    match &state.kind {
+        StateKind::Pass(p) => io(&p.io),
+        StateKind::Succeed(p) => io(&p.io),
+        StateKind::Task(x) => {
+            io(&x.io)
+                || tm(&x.credentials)
+                || d(&x.timeout_seconds)
+                || d(&x.heartbeat_seconds)
+                || catch(&x.catch)
+        }
+        StateKind::Choice(c) => {
+            io(&c.io)
+                || c.choices.iter().any(|b| b.rule.uses_context() || t(&b.output) || tm(&b.assign))
+        }
+        StateKind::Wait(w) => {
+            io(&w.io)
+                || match &w.wait {
+                    WaitFor::Seconds(Dynamic::Jsonata(x)) => x.uses_states_member("context"),
+                    WaitFor::Timestamp(Dynamic::Jsonata(x)) => x.uses_states_member("context"),
+                    _ => false,
+                }
+        }
+        StateKind::Fail(f) => [&f.error, &f.cause]
+            .iter()
+            .any(|x| matches!(x, Some(DynString::Jsonata(t)) if t.uses_states_member("context"))),
+        StateKind::Parallel(p) => io(&p.io) || catch(&p.catch),
+        StateKind::Map(m) => {
+            io(&m.io)
+                || tm(&m.item_selector)
+                || matches!(&m.items, Some(ItemsSource::Jsonata(t)) if t.uses_states_member("context"))
+                || d(&m.max_concurrency)
+                || d(&m.tolerated_failure_count)
+                || d(&m.tolerated_failure_percentage)
+                || catch(&m.catch)
+        }
+    }
 }

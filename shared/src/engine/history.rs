@@ -35,6 +35,23 @@ impl History {
         }
     }
 
+    /// Emits a `<state type><suffix>` event (e.g. `Pass` + `StateEntered`), building the name
+    /// only when events are kept.
+    pub fn emit_state(
+        &mut self,
+        previous: u64,
+        state_type: &str,
+        suffix: &str,
+        now: DateTime<Utc>,
+        details: impl FnOnce() -> Value,
+    ) -> u64 {
+        if !self.record {
+            self.last_id += 1;
+            return self.last_id;
+        }
+        self.emit(previous, &format!("{state_type}{suffix}"), now, details)
+    }
+
     /// Emits an event and returns its id. `details` is only built when events are kept.
     pub fn emit(
         &mut self,
