@@ -8,6 +8,7 @@
 //! the edge must perform (invoke a task, set a timer, …) as data. Nothing here does I/O,
 //! reads the clock or draws random numbers except through [`Env`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -216,7 +217,8 @@ struct Thread {
     scope: u64,
     state: StateId,
     /// The raw input of the current state.
-    input: Value,
+    /// Shared, so reading it while the state runs copies nothing.
+    input: Arc<Value>,
     entered_event: u64,
     entered_time: DateTime<Utc>,
     /// Per-retrier attempt counters of the current state.
@@ -569,7 +571,7 @@ impl Execution {
                 path: Vec::new(),
                 scope,
                 state: machine.start_at,
-                input: self.info.input.clone(),
+                input: Arc::new(self.info.input.clone()),
                 entered_event: 0,
                 entered_time: env.now,
                 retry_counts: Vec::new(),
@@ -664,9 +666,7 @@ impl Execution {
                 let state = m.state(t.state);
                 if let StateKind::Wait(w) = &state.kind {
                     // The wait is over: the Wait state exits.
-                    let input = t.input.clone();
-                    let effective = t.entered_time;
-                    let _ = effective;
+                    let input = Value::clone(&t.input);
                     let step = self.finish_wait(thread, state, &w.io, w.transition, input, env);
                     if self.continue_with(thread, step, env) {
                         self.ready.push_back(thread);
@@ -823,7 +823,7 @@ impl Execution {
             if !retry {
                 let last = th.last_event;
                 let details = if self.history.record {
-                    json!({"input": th.input, "name": state.name})
+                    json!({"input": *th.input, "name": state.name})
                 } else {
                     Value::Null
                 };
@@ -862,7 +862,7 @@ impl Execution {
             Step::Next(next, output) => {
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.state = next;
-                    t.input = output;
+                    t.input = Arc::new(output);
                     t.status = ThreadStatus::Ready { retry: false };
                     true
                 } else {
@@ -976,6 +976,21 @@ impl Execution {
             )),
             PathError::CannotSet { message } => AslError::runtime(message),
         })
+    }
+
+    /// InputPath without copying the input when it is `$` (the default).
+    fn input_path<'a>(
+        &self,
+        tid: u64,
+        state: &State,
+        field: &PathField,
+        input: &'a Value,
+    ) -> Result<Cow<'a, Value>, AslError> {
+        match field {
+            PathField::Default => Ok(Cow::Borrowed(input)),
+            PathField::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
+            PathField::Path(p) => self.select_path(tid, state, p, input).map(Cow::Owned),
+        }
     }
 
     fn apply_path_field(
@@ -1193,20 +1208,23 @@ impl Execution {
             state.kind,
             StateKind::Pass(_) | StateKind::Choice(_) | StateKind::Succeed(_) | StateKind::Fail(_)
         );
-        let raw = match self.threads.get_mut(&tid) {
+        let shared = match self.threads.get_mut(&tid) {
             Some(t) if consumes => std::mem::take(&mut t.input),
             Some(t) => t.input.clone(),
             None => return Step::Blocked,
         };
         let r = match &state.kind {
-            StateKind::Pass(p) => self.run_pass(tid, state, p, raw, env),
-            StateKind::Choice(c) => self.run_choice(tid, state, c, raw, env),
-            StateKind::Succeed(s) => self.run_succeed(tid, state, &s.io, raw, env),
-            StateKind::Fail(f) => self.run_fail(tid, state, f, raw, env),
-            StateKind::Wait(w) => self.run_wait(tid, state, w, raw, env),
-            StateKind::Task(t) => self.run_task(tid, state, t, raw, env),
-            StateKind::Parallel(p) => self.run_parallel(tid, state, p, raw, env),
-            StateKind::Map(m) => self.run_map(tid, state, m, raw, env),
+            // A consumed input is (almost always) no longer shared: unwrapping it is free.
+            StateKind::Pass(p) => self.run_pass(tid, state, p, Arc::unwrap_or_clone(shared), env),
+            StateKind::Choice(c) => self.run_choice(tid, state, c, Arc::unwrap_or_clone(shared), env),
+            StateKind::Succeed(s) => {
+                self.run_succeed(tid, state, &s.io, Arc::unwrap_or_clone(shared), env)
+            }
+            StateKind::Fail(f) => self.run_fail(tid, state, f, Arc::unwrap_or_clone(shared), env),
+            StateKind::Wait(w) => self.run_wait(tid, state, w, &shared, env),
+            StateKind::Task(t) => self.run_task(tid, state, t, &shared, env),
+            StateKind::Parallel(p) => self.run_parallel(tid, state, p, &shared, env),
+            StateKind::Map(m) => self.run_map(tid, state, m, &shared, env),
         };
         match r {
             Ok(step) => step,
@@ -1459,14 +1477,14 @@ impl Execution {
         tid: u64,
         state: &State,
         w: &crate::asl::Wait,
-        raw: Value,
+        raw: &Value,
         env: &Env<'_>,
     ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
         let effective = if jsonata {
-            raw.clone()
+            Cow::Borrowed(raw)
         } else {
-            self.apply_path_field(tid, state, &w.io.input_path, raw.clone())?
+            self.input_path(tid, state, &w.io.input_path, raw)?
         };
         let until = match &w.wait {
             WaitFor::Seconds(d) => {
@@ -1491,7 +1509,7 @@ impl Execution {
                         }
                     }
                     Dynamic::Jsonata(t) => {
-                        let states = self.states_object(tid, state, &raw, None, None, None, None);
+                        let states = self.states_object(tid, state, raw, None, None, None, None);
                         let v = self.eval_jsonata(tid, &states, t, "Seconds", env)?;
                         match v.as_i64() {
                             Some(n) if n >= 0 => n,
@@ -1534,7 +1552,7 @@ impl Execution {
                         }
                     }
                     Dynamic::Jsonata(t) => {
-                        let states = self.states_object(tid, state, &raw, None, None, None, None);
+                        let states = self.states_object(tid, state, raw, None, None, None, None);
                         let v = self.eval_jsonata(tid, &states, t, "Timestamp", env)?;
                         let shown = match &v {
                             Value::String(s) => s.clone(),
@@ -1552,7 +1570,7 @@ impl Execution {
             }
         };
         if until <= env.now {
-            return self.finish_wait_result(tid, state, &w.io, w.transition, raw, env);
+            return self.finish_wait_result(tid, state, &w.io, w.transition, raw.clone(), env);
         }
         let timer = self.fresh_id();
         self.add_timer(timer, TimerPurpose::Resume { thread: tid }, until);
@@ -1656,7 +1674,7 @@ impl Execution {
         tid: u64,
         state: &State,
         t: &crate::asl::Task,
-        raw: Value,
+        raw: &Value,
         env: &Env<'_>,
     ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
@@ -1678,9 +1696,9 @@ impl Execution {
             None
         };
         let effective = if jsonata {
-            raw.clone()
+            Cow::Borrowed(raw)
         } else {
-            self.apply_path_field(tid, state, &t.io.input_path, raw.clone())?
+            self.input_path(tid, state, &t.io.input_path, raw)?
         };
         let input = match &t.io.parameters {
             Some(Template::JsonPath(p)) => {
@@ -1688,10 +1706,10 @@ impl Execution {
             }
             Some(Template::Jsonata(a)) => {
                 let states =
-                    self.states_object(tid, state, &raw, None, None, token.as_deref(), None);
+                    self.states_object(tid, state, raw, None, None, token.as_deref(), None);
                 self.eval_jsonata(tid, &states, a, "Arguments", env)?
             }
-            None => effective.clone(),
+            None => effective.as_ref().clone(),
         };
         let timeout = match &t.timeout_seconds {
             Some(d) => Some(self.eval_dynamic_u64(
@@ -1699,7 +1717,7 @@ impl Execution {
                 state,
                 d,
                 &effective,
-                &raw,
+                raw,
                 "TimeoutSeconds",
                 env,
             )?),
@@ -1711,7 +1729,7 @@ impl Execution {
                 state,
                 d,
                 &effective,
-                &raw,
+                raw,
                 "HeartbeatSeconds",
                 env,
             )?),
@@ -1722,7 +1740,7 @@ impl Execution {
                 Some(self.eval_payload(tid, state, p, &effective, None, None, env)?)
             }
             Some(Template::Jsonata(a)) => {
-                let states = self.states_object(tid, state, &raw, None, None, None, None);
+                let states = self.states_object(tid, state, raw, None, None, None, None);
                 Some(self.eval_jsonata(tid, &states, a, "Credentials", env)?)
             }
             None => None,
@@ -1831,11 +1849,7 @@ impl Execution {
         env: &Env<'_>,
     ) -> Step {
         let r = (|| -> Result<Step, AslError> {
-            let raw = self
-                .threads
-                .get(&tid)
-                .map(|t| t.input.clone())
-                .unwrap_or(Value::Null);
+            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or_default();
             if lang_is_jsonata(state) {
                 let states = self.states_object(tid, state, &raw, Some(&result), None, None, None);
                 let assigned = match &io.assign {
@@ -1856,7 +1870,7 @@ impl Execution {
                 Some(a) => self.eval_assign(tid, state, a, &result, None, env)?,
                 None => Map::new(),
             };
-            let merged = self.apply_result_path(&io.result_path, raw, selected)?;
+            let merged = self.apply_result_path(&io.result_path, shared_value(&raw, &io.result_path), selected)?;
             let output = self.apply_path_field(tid, state, &io.output_path, merged)?;
             Ok(self.exit_state(tid, state, Some(transition), output, assigned, env))
         })();
@@ -1879,24 +1893,24 @@ impl Execution {
         tid: u64,
         state: &State,
         p: &crate::asl::Parallel,
-        raw: Value,
+        raw: &Value,
         env: &Env<'_>,
     ) -> Result<Step, AslError> {
         let input = if lang_is_jsonata(state) {
             match &p.io.parameters {
                 Some(Template::Jsonata(a)) => {
-                    let states = self.states_object(tid, state, &raw, None, None, None, None);
+                    let states = self.states_object(tid, state, raw, None, None, None, None);
                     self.eval_jsonata(tid, &states, a, "Arguments", env)?
                 }
                 _ => raw.clone(),
             }
         } else {
-            let effective = self.apply_path_field(tid, state, &p.io.input_path, raw.clone())?;
+            let effective = self.input_path(tid, state, &p.io.input_path, raw)?;
             match &p.io.parameters {
                 Some(Template::JsonPath(t)) => {
                     self.eval_payload(tid, state, t, &effective, None, None, env)?
                 }
-                _ => effective,
+                _ => effective.into_owned(),
             }
         };
         let last = self.thread_last_event(tid);
@@ -1939,7 +1953,7 @@ impl Execution {
                     path: bpath,
                     scope: child_scope,
                     state: branch.start_at,
-                    input: input.clone(),
+                    input: Arc::new(input.clone()),
                     entered_event: 0,
                     entered_time: env.now,
                     retry_counts: Vec::new(),
@@ -1985,20 +1999,20 @@ impl Execution {
         tid: u64,
         state: &State,
         m: &crate::asl::Map,
-        raw: Value,
+        raw: &Value,
         env: &Env<'_>,
     ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
         let distributed = m.processor_config.mode == ProcessorMode::Distributed;
         let effective = if jsonata {
-            raw.clone()
+            Cow::Borrowed(raw)
         } else {
-            self.apply_path_field(tid, state, &m.io.input_path, raw.clone())?
+            self.input_path(tid, state, &m.io.input_path, raw)?
         };
         let items_value = match &m.items {
             Some(ItemsSource::Path(p)) => self.select_path(tid, state, p, &effective)?,
             Some(ItemsSource::Jsonata(t)) => {
-                let states = self.states_object(tid, state, &raw, None, None, None, None);
+                let states = self.states_object(tid, state, raw, None, None, None, None);
                 let v = self.eval_jsonata(tid, &states, t, "Items", env)?;
                 if !v.is_array() {
                     return Err(AslError::query(format!(
@@ -2010,7 +2024,7 @@ impl Execution {
                 }
                 v
             }
-            None => effective.clone(),
+            None => effective.as_ref().clone(),
         };
         let items = match items_value {
             Value::Array(a) => a,
@@ -2028,7 +2042,7 @@ impl Execution {
         };
         let max_concurrency = match &m.max_concurrency {
             Some(d) => {
-                self.eval_dynamic_u64(tid, state, d, &effective, &raw, "MaxConcurrency", env)?
+                self.eval_dynamic_u64(tid, state, d, &effective, raw, "MaxConcurrency", env)?
             }
             None => 0,
         };
@@ -2055,7 +2069,7 @@ impl Execution {
                 state,
                 d,
                 &effective,
-                &raw,
+                raw,
                 "ToleratedFailureCount",
                 env,
             )?),
@@ -2086,7 +2100,7 @@ impl Execution {
                 }
             }
             Some(Dynamic::Jsonata(t)) => {
-                let states = self.states_object(tid, state, &raw, None, None, None, None);
+                let states = self.states_object(tid, state, raw, None, None, None, None);
                 let v = self.eval_jsonata(tid, &states, t, "ToleratedFailurePercentage", env)?;
                 match v.as_f64() {
                     Some(f) if (0.0..=100.0).contains(&f) => Some(f),
@@ -2124,7 +2138,8 @@ impl Execution {
             kind: ChildKind::Map {
                 distributed,
                 items,
-                effective_input: effective,
+                // Only an ItemSelector reads the Map's effective input again.
+                effective_input: if m.item_selector.is_some() { effective.into_owned() } else { Value::Null },
                 max_concurrency: limit,
                 tolerated_count,
                 tolerated_percentage,
@@ -2185,8 +2200,16 @@ impl Execution {
                 }
                 Some(Template::Jsonata(t)) => {
                     let map_item = json!({"Index": index, "Value": items[index]});
-                    let states =
-                        self.states_object(tid, state, &th.input, None, None, None, Some(map_item));
+                    // JSONata: the effective input is the raw input.
+                    let states = self.states_object(
+                        tid,
+                        state,
+                        effective_input,
+                        None,
+                        None,
+                        None,
+                        Some(map_item),
+                    );
                     self.eval_jsonata(tid, &states, t, "ItemSelector", env)?
                 }
                 // The item is not needed again: move it out instead of copying it.
@@ -2250,7 +2273,7 @@ impl Execution {
                     path: cpath,
                     scope: child_scope,
                     state: start_at,
-                    input: child_input,
+                    input: Arc::new(child_input),
                     entered_event: 0,
                     entered_time: env.now,
                     retry_counts: Vec::new(),
@@ -2307,7 +2330,10 @@ impl Execution {
             return Step::Blocked;
         };
         let result = Value::Array(results);
-        if m.result_writer.is_none() && json_size(&result) > PAYLOAD_LIMIT {
+        // A Distributed Map without a ResultWriter returns its children's outputs, within the
+        // payload limit; an inline Map's array is only checked as part of the state's output
+        // (after ResultSelector), like any state output.
+        if distributed && m.result_writer.is_none() && json_size(&result) > PAYLOAD_LIMIT {
             return Step::Fail(Failure {
                 error: Some("States.DataLimitExceeded".into()),
                 cause: Some(format!(
@@ -2619,11 +2645,7 @@ impl Execution {
             .find(|c| error_matches(&c.error_equals, &name, is_task))
         {
             let error_output = json!({"Error": f.error, "Cause": f.cause});
-            let raw = self
-                .threads
-                .get(&tid)
-                .map(|t| t.input.clone())
-                .unwrap_or(Value::Null);
+            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or_default();
             let r = (|| -> Result<Step, AslError> {
                 if lang_is_jsonata(state) {
                     let states =
@@ -2652,7 +2674,7 @@ impl Execution {
                     None => Map::new(),
                 };
                 let output =
-                    self.apply_result_path(&c.result_path, raw.clone(), error_output.clone())?;
+                    self.apply_result_path(&c.result_path, shared_value(&raw, &c.result_path), error_output.clone())?;
                 Ok(self.exit_state(
                     tid,
                     state,
@@ -2796,5 +2818,13 @@ fn state_reads_context(state: &State) -> bool {
                 || d(&m.tolerated_failure_percentage)
                 || catch(&m.catch)
         }
+    }
+}
+
+/// The raw input a ResultPath merges into: only copied when the ResultPath keeps it.
+fn shared_value(raw: &Arc<Value>, field: &PathField) -> Value {
+    match field {
+        PathField::Default => Value::Null,
+        PathField::Null | PathField::Path(_) => Value::clone(raw),
     }
 }
