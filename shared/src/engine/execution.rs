@@ -1272,13 +1272,23 @@ impl Execution {
             };
             return Ok(self.exit_state(tid, state, Some(p.transition), output, assigned, env));
         }
-        let effective = self.apply_path_field(tid, state, &p.io.input_path, raw.clone())?;
-        let result = if let Some(r) = &p.result {
-            r.clone()
+        let mut raw = raw;
+        let effective = self.input_path(tid, state, &p.io.input_path, &raw)?;
+        let computed = if let Some(r) = &p.result {
+            Some(r.clone())
         } else if let Some(Template::JsonPath(t)) = &p.io.parameters {
-            self.eval_payload(tid, state, t, &effective, None, None, env)?
+            Some(self.eval_payload(tid, state, t, &effective, None, None, env)?)
         } else {
-            effective
+            None
+        };
+        let result = match (computed, effective) {
+            (Some(r), _) => r,
+            (None, Cow::Owned(e)) => e,
+            // The result is the input itself: copy it only if ResultPath still needs the input.
+            (None, Cow::Borrowed(_)) => match p.io.result_path {
+                PathField::Default => std::mem::take(&mut raw),
+                _ => raw.clone(),
+            },
         };
         let assigned = match &p.io.assign {
             Some(a) => self.eval_assign(tid, state, a, &result, None, env)?,
@@ -1392,9 +1402,9 @@ impl Execution {
     ) -> Result<Step, AslError> {
         let jsonata = lang_is_jsonata(state);
         let effective = if jsonata {
-            raw.clone()
+            Cow::Borrowed(&raw)
         } else {
-            self.apply_path_field(tid, state, &c.io.input_path, raw.clone())?
+            self.input_path(tid, state, &c.io.input_path, &raw)?
         };
         let states = if jsonata {
             Some(self.states_object(tid, state, &raw, None, None, None, None))
@@ -1451,6 +1461,10 @@ impl Execution {
                 )?);
             }
         }
+        let effective_owned = match effective {
+            Cow::Owned(v) => Some(v),
+            Cow::Borrowed(_) => None,
+        };
         let output = if let Some(s) = &states {
             let out_t = chosen
                 .and_then(|b| b.output.as_ref())
@@ -1460,6 +1474,8 @@ impl Execution {
                 None => raw,
             }
         } else {
+            // The effective input is the raw input unless InputPath selected something.
+            let effective = effective_owned.unwrap_or(raw);
             self.apply_path_field(tid, state, &c.io.output_path, effective)?
         };
         Ok(self.exit_state(
