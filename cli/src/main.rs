@@ -3,6 +3,10 @@
 mod invoke;
 mod store;
 
+/// The engine allocates many small JSON values: mimalloc is markedly faster at that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,7 @@
 //! Execution identity and the context object (`$$`, `$states.context`).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -17,7 +19,8 @@ pub struct ExecutionInfo {
     pub state_machine_name: String,
     pub role_arn: String,
     pub start_time: DateTime<Utc>,
-    pub input: Value,
+    /// Shared: every context object and sub-execution reads it without copying it.
+    pub input: Arc<Value>,
     pub redrive_count: u32,
     pub redrive_time: Option<DateTime<Utc>>,
     #[serde(with = "exec_type")]
@@ -77,7 +80,7 @@ impl ExecutionInfo {
             state_machine_name: machine_name.to_string(),
             role_arn: format!("arn:aws:iam::{DEFAULT_ACCOUNT}:role/mapfleet-local"),
             start_time,
-            input,
+            input: Arc::new(input),
             redrive_count: 0,
             redrive_time: None,
             execution_type,
@@ -89,7 +92,7 @@ impl ExecutionInfo {
     pub fn execution_object(&self) -> Value {
         let mut e = Map::new();
         e.insert("Id".into(), Value::String(self.execution_arn.clone()));
-        e.insert("Input".into(), self.input.clone());
+        e.insert("Input".into(), Value::clone(&self.input));
         e.insert(
             "StartTime".into(),
             Value::String(timestamp::format(self.start_time)),

@@ -30,6 +30,9 @@ use crate::ports::Entropy;
 use super::context::{context_object, ExecutionInfo, StateContext};
 use super::history::History;
 
+/// Inline Maps with at least this many items and a side-effect-free processor use all cores.
+const PARALLEL_MIN_ITEMS: usize = 512;
+
 /// 256 KiB: the payload limit for inputs, outputs and results.
 pub const PAYLOAD_LIMIT: usize = 256 * 1024;
 
@@ -273,6 +276,15 @@ pub struct Execution {
     next_id: u64,
     #[serde(skip)]
     machine: Option<Arc<StateMachine>>,
+    /// Variables the top-level scope starts with (a sub-execution sees its parent's).
+    #[serde(skip)]
+    initial_vars: Map<String, Value>,
+    /// The top-level thread's input when it is not the execution input (a sub-execution).
+    #[serde(skip)]
+    start_input: Option<Value>,
+    /// Whether pure inline Maps may use all cores (not inside a worker already).
+    #[serde(skip, default = "yes")]
+    parallel: bool,
     #[serde(skip)]
     ready: VecDeque<u64>,
     #[serde(skip)]
@@ -379,6 +391,9 @@ impl Execution {
             timers: HashMap::new(),
             next_id: 1,
             machine: Some(machine),
+            initial_vars: Map::new(),
+            start_input: None,
+            parallel: true,
             ready: VecDeque::new(),
             actions: Vec::new(),
         }
@@ -556,13 +571,8 @@ impl Execution {
             );
         }
         let scope = self.fresh_id();
-        self.scopes.insert(
-            scope,
-            VarScope {
-                parent: None,
-                vars: Map::new(),
-            },
-        );
+        let vars = std::mem::take(&mut self.initial_vars);
+        self.scopes.insert(scope, VarScope { parent: None, vars });
         let tid = self.fresh_id();
         self.threads.insert(
             tid,
@@ -571,7 +581,7 @@ impl Execution {
                 path: Vec::new(),
                 scope,
                 state: machine.start_at,
-                input: Arc::new(self.info.input.clone()),
+                input: self.start_input.take().map(Arc::new).unwrap_or_else(|| self.info.input.clone()),
                 entered_event: 0,
                 entered_time: env.now,
                 retry_counts: Vec::new(),
@@ -2169,11 +2179,109 @@ impl Execution {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.status = ThreadStatus::Children(Box::new(children));
         }
+        if self.parallel
+            && !distributed
+            && len >= PARALLEL_MIN_ITEMS
+            && !self.history.record
+            && is_pure(&m.item_processor)
+        {
+            if let Some((results, events)) = self.run_pure_iterations(tid, state, m, env) {
+                if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                    ch.results = results.into_iter().map(Some).collect();
+                    ch.next_to_start = len;
+                }
+                self.history.last_id += events;
+                return Ok(self.map_done(tid, state, env));
+            }
+        }
         if len == 0 {
             return Ok(self.map_done(tid, state, env));
         }
         self.start_map_children(tid, state, env)?;
         Ok(Step::Blocked)
+    }
+
+    /// Runs the iterations of an inline Map whose processor has no side effects (no Task, no
+    /// Wait) on all cores: each worker runs a slice of the items as a sub-execution of the
+    /// processor. Returns the outputs in item order and how many history events the
+    /// iterations produced, or `None` when any iteration failed — the caller then runs the
+    /// Map the ordinary way, which is exact (ids, which failure wins) and, with no side
+    /// effects, indistinguishable.
+    fn run_pure_iterations(
+        &self,
+        tid: u64,
+        state: &State,
+        m: &crate::asl::Map,
+        env: &Env<'_>,
+    ) -> Option<(Vec<Value>, u64)> {
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+        if workers < 2 {
+            return None;
+        }
+        let th = self.threads.get(&tid)?;
+        let ThreadStatus::Children(ch) = &th.status else { return None };
+        let ChildKind::Map { items, effective_input, .. } = &ch.kind else { return None };
+        let machine = Arc::new(iterations_machine(state, m));
+        let mut vars = Map::new();
+        self.vars(tid).for_each_var(&mut |k, v| {
+            vars.insert(k.to_string(), v.clone());
+        });
+        let info = self.info_for(tid);
+        let chunk = items.len().div_ceil(workers);
+        let outcomes: Vec<Option<(Vec<Value>, u64)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .enumerate()
+                .map(|(n, slice)| {
+                    let machine = machine.clone();
+                    let vars = vars.clone();
+                    scope.spawn(move || -> Option<(Vec<Value>, u64)> {
+                        let mut inputs = Vec::with_capacity(slice.len());
+                        for (i, item) in slice.iter().enumerate() {
+                            let index = n * chunk + i;
+                            let input = match &m.item_selector {
+                                Some(Template::JsonPath(t)) => {
+                                    let map_item = json!({"Index": index, "Value": item});
+                                    self.eval_payload(tid, state, t, effective_input, None, Some(map_item), env).ok()?
+                                }
+                                Some(Template::Jsonata(t)) => {
+                                    let map_item = json!({"Index": index, "Value": item});
+                                    let states = self.states_object(tid, state, effective_input, None, None, None, Some(map_item));
+                                    self.eval_jsonata(tid, &states, t, "ItemSelector", env).ok()?
+                                }
+                                None => item.clone(),
+                            };
+                            inputs.push(input);
+                        }
+                        // The iterations see the parent's context ($$.Execution.Input included).
+                        let mut sub = Execution::new(machine, Value::Null, info.clone(), false);
+                        sub.initial_vars = vars;
+                        sub.start_input = Some(Value::Array(inputs));
+                        sub.parallel = false;
+                        sub.apply(Event::Start, env);
+                        if sub.status != ExecutionStatus::Succeeded {
+                            return None;
+                        }
+                        // Less the wrapper's own events: ExecutionStarted, MapStateEntered,
+                        // MapStateStarted, MapStateSucceeded, MapStateExited, ExecutionSucceeded.
+                        let events = sub.history.last_id.saturating_sub(6);
+                        match sub.output.take() {
+                            Some(Value::Array(out)) => Some((out, events)),
+                            _ => None,
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+        });
+        let mut results = Vec::with_capacity(items.len());
+        let mut events = 0;
+        for o in outcomes {
+            let (mut r, e) = o?;
+            results.append(&mut r);
+            events += e;
+        }
+        Some((results, events))
     }
 
     /// Starts as many Map iterations as MaxConcurrency allows.
@@ -2264,7 +2372,7 @@ impl Execution {
                 );
                 ci.state_machine_arn = format!("{}/{}", self.info.state_machine_arn, label);
                 ci.state_machine_name = format!("{}/{}", self.info.state_machine_name, label);
-                ci.input = child_input.clone();
+                ci.input = Arc::new(child_input.clone());
                 ci.start_time = env.now;
                 ci.execution_type = m.processor_config.execution_type;
                 Some(Box::new(ci))
@@ -2842,5 +2950,58 @@ fn shared_value(raw: &Arc<Value>, field: &PathField) -> Value {
     match field {
         PathField::Default => Value::Null,
         PathField::Null | PathField::Path(_) => Value::clone(raw),
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Whether a (sub)machine has no side effects and never blocks: only Pass, Choice, Succeed,
+/// Fail, and inline Maps and Parallels made of those.
+fn is_pure(machine: &StateMachine) -> bool {
+    machine.states.iter().all(|st| match &st.kind {
+        StateKind::Pass(_) | StateKind::Choice(_) | StateKind::Succeed(_) | StateKind::Fail(_) => true,
+        StateKind::Map(m) => m.processor_config.mode == ProcessorMode::Inline && is_pure(&m.item_processor),
+        StateKind::Parallel(p) => p.branches.iter().all(is_pure),
+        StateKind::Task(_) | StateKind::Wait(_) => false,
+    })
+}
+
+/// A one-state machine that maps its input array through a Map's processor: how a worker runs
+/// a slice of a pure inline Map's iterations.
+fn iterations_machine(state: &State, m: &crate::asl::Map) -> StateMachine {
+    let map = crate::asl::Map {
+        io: Io::default(),
+        item_processor: m.item_processor.clone(),
+        processor_config: crate::asl::ProcessorConfig::default(),
+        items: None,
+        item_selector: None,
+        max_concurrency: None,
+        tolerated_failure_percentage: None,
+        tolerated_failure_count: None,
+        label: None,
+        item_reader: None,
+        item_batcher: None,
+        result_writer: None,
+        retry: Vec::new(),
+        catch: Vec::new(),
+        transition: Transition::End,
+    };
+    let mut by_name = HashMap::new();
+    by_name.insert(state.name.clone(), 0);
+    StateMachine {
+        start_at: 0,
+        states: vec![State {
+            name: state.name.clone(),
+            comment: None,
+            query_language: QueryLanguage::JsonPath,
+            kind: StateKind::Map(map),
+        }],
+        by_name,
+        comment: None,
+        query_language: QueryLanguage::JsonPath,
+        timeout_seconds: None,
+        version: None,
     }
 }

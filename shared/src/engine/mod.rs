@@ -15,3 +15,6 @@ pub use execution::{
     Action, Env, Event, Execution, ExecutionStatus, IntegrationPattern, TaskRequest,
 };
 pub use handlers::{ChainInvoker, HandlerRegistry};
+
+#[cfg(test)]
+mod tests;
