@@ -4,5 +4,6 @@
 
 pub mod asl;
 pub mod engine;
+pub mod maprun;
 pub mod ports;
 pub mod storage;

@@ -1,0 +1,625 @@
+//! The Map Run: a Distributed Map state's run of child executions, as a pure state machine.
+//!
+//! `MapRun::apply(event, now) → actions`, like the execution state machine: the edge reads
+//! items, starts and stops children, writes results and checkpoints, and feeds the outcomes
+//! back. Statuses and counters are exactly DescribeMapRun's (spec §4.2–§4.5).
+//!
+//! ```text
+//! Map Run:  RUNNING ──all children done, threshold not exceeded, results written──► SUCCEEDED
+//!           RUNNING ──threshold exceeded / reader or writer failure──────────────────► FAILED
+//!           RUNNING ──aborted (parent stopped or timed out)────────────────────────► ABORTED
+//!           FAILED | ABORTED ──redrive──► RUNNING (redriveCount + 1)
+//! Child:    PENDING ─► RUNNING ─► SUCCEEDED | FAILED | TIMED_OUT | ABORTED
+//!           FAILED | TIMED_OUT | ABORTED ──redrive──► PENDING_REDRIVE ─► RUNNING
+//! ```
+
+pub mod batch;
+pub mod checkpoint;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::asl::timestamp;
+use crate::asl::ExecutionType;
+
+/// A Map Run may be redriven at most this many times (then `States.Runtime`).
+pub const MAX_REDRIVES: u32 = 1000;
+/// Children started at once when MaxConcurrency is 0 or unset.
+pub const DEFAULT_MAX_CONCURRENCY: u64 = 10_000;
+/// How many children's inputs are read ahead of dispatch (bounded memory).
+pub const READ_AHEAD: usize = 1000;
+
+pub const THRESHOLD_ERROR: &str = "States.ExceedToleratedFailureThreshold";
+pub const THRESHOLD_CAUSE: &str = "The specified tolerated failure threshold was exceeded";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MapRunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChildStatus {
+    Pending,
+    PendingRedrive,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+impl ChildStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ChildStatus::Succeeded | ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildStatus::Pending => "PENDING",
+            ChildStatus::PendingRedrive => "PENDING_REDRIVE",
+            ChildStatus::Running => "RUNNING",
+            ChildStatus::Succeeded => "SUCCEEDED",
+            ChildStatus::Failed => "FAILED",
+            ChildStatus::TimedOut => "TIMED_OUT",
+            ChildStatus::Aborted => "ABORTED",
+        }
+    }
+}
+
+/// The run-time settings UpdateMapRun may change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    /// 0 = unbounded (10,000).
+    pub max_concurrency: u64,
+    pub tolerated_failure_count: Option<u64>,
+    pub tolerated_failure_percentage: Option<f64>,
+}
+
+/// One child execution: one item, or one batch of items.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Child {
+    pub index: u64,
+    pub name: String,
+    /// Index of the child's first item in the whole source, and how many items it carries.
+    pub first_item: u64,
+    pub items: u64,
+    pub input: Value,
+    pub status: ChildStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub stop_date: Option<DateTime<Utc>>,
+    /// How many times this child was redriven (Standard) or restarted (Express).
+    pub redrive_count: u32,
+}
+
+/// What the edge tells the Map Run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MapRunEvent {
+    Start,
+    /// The reader produced these children's inputs (`(input, item count)`), in order, and is
+    /// now at `position` (opaque to the core); `done` when the source is exhausted.
+    ChildrenRead { inputs: Vec<(Value, u64)>, position: Value, done: bool },
+    ReaderFailed { error: String, cause: String },
+    ChildSucceeded { index: u64, output: Value },
+    ChildFailed { index: u64, status: ChildStatus, error: Option<String>, cause: Option<String> },
+    ResultsWritten { records: u64 },
+    WriterFailed { error: String, cause: String },
+    Abort,
+    Redrive,
+    Update { settings: Settings },
+}
+
+/// What the Map Run asks the edge to do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum MapRunAction {
+    /// Read up to `max_children` more children's inputs from `position` (None: the start).
+    Read { position: Option<Value>, max_children: usize },
+    /// Start (or, with `redrive`, redrive) a child.
+    StartChild { index: u64, name: String, input: Value, redrive: bool },
+    StopChild { index: u64 },
+    /// Write the ResultWriter files from the children as they are now.
+    WriteResults,
+    /// The run ended: report to the Map state.
+    Finish { status: MapRunStatus, error: Option<String>, cause: Option<String> },
+}
+
+/// A Map Run, serializable as its checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MapRun {
+    pub map_run_arn: String,
+    pub execution_arn: String,
+    /// The labelled child state machine ARN.
+    pub state_machine_arn: String,
+    pub child_type: ExecutionTypeTag,
+    pub settings: Settings,
+    pub has_writer: bool,
+    pub status: MapRunStatus,
+    pub start_date: DateTime<Utc>,
+    pub stop_date: Option<DateTime<Utc>>,
+    pub redrive_count: u32,
+    pub redrive_date: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub reader_position: Option<Value>,
+    pub reader_done: bool,
+    pub reading: bool,
+    pub writing: bool,
+    /// Set once the threshold was crossed (or the run aborted): nothing new is dispatched.
+    pub stopping: Option<(MapRunStatus, Option<String>, Option<String>)>,
+    /// Kept apart from the run's own record by the checkpoint store (one row per child).
+    #[serde(skip)]
+    pub children: Vec<Child>,
+    /// Children changed since the last checkpoint.
+    #[serde(skip)]
+    pub dirty: BTreeSet<u64>,
+    pub results_written: u64,
+    /// Children currently RUNNING (kept so dispatch is O(1)).
+    pub running: u64,
+    /// Lowest index that may still be PENDING / PENDING_REDRIVE.
+    pub next_pending: usize,
+}
+
+/// Serializable stand-in for [`ExecutionType`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionTypeTag {
+    Standard,
+    Express,
+}
+
+impl From<ExecutionType> for ExecutionTypeTag {
+    fn from(t: ExecutionType) -> Self {
+        match t {
+            ExecutionType::Standard => ExecutionTypeTag::Standard,
+            ExecutionType::Express => ExecutionTypeTag::Express,
+        }
+    }
+}
+
+/// The Map Run id: the last `:` segment of its ARN.
+pub fn map_run_id(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+/// A stable, UUID-shaped name for child `index` of a Map Run (so a retried dispatch of the same
+/// child is recognisably the same execution).
+pub fn child_name(map_run_arn: &str, index: u64) -> String {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(map_run_arn.as_bytes());
+    h.update(index.to_be_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    // Version 5 (name-based, SHA-1) and the RFC 4122 variant.
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid::Uuid::from_bytes(b).to_string()
+}
+
+impl MapRun {
+    pub fn new(
+        map_run_arn: String,
+        execution_arn: String,
+        state_machine_arn: String,
+        child_type: ExecutionType,
+        settings: Settings,
+        has_writer: bool,
+        now: DateTime<Utc>,
+    ) -> Self {
+        MapRun {
+            map_run_arn,
+            execution_arn,
+            state_machine_arn,
+            child_type: child_type.into(),
+            settings,
+            has_writer,
+            status: MapRunStatus::Running,
+            start_date: now,
+            stop_date: None,
+            redrive_count: 0,
+            redrive_date: None,
+            error: None,
+            cause: None,
+            reader_position: None,
+            reader_done: false,
+            reading: false,
+            writing: false,
+            stopping: None,
+            children: Vec::new(),
+            dirty: BTreeSet::new(),
+            results_written: 0,
+            running: 0,
+            next_pending: 0,
+        }
+    }
+
+    fn limit(&self) -> u64 {
+        if self.settings.max_concurrency == 0 {
+            DEFAULT_MAX_CONCURRENCY
+        } else {
+            self.settings.max_concurrency
+        }
+    }
+
+    /// Applies one event; returns what to do next.
+    pub fn apply(&mut self, event: MapRunEvent, now: DateTime<Utc>) -> Vec<MapRunAction> {
+        let mut out = Vec::new();
+        match event {
+            MapRunEvent::Start => {}
+            MapRunEvent::ChildrenRead { inputs, position, done } => {
+                self.reading = false;
+                self.reader_position = Some(position);
+                self.reader_done = done;
+                let first_item = self.children.last().map(|c| c.first_item + c.items).unwrap_or(0);
+                let mut next_item = first_item;
+                for (input, items) in inputs {
+                    let index = self.children.len() as u64;
+                    self.children.push(Child {
+                        index,
+                        name: child_name(&self.map_run_arn, index),
+                        first_item: next_item,
+                        items,
+                        input,
+                        status: ChildStatus::Pending,
+                        output: None,
+                        error: None,
+                        cause: None,
+                        start_date: None,
+                        stop_date: None,
+                        redrive_count: 0,
+                    });
+                    self.dirty.insert(index);
+                    next_item += items;
+                }
+            }
+            MapRunEvent::ReaderFailed { error, cause } => {
+                self.reading = false;
+                self.begin_stop(MapRunStatus::Failed, Some(error), Some(cause), &mut out);
+            }
+            MapRunEvent::ChildSucceeded { index, output } => {
+                if let Some(c) = self.running_child(index) {
+                    c.status = ChildStatus::Succeeded;
+                    c.output = Some(output);
+                    c.error = None;
+                    c.cause = None;
+                    c.stop_date = Some(now);
+                    self.running -= 1;
+                }
+            }
+            MapRunEvent::ChildFailed { index, status, error, cause } => {
+                let status = match status {
+                    ChildStatus::TimedOut | ChildStatus::Aborted => status,
+                    _ => ChildStatus::Failed,
+                };
+                if let Some(c) = self.running_child(index) {
+                    c.status = status;
+                    c.output = None;
+                    c.error = error;
+                    c.cause = cause;
+                    c.stop_date = Some(now);
+                    self.running -= 1;
+                    if self.threshold_exceeded() && self.stopping.is_none() {
+                        self.begin_stop(
+                            MapRunStatus::Failed,
+                            Some(THRESHOLD_ERROR.into()),
+                            Some(THRESHOLD_CAUSE.into()),
+                            &mut out,
+                        );
+                    }
+                }
+            }
+            MapRunEvent::ResultsWritten { records } => {
+                self.writing = false;
+                self.results_written = records;
+                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
+                self.finish(status, error, cause, now, &mut out);
+                return out;
+            }
+            MapRunEvent::WriterFailed { error, cause } => {
+                self.writing = false;
+                self.finish(MapRunStatus::Failed, Some(error), Some(cause), now, &mut out);
+                return out;
+            }
+            MapRunEvent::Abort => {
+                if self.status == MapRunStatus::Running {
+                    self.begin_stop(MapRunStatus::Aborted, None, None, &mut out);
+                }
+            }
+            MapRunEvent::Redrive => {
+                self.redrive(now, &mut out);
+            }
+            MapRunEvent::Update { settings } => {
+                if self.status == MapRunStatus::Running {
+                    self.settings = settings;
+                    if self.threshold_exceeded() && self.stopping.is_none() {
+                        self.begin_stop(
+                            MapRunStatus::Failed,
+                            Some(THRESHOLD_ERROR.into()),
+                            Some(THRESHOLD_CAUSE.into()),
+                            &mut out,
+                        );
+                    }
+                }
+            }
+        }
+        if self.status == MapRunStatus::Running {
+            self.schedule(now, &mut out);
+        }
+        out
+    }
+
+    fn running_child(&mut self, index: u64) -> Option<&mut Child> {
+        let c = self.children.get_mut(index as usize).filter(|c| c.status == ChildStatus::Running)?;
+        self.dirty.insert(index);
+        Some(c)
+    }
+
+    /// Failed-or-timed-out items against the thresholds (spec §4.5): an unset field does not
+    /// take part; with neither set, any failure exceeds. The percentage is only judged once the
+    /// total is known.
+    pub fn threshold_exceeded(&self) -> bool {
+        let counts = self.item_counts();
+        let bad = counts.failed + counts.timed_out;
+        if bad == 0 {
+            return false;
+        }
+        let count = self.settings.tolerated_failure_count;
+        let pct = self.settings.tolerated_failure_percentage;
+        match (count, pct) {
+            (None, None) => true,
+            _ => {
+                let count_exceeded = count.is_some_and(|c| bad > c);
+                let pct_exceeded = pct.is_some_and(|p| {
+                    self.reader_done && counts.total > 0 && (bad as f64) * 100.0 > p * counts.total as f64
+                });
+                count_exceeded || pct_exceeded
+            }
+        }
+    }
+
+    fn begin_stop(
+        &mut self,
+        status: MapRunStatus,
+        error: Option<String>,
+        cause: Option<String>,
+        out: &mut Vec<MapRunAction>,
+    ) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some((status, error, cause));
+        // Standard children are stopped (ABORTED); Express children cannot be: the run waits.
+        if self.child_type == ExecutionTypeTag::Standard {
+            for c in self.children.iter_mut().filter(|c| c.status == ChildStatus::Running) {
+                c.status = ChildStatus::Aborted;
+                self.dirty.insert(c.index);
+                out.push(MapRunAction::StopChild { index: c.index });
+            }
+            self.running = 0;
+        }
+    }
+
+    /// Dispatches, reads ahead, and ends the run when nothing is left.
+    fn schedule(&mut self, now: DateTime<Utc>, out: &mut Vec<MapRunAction>) {
+        if self.writing {
+            return;
+        }
+        if self.stopping.is_none() {
+            let limit = self.limit();
+            while self.running < limit && self.next_pending < self.children.len() {
+                let c = &mut self.children[self.next_pending];
+                self.next_pending += 1;
+                let redrive = match c.status {
+                    ChildStatus::Pending => false,
+                    ChildStatus::PendingRedrive => true,
+                    _ => continue,
+                };
+                c.status = ChildStatus::Running;
+                self.dirty.insert(c.index);
+                c.start_date = Some(now);
+                c.stop_date = None;
+                if redrive {
+                    c.redrive_count += 1;
+                }
+                self.running += 1;
+                out.push(MapRunAction::StartChild { index: c.index, name: c.name.clone(), input: c.input.clone(), redrive });
+            }
+            let buffered = self.children.len() - self.next_pending;
+            if !self.reader_done && !self.reading && buffered < READ_AHEAD / 2 {
+                self.reading = true;
+                out.push(MapRunAction::Read { position: self.reader_position.clone(), max_children: READ_AHEAD });
+            }
+        }
+        let idle = self.running == 0 && !self.reading;
+        let exhausted = self.stopping.is_some() || (self.reader_done && self.next_pending >= self.children.len());
+        if idle && exhausted {
+            if self.has_writer {
+                self.writing = true;
+                out.push(MapRunAction::WriteResults);
+            } else {
+                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
+                self.results_written = self.children.iter().filter(|c| c.status.is_terminal()).map(|c| c.items).sum();
+                self.finish(status, error, cause, now, out);
+            }
+        }
+    }
+
+    fn finish(
+        &mut self,
+        status: MapRunStatus,
+        error: Option<String>,
+        cause: Option<String>,
+        now: DateTime<Utc>,
+        out: &mut Vec<MapRunAction>,
+    ) {
+        self.status = status;
+        self.error = error.clone();
+        self.cause = cause.clone();
+        self.stop_date = Some(now);
+        self.stopping = None;
+        out.push(MapRunAction::Finish { status, error, cause });
+    }
+
+    /// Redrive (spec §5.4): unsuccessful children run again — Standard children failed, timed
+    /// out or aborted; Express children failed or timed out (aborted ones too: they never
+    /// finished) — and never-started ones start. Successful children never re-run.
+    fn redrive(&mut self, now: DateTime<Utc>, out: &mut Vec<MapRunAction>) {
+        if !matches!(self.status, MapRunStatus::Failed | MapRunStatus::Aborted) {
+            return;
+        }
+        if self.redrive_count >= MAX_REDRIVES {
+            out.push(MapRunAction::Finish {
+                status: self.status,
+                error: Some("States.Runtime".into()),
+                cause: Some(format!("The Map Run '{}' has been redriven {MAX_REDRIVES} times, the maximum.", self.map_run_arn)),
+            });
+            return;
+        }
+        self.redrive_count += 1;
+        self.redrive_date = Some(now);
+        self.status = MapRunStatus::Running;
+        self.stop_date = None;
+        self.error = None;
+        self.cause = None;
+        self.stopping = None;
+        self.writing = false;
+        self.reading = false;
+        self.next_pending = 0;
+        for c in &mut self.children {
+            if matches!(c.status, ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted) {
+                c.status = ChildStatus::PendingRedrive;
+                self.dirty.insert(c.index);
+            }
+        }
+        self.schedule(now, out);
+    }
+
+    /// `itemCounts`.
+    pub fn item_counts(&self) -> Counts {
+        self.counts(|c| c.items)
+    }
+
+    /// `executionCounts`.
+    pub fn execution_counts(&self) -> Counts {
+        self.counts(|_| 1)
+    }
+
+    fn counts(&self, weight: impl Fn(&Child) -> u64) -> Counts {
+        let mut k = Counts::default();
+        for c in &self.children {
+            let w = weight(c);
+            k.total += w;
+            match c.status {
+                ChildStatus::Pending => k.pending += w,
+                ChildStatus::PendingRedrive => {
+                    k.pending += w;
+                    k.pending_redrive += w;
+                }
+                ChildStatus::Running => k.running += w,
+                ChildStatus::Succeeded => k.succeeded += w,
+                ChildStatus::Failed => k.failed += w,
+                ChildStatus::TimedOut => k.timed_out += w,
+                ChildStatus::Aborted => k.aborted += w,
+            }
+        }
+        if self.status != MapRunStatus::Running {
+            k.results_written = self.results_written.min(k.total);
+            k.pending_redrive = 0;
+        }
+        k
+    }
+
+    /// DescribeMapRun's shape.
+    pub fn describe(&self) -> Value {
+        let mut d = Map::new();
+        d.insert("executionArn".into(), json!(self.execution_arn));
+        d.insert("executionCounts".into(), self.execution_counts().to_json());
+        d.insert("itemCounts".into(), self.item_counts().to_json());
+        d.insert("mapRunArn".into(), json!(self.map_run_arn));
+        d.insert("maxConcurrency".into(), json!(self.settings.max_concurrency));
+        if self.redrive_count > 0 {
+            d.insert("redriveCount".into(), json!(self.redrive_count));
+        }
+        if let Some(t) = self.redrive_date {
+            d.insert("redriveDate".into(), json!(timestamp::format(t)));
+        }
+        d.insert("startDate".into(), json!(timestamp::format(self.start_date)));
+        d.insert(
+            "status".into(),
+            json!(match self.status {
+                MapRunStatus::Running => "RUNNING",
+                MapRunStatus::Succeeded => "SUCCEEDED",
+                MapRunStatus::Failed => "FAILED",
+                MapRunStatus::Aborted => "ABORTED",
+            }),
+        );
+        if let Some(t) = self.stop_date {
+            d.insert("stopDate".into(), json!(timestamp::format(t)));
+        }
+        d.insert("toleratedFailureCount".into(), json!(self.settings.tolerated_failure_count.unwrap_or(0)));
+        d.insert(
+            "toleratedFailurePercentage".into(),
+            json!(self.settings.tolerated_failure_percentage.unwrap_or(0.0)),
+        );
+        Value::Object(d)
+    }
+
+    /// The Map state's result without a ResultWriter: child outputs in order; tolerated
+    /// failures appear as their error records.
+    pub fn inline_result(&self) -> Value {
+        Value::Array(
+            self.children
+                .iter()
+                .map(|c| match (&c.output, c.status) {
+                    (Some(o), ChildStatus::Succeeded) => o.clone(),
+                    _ => json!({"Error": c.error, "Cause": c.cause}),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `MapRunItemCounts` / `MapRunExecutionCounts`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub pending: u64,
+    pub running: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub aborted: u64,
+    pub total: u64,
+    pub results_written: u64,
+    pub failures_not_redrivable: u64,
+    pub pending_redrive: u64,
+}
+
+impl Counts {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "aborted": self.aborted,
+            "failed": self.failed,
+            "failuresNotRedrivable": self.failures_not_redrivable,
+            "pending": self.pending,
+            "pendingRedrive": self.pending_redrive,
+            "resultsWritten": self.results_written,
+            "running": self.running,
+            "succeeded": self.succeeded,
+            "timedOut": self.timed_out,
+            "total": self.total,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
