@@ -311,6 +311,63 @@ fn machine_at<'m>(root: &'m StateMachine, path: &[(StateId, u32)]) -> &'m StateM
     m
 }
 
+/// Whether a value's JSON text is over the 256 KiB payload limit. Walks the value with cheap
+/// bounds first (a string's JSON text is between its length + 2 and 6 × its length + 2) and
+/// serializes only when the bounds straddle the limit.
+pub fn exceeds_payload_limit(v: &Value) -> bool {
+    fn bounds(v: &Value, lo: &mut usize, hi: &mut usize) {
+        match v {
+            Value::Null => {
+                *lo += 4;
+                *hi += 4;
+            }
+            Value::Bool(_) => {
+                *lo += 4;
+                *hi += 5;
+            }
+            Value::Number(_) => {
+                *lo += 1;
+                *hi += 24;
+            }
+            Value::String(s) => {
+                *lo += s.len() + 2;
+                *hi += 6 * s.len() + 2;
+            }
+            Value::Array(a) => {
+                *lo += 2 + a.len().saturating_sub(1);
+                *hi += 2 + a.len().saturating_sub(1);
+                for x in a {
+                    bounds(x, lo, hi);
+                    if *lo > PAYLOAD_LIMIT {
+                        return;
+                    }
+                }
+            }
+            Value::Object(m) => {
+                *lo += 2 + m.len().saturating_sub(1);
+                *hi += 2 + m.len().saturating_sub(1);
+                for (k, x) in m {
+                    *lo += k.len() + 3;
+                    *hi += 6 * k.len() + 3;
+                    bounds(x, lo, hi);
+                    if *lo > PAYLOAD_LIMIT {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+    let (mut lo, mut hi) = (0, 0);
+    bounds(v, &mut lo, &mut hi);
+    if lo > PAYLOAD_LIMIT {
+        true
+    } else if hi <= PAYLOAD_LIMIT {
+        false
+    } else {
+        json_size(v) > PAYLOAD_LIMIT
+    }
+}
+
 /// Serialized JSON size without building the text.
 pub fn json_size(v: &Value) -> usize {
     struct Count(usize);
@@ -778,7 +835,7 @@ impl Execution {
         };
         let m = machine_at(&machine, &th.path);
         let state = m.state(th.state);
-        if json_size(&output) > PAYLOAD_LIMIT {
+        if exceeds_payload_limit(&output) {
             // The integration reports an oversize result as the task's failure, which the
             // state's Retry/Catch see like any other.
             let f = Failure {
@@ -1158,7 +1215,7 @@ impl Execution {
         env: &Env<'_>,
     ) {
         let last = self.thread_last_event(tid);
-        let name = state.name.clone();
+        let name = &state.name;
         let id = self.history.emit_state(last, state.kind.type_name(), "StateExited", env.now, || {
             let mut d = Map::new();
             if let Some(a) = assigned.filter(|a| !a.is_empty()) {
@@ -1175,7 +1232,7 @@ impl Execution {
                     json!({"truncated": false}),
                 );
             }
-            d.insert("name".into(), Value::String(name));
+            d.insert("name".into(), Value::String(name.clone()));
             d.insert("output".into(), output.clone());
             Value::Object(d)
         });
@@ -1192,7 +1249,7 @@ impl Execution {
         assigned: Map<String, Value>,
         env: &Env<'_>,
     ) -> Step {
-        if json_size(&output) > PAYLOAD_LIMIT {
+        if exceeds_payload_limit(&output) {
             return Step::Fail(Failure {
                 error: Some("States.DataLimitExceeded".into()),
                 cause: Some(format!(
@@ -2377,7 +2434,7 @@ impl Execution {
                 ci.execution_type = m.processor_config.execution_type;
                 Some(Box::new(ci))
             } else {
-                let name = state.name.clone();
+                let name = &state.name;
                 last = self.history.emit(
                     last_event,
                     "MapIterationStarted",
@@ -2457,7 +2514,7 @@ impl Execution {
         // A Distributed Map without a ResultWriter returns its children's outputs, within the
         // payload limit; an inline Map's array is only checked as part of the state's output
         // (after ResultSelector), like any state output.
-        if distributed && m.result_writer.is_none() && json_size(&result) > PAYLOAD_LIMIT {
+        if distributed && m.result_writer.is_none() && exceeds_payload_limit(&result) {
             return Step::Fail(Failure {
                 error: Some("States.DataLimitExceeded".into()),
                 cause: Some(format!(
@@ -2512,7 +2569,7 @@ impl Execution {
         let m = machine_at(&machine, &ppath);
         let pstate = m.state(pstate_id);
         if is_map && !distributed {
-            let name = pstate.name.clone();
+            let name = &pstate.name;
             let last = th.last_event;
             let idx = parent.slot;
             let id = self.history.emit(

@@ -176,3 +176,19 @@ fn a_saved_execution_resumes_where_it_stopped() {
     // A duplicate completion is ignored.
     assert!(loaded.apply(Event::TaskSucceeded { task, output: json!({}) }, &env).is_empty());
 }
+
+#[test]
+fn payload_limit_check_agrees_with_the_serialized_size() {
+    use super::execution::{exceeds_payload_limit, json_size, PAYLOAD_LIMIT};
+    let cases = [
+        json!("x".repeat(PAYLOAD_LIMIT - 2)),
+        json!("x".repeat(PAYLOAD_LIMIT - 1)),
+        json!("\n".repeat(PAYLOAD_LIMIT / 2 - 1)),
+        json!("\n".repeat(PAYLOAD_LIMIT / 2)),
+        json!({"a": "é".repeat(60_000), "b": [1, 2.5, null, true]}),
+        json!((0..40_000).collect::<Vec<_>>()),
+    ];
+    for v in cases {
+        assert_eq!(exceeds_payload_limit(&v), json_size(&v) > PAYLOAD_LIMIT, "size {}", json_size(&v));
+    }
+}
