@@ -6,4 +6,6 @@ pub mod asl;
 pub mod engine;
 pub mod maprun;
 pub mod ports;
+pub mod reader;
 pub mod storage;
+pub mod writer;

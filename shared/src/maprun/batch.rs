@@ -79,6 +79,11 @@ impl Batcher {
         Ok(closed)
     }
 
+    /// Whether no item waits in an open batch.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// The last, partial batch.
     pub fn flush(&mut self) -> Option<(Value, u64)> {
         if self.items.is_empty() {

@@ -15,6 +15,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod driver;
 
 use std::collections::BTreeSet;
 

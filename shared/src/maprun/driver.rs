@@ -1,0 +1,379 @@
+//! Drives a [`MapRun`]: performs its actions — reading items (streamed, with positions),
+//! ItemSelector and ItemBatcher, running children on a worker pool, checkpointing, writing
+//! results — and feeds the outcomes back until the run finishes.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::asl::AslError;
+use crate::ports::Clock;
+use crate::reader::{self, Item, ItemStream, Position, ReaderSpec};
+use crate::storage::ObjectStore;
+use crate::writer::{self, ChildRecord, ResultWriter, WriterSpec};
+
+use super::batch::{BatchSpec, Batcher};
+use super::checkpoint::CheckpointStore;
+use super::{ChildStatus, MapRun, MapRunAction, MapRunEvent, MapRunStatus};
+
+/// How one child ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildOutcome {
+    pub status: ChildStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+/// Runs child executions (in-process on one machine; Lambda workers in the fleet).
+pub trait ChildRunner: Sync {
+    /// Runs child `index` named `name` on `input` to its end. `redrive`: the child failed in
+    /// an earlier attempt and is redriven.
+    fn run_child(&self, index: u64, name: &str, input: &Value, redrive: bool) -> ChildOutcome;
+}
+
+/// Where the items come from.
+pub enum Items {
+    /// From the state input (ItemsPath / Items).
+    Inline(Vec<Value>),
+    /// From S3 (ItemReader, Parameters already evaluated).
+    Reader(ReaderSpec),
+}
+
+/// Evaluates the ItemSelector for one item (`$$.Map.Item`): an engine callback.
+pub type Selector<'a> = &'a (dyn Fn(&Item) -> Result<Value, AslError> + Sync);
+
+pub struct Job<'a> {
+    pub run: MapRun,
+    pub items: Items,
+    pub select: Option<Selector<'a>>,
+    pub batch: Option<BatchSpec>,
+    pub writer: Option<WriterSpec>,
+    pub store: Arc<dyn ObjectStore>,
+    pub checkpoints: &'a dyn CheckpointStore,
+    pub runner: &'a dyn ChildRunner,
+    pub clock: &'a dyn Clock,
+    /// Worker threads running children (the Map Run's MaxConcurrency still bounds them).
+    pub workers: usize,
+    /// Called now and then with the run (progress bars).
+    pub progress: Option<&'a (dyn Fn(&MapRun) + Sync)>,
+}
+
+/// How the run ended: the Map state's result, or its error and cause.
+pub struct Outcome {
+    pub run: MapRun,
+    pub result: Result<Value, (String, String)>,
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+struct Source<'a> {
+    items: Items,
+    stream: Option<Box<dyn ItemStream>>,
+    store: Arc<dyn ObjectStore>,
+    select: Option<Selector<'a>>,
+    batcher: Option<Batcher>,
+    /// Inline items: index of the next one.
+    next_inline: u64,
+}
+
+impl Source<'_> {
+    fn source_name(&self) -> Arc<str> {
+        Arc::from("STATE_DATA")
+    }
+
+    /// The next item and the position just before it.
+    fn next_item(&mut self, position: &Option<Value>) -> Result<Option<(Item, Value)>, (String, String)> {
+        match &self.items {
+            Items::Inline(v) => {
+                if self.next_inline == 0 {
+                    if let Some(p) = position.as_ref().and_then(|p| p.get("items_read")).and_then(Value::as_u64) {
+                        self.next_inline = p;
+                    }
+                }
+                let i = self.next_inline;
+                let before = json!({"items_read": i});
+                match v.get(i as usize) {
+                    None => Ok(None),
+                    Some(value) => {
+                        self.next_inline += 1;
+                        Ok(Some((Item { value: value.clone(), index: i, key: None, source: self.source_name() }, before)))
+                    }
+                }
+            }
+            Items::Reader(spec) => {
+                if self.stream.is_none() {
+                    let resume: Option<Position> =
+                        position.as_ref().and_then(|p| serde_json::from_value(p.clone()).ok());
+                    let s = reader::open(self.store.clone(), spec, resume.as_ref())
+                        .map_err(|e| (e.error().to_string(), e.cause()))?;
+                    self.stream = Some(s);
+                }
+                let Some(stream) = self.stream.as_mut() else { return Ok(None) };
+                let before = serde_json::to_value(<dyn ItemStream as ItemStream>::position(stream.as_ref())).unwrap_or(Value::Null);
+                match stream.next() {
+                    None => Ok(None),
+                    Some(Err(e)) => Err((e.error().to_string(), e.cause())),
+                    Some(Ok(item)) => Ok(Some((item, before))),
+                }
+            }
+        }
+    }
+
+    fn position_now(&self) -> Value {
+        self.position_now_of_stream()
+    }
+
+    fn position_now_of_stream(&self) -> Value {
+        match (&self.items, &self.stream) {
+            (Items::Inline(_), _) => json!({"items_read": self.next_inline}),
+            (Items::Reader(_), Some(s)) => serde_json::to_value(<dyn ItemStream as ItemStream>::position(s.as_ref())).unwrap_or(Value::Null),
+            (Items::Reader(_), None) => Value::Null,
+        }
+    }
+
+    /// Reads up to `max` children's inputs. Returns them, the checkpoint position after the
+    /// last whole child, and whether the source is exhausted.
+    #[allow(clippy::type_complexity)]
+    fn read(&mut self, position: &Option<Value>, max: usize) -> Result<(Vec<(Value, u64)>, Value, bool), (String, String)> {
+        let mut out = Vec::new();
+        let mut checkpoint = position.clone().unwrap_or(Value::Null);
+        loop {
+            if out.len() >= max {
+                return Ok((out, checkpoint, false));
+            }
+            let Some((item, before)) = self.next_item(position)? else {
+                if let Some(b) = self.batcher.as_mut() {
+                    out.extend(b.flush());
+                }
+                return Ok((out, self.position_now(), true));
+            };
+            let index = item.index;
+            let input = match self.select {
+                Some(f) => f(&item).map_err(|e| (e.name.as_str().to_string(), e.cause))?,
+                None => item.value,
+            };
+            match self.batcher.as_mut() {
+                None => {
+                    if crate::engine::execution::exceeds_payload_limit(&input) {
+                        return Err((
+                            "States.DataLimitExceeded".into(),
+                            format!("The item at index {index} is larger than the maximum payload size of 262144 bytes."),
+                        ));
+                    }
+                    out.push((input, 1));
+                    checkpoint = self.position_now();
+                }
+                Some(b) => {
+                    let closed = b.push(index, input).map_err(|e| (e.error_name().to_string(), e.to_string()))?;
+                    if let Some(batch) = closed {
+                        out.push(batch);
+                        // The item that closed the batch starts the next one: resume before it,
+                        // unless it was the last of a full batch (then after it).
+                        checkpoint = if b.is_empty() { self.position_now_of_stream() } else { before };
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn writer_status(s: ChildStatus) -> writer::ChildStatus {
+    match s {
+        ChildStatus::Succeeded => writer::ChildStatus::Succeeded,
+        ChildStatus::Failed => writer::ChildStatus::Failed,
+        ChildStatus::TimedOut => writer::ChildStatus::TimedOut,
+        ChildStatus::Aborted => writer::ChildStatus::Aborted,
+        ChildStatus::Pending | ChildStatus::PendingRedrive | ChildStatus::Running => writer::ChildStatus::Pending,
+    }
+}
+
+/// The ResultWriter / result records of a run's children, in item order.
+pub fn records(run: &MapRun) -> Vec<ChildRecord> {
+    let express = run.child_type == super::ExecutionTypeTag::Express;
+    let exec_prefix = run.state_machine_arn.replacen(":stateMachine:", ":execution:", 1);
+    run.children
+        .iter()
+        .map(|c| {
+            let status = writer_status(c.status);
+            match (status, c.start_date, c.stop_date) {
+                (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => ChildRecord::pending(c.input.clone()),
+                (_, Some(start), Some(stop)) => {
+                    let mut r = ChildRecord::finished(
+                        format!("{exec_prefix}:{}", c.name),
+                        c.name.clone(),
+                        run.state_machine_arn.clone(),
+                        c.input.clone(),
+                        status,
+                        start,
+                        stop,
+                        c.redrive_count,
+                        express,
+                    );
+                    r.output = c.output.clone();
+                    r.error = c.error.clone();
+                    r.cause = c.cause.clone();
+                    r
+                }
+            }
+        })
+        .collect()
+}
+
+fn write_results(
+    run: &MapRun,
+    spec: &WriterSpec,
+    store: &dyn ObjectStore,
+) -> Result<(u64, Value), (String, String)> {
+    let recs = records(run);
+    let mut w = ResultWriter::new(store, spec, &run.map_run_arn).map_err(|e| (e.error_name().into(), e.cause()))?;
+    if run.redrive_count > 0 {
+        let prior = writer::load_prior(store, spec, &run.map_run_arn).map_err(|e| (e.error_name().into(), e.cause()))?;
+        w = w.with_prior(prior);
+    }
+    let bucket = w.bucket().to_string();
+    for r in &recs {
+        w.write(r).map_err(|e| (e.error_name().into(), e.cause()))?;
+    }
+    let outcome = w.finish().map_err(|e| (e.error_name().into(), e.cause()))?;
+    let written = run.children.iter().filter(|c| c.status.is_terminal()).map(|c| c.items).sum();
+    Ok((written, writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key)))
+}
+
+/// Runs the job to the end of its Map Run.
+pub fn drive(job: Job<'_>) -> Outcome {
+    let Job { mut run, items, select, batch, writer, store, checkpoints, runner, clock, workers, progress } = job;
+    let mut source = Source { items, stream: None, store: store.clone(), select, batcher: batch.map(Batcher::new), next_inline: 0 };
+    // Fail before any child runs when the results cannot be written.
+    if let Some(spec) = writer.as_ref().filter(|w| w.destination.is_some()) {
+        match ResultWriter::new(store.as_ref(), spec, &run.map_run_arn).and_then(|w| w.check_destination()) {
+            Ok(()) => {}
+            Err(e) => {
+                let now = clock.now();
+                run.apply(MapRunEvent::WriterFailed { error: e.error_name().into(), cause: e.cause() }, now);
+                let _ = checkpoints.save(&mut run);
+                return Outcome { result: Err((e.error_name().into(), e.cause())), run };
+            }
+        }
+    }
+    let exports = writer.as_ref().is_some_and(|w| w.destination.is_some());
+    let inline_t = WriterSpec::inline_transformation(writer.as_ref());
+    let (job_tx, job_rx) = mpsc::channel::<(u64, String, Value, bool)>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::channel::<(u64, ChildOutcome)>();
+    let mut final_result: Option<Result<Value, (String, String)>> = None;
+    let mut writer_result: Option<Value> = None;
+
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1) {
+            let rx = job_rx.clone();
+            let tx = done_tx.clone();
+            scope.spawn(move || loop {
+                let next = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                let Ok((index, name, input, redrive)) = next else { return };
+                let outcome = runner.run_child(index, &name, &input, redrive);
+                if tx.send((index, outcome)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut pending = run.apply(MapRunEvent::Start, clock.now());
+        let mut last_save = Instant::now();
+        loop {
+            let mut events = Vec::new();
+            for action in pending.drain(..) {
+                match action {
+                    MapRunAction::Read { position, max_children } => match source.read(&position, max_children) {
+                        Ok((inputs, position, done)) => events.push(MapRunEvent::ChildrenRead { inputs, position, done }),
+                        Err((error, cause)) => events.push(MapRunEvent::ReaderFailed { error, cause }),
+                    },
+                    MapRunAction::StartChild { index, name, input, redrive } => {
+                        // A closed channel means the workers are gone: the child stays RUNNING
+                        // in the checkpoint and runs again on resume.
+                        let _ = job_tx.send((index, name, input, redrive));
+                    }
+                    MapRunAction::StopChild { .. } => {
+                        // In-process children cannot be interrupted mid-state; the run no longer
+                        // waits for them and ignores what they report.
+                    }
+                    MapRunAction::WriteResults => {
+                        let _ = checkpoints.save(&mut run);
+                        match writer.as_ref() {
+                            Some(spec) if exports => match write_results(&run, spec, store.as_ref()) {
+                                Ok((records, result)) => {
+                                    writer_result = Some(result);
+                                    events.push(MapRunEvent::ResultsWritten { records });
+                                }
+                                Err((error, cause)) => events.push(MapRunEvent::WriterFailed { error, cause }),
+                            },
+                            _ => {
+                                let records = run.children.iter().filter(|c| c.status.is_terminal()).map(|c| c.items).sum();
+                                events.push(MapRunEvent::ResultsWritten { records });
+                            }
+                        }
+                    }
+                    MapRunAction::Finish { status, error, cause } => {
+                        final_result = Some(match status {
+                            MapRunStatus::Succeeded => Ok(match writer_result.take() {
+                                Some(r) => r,
+                                None => writer::inline_result(records(&run).iter(), inline_t),
+                            }),
+                            _ => Err((
+                                error.clone().unwrap_or_else(|| "States.Runtime".into()),
+                                cause.clone().unwrap_or_default(),
+                            )),
+                        });
+                    }
+                }
+            }
+            if final_result.is_some() {
+                break;
+            }
+            if events.is_empty() {
+                match done_rx.recv_timeout(CHECKPOINT_EVERY) {
+                    Ok((index, o)) => events.push(child_event(index, o)),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        final_result = Some(Err(("States.Runtime".into(), "the Map Run's workers stopped".into())));
+                        break;
+                    }
+                }
+                // Take everything else that finished meanwhile: one checkpoint per batch.
+                while let Ok((index, o)) = done_rx.try_recv() {
+                    events.push(child_event(index, o));
+                }
+            }
+            let now = clock.now();
+            for ev in events {
+                pending.extend(run.apply(ev, now));
+            }
+            if last_save.elapsed() >= CHECKPOINT_EVERY {
+                let _ = checkpoints.save(&mut run);
+                if let Some(p) = progress {
+                    p(&run);
+                }
+                last_save = Instant::now();
+            }
+        }
+        drop(job_tx);
+    });
+    let _ = checkpoints.save(&mut run);
+    if let Some(p) = progress {
+        p(&run);
+    }
+    let result = final_result.unwrap_or_else(|| Err(("States.Runtime".into(), "the Map Run ended without a result".into())));
+    Outcome { run, result }
+}
+
+fn child_event(index: u64, o: ChildOutcome) -> MapRunEvent {
+    match o.status {
+        ChildStatus::Succeeded => MapRunEvent::ChildSucceeded { index, output: o.output.unwrap_or(Value::Null) },
+        status => MapRunEvent::ChildFailed { index, status, error: o.error, cause: o.cause },
+    }
+}

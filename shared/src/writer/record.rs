@@ -1,0 +1,302 @@
+//! One child execution's outcome, and its record as AWS writes it (spec §3.3).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::spec::Transformation;
+
+/// A child's final status as the result files see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ChildStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+    /// Never started (the Map Run failed or was aborted first).
+    Pending,
+}
+
+impl ChildStatus {
+    /// The record's `Status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildStatus::Succeeded => "SUCCEEDED",
+            ChildStatus::Failed => "FAILED",
+            ChildStatus::TimedOut => "TIMED_OUT",
+            ChildStatus::Aborted => "ABORTED",
+            ChildStatus::Pending => "PENDING",
+        }
+    }
+
+    /// The file family the record goes to: timed-out and aborted children are filed with the
+    /// failures (spec §3.1).
+    pub fn family(self) -> Family {
+        match self {
+            ChildStatus::Succeeded => Family::Succeeded,
+            ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted => Family::Failed,
+            ChildStatus::Pending => Family::Pending,
+        }
+    }
+}
+
+/// A family of result files (`<FAMILY>_<n>.json`) and its key in the manifest's `ResultFiles`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Family {
+    Failed,
+    Pending,
+    Succeeded,
+}
+
+impl Family {
+    /// In the manifest's key order.
+    pub const ALL: [Family; 3] = [Family::Failed, Family::Pending, Family::Succeeded];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Failed => "FAILED",
+            Family::Pending => "PENDING",
+            Family::Succeeded => "SUCCEEDED",
+        }
+    }
+
+    pub(crate) fn slot(self) -> usize {
+        match self {
+            Family::Failed => 0,
+            Family::Pending => 1,
+            Family::Succeeded => 2,
+        }
+    }
+}
+
+/// `ExecutionRedriveStatus` (spec §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RedriveStatus {
+    Redrivable,
+    NotRedrivable,
+    RedrivableByMapRun,
+}
+
+impl RedriveStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedriveStatus::Redrivable => "REDRIVABLE",
+            RedriveStatus::NotRedrivable => "NOT_REDRIVABLE",
+            RedriveStatus::RedrivableByMapRun => "REDRIVABLE_BY_MAP_RUN",
+        }
+    }
+}
+
+/// The reason AWS gives for a succeeded execution (spec §3.3, §5.2).
+pub const SUCCEEDED_REDRIVE_REASON: &str = "Execution is SUCCEEDED and cannot be redriven";
+
+/// One child execution's outcome. Fields that are `None` are left out of the record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChildRecord {
+    /// `…:execution:<stateMachineName>/<label>:<name>`; `None` for a child never started.
+    pub execution_arn: Option<String>,
+    pub name: Option<String>,
+    /// The child's input (an item, or a batch object).
+    pub input: Value,
+    /// Only written for `SUCCEEDED` (a missing output is written as `null`).
+    pub output: Option<Value>,
+    pub status: ChildStatus,
+    pub start_date: Option<DateTime<Utc>>,
+    pub stop_date: Option<DateTime<Utc>>,
+    /// The labelled child state machine ARN `…:stateMachine:<name>/<label>`.
+    pub state_machine_arn: Option<String>,
+    pub state_machine_alias_arn: Option<String>,
+    pub state_machine_version_arn: Option<String>,
+    pub redrive_count: Option<u32>,
+    pub redrive_status: Option<RedriveStatus>,
+    pub redrive_status_reason: Option<String>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+}
+
+impl ChildRecord {
+    /// A child that ran: the redrive fields are AWS's defaults for its status (see
+    /// [`ChildRecord::default_redrive`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finished(
+        execution_arn: impl Into<String>,
+        name: impl Into<String>,
+        state_machine_arn: impl Into<String>,
+        input: Value,
+        status: ChildStatus,
+        start_date: DateTime<Utc>,
+        stop_date: DateTime<Utc>,
+        redrive_count: u32,
+        express: bool,
+    ) -> Self {
+        let (redrive_status, reason) = Self::default_redrive(status, express);
+        ChildRecord {
+            execution_arn: Some(execution_arn.into()),
+            name: Some(name.into()),
+            input,
+            output: None,
+            status,
+            start_date: Some(start_date),
+            stop_date: Some(stop_date),
+            state_machine_arn: Some(state_machine_arn.into()),
+            state_machine_alias_arn: None,
+            state_machine_version_arn: None,
+            redrive_count: Some(redrive_count),
+            redrive_status,
+            redrive_status_reason: reason.map(str::to_string),
+            error: None,
+            cause: None,
+        }
+    }
+
+    /// A child never started: `{"Input", "InputDetails", "Status": "PENDING"}` (spec §3.3,
+    /// the plausible shape; unconfirmed).
+    pub fn pending(input: Value) -> Self {
+        ChildRecord {
+            execution_arn: None,
+            name: None,
+            input,
+            output: None,
+            status: ChildStatus::Pending,
+            start_date: None,
+            stop_date: None,
+            state_machine_arn: None,
+            state_machine_alias_arn: None,
+            state_machine_version_arn: None,
+            redrive_count: None,
+            redrive_status: None,
+            redrive_status_reason: None,
+            error: None,
+            cause: None,
+        }
+    }
+
+    pub fn with_output(mut self, output: Value) -> Self {
+        self.output = Some(output);
+        self
+    }
+
+    pub fn with_error(mut self, error: Option<String>, cause: Option<String>) -> Self {
+        self.error = error;
+        self.cause = cause;
+        self
+    }
+
+    /// AWS's redrive status for a child (spec §5.2, §5.4): a success is `NOT_REDRIVABLE`
+    /// ("Execution is SUCCEEDED and cannot be redriven"); an unsuccessful Standard child is
+    /// `REDRIVABLE`; a failed or timed-out Express child is `REDRIVABLE_BY_MAP_RUN`; an aborted
+    /// Express child is not redriven (`NOT_REDRIVABLE`, no reason: AWS only gives one for
+    /// successes with Express children). A pending child has none.
+    pub fn default_redrive(
+        status: ChildStatus,
+        express: bool,
+    ) -> (Option<RedriveStatus>, Option<&'static str>) {
+        match (status, express) {
+            (ChildStatus::Succeeded, _) => (
+                Some(RedriveStatus::NotRedrivable),
+                Some(SUCCEEDED_REDRIVE_REASON),
+            ),
+            (ChildStatus::Pending, _) => (None, None),
+            (ChildStatus::Aborted, true) => (Some(RedriveStatus::NotRedrivable), None),
+            (_, true) => (Some(RedriveStatus::RedrivableByMapRun), None),
+            (_, false) => (Some(RedriveStatus::Redrivable), None),
+        }
+    }
+
+    /// The full (`NONE`) record, keys in AWS's (alphabetical) order: `Cause`, `Error`,
+    /// `ExecutionArn`, `Input`, `InputDetails`, `Name`, `Output`, `OutputDetails`,
+    /// `RedriveCount`, `RedriveStatus`, `RedriveStatusReason`, `StartDate`,
+    /// `StateMachineAliasArn`, `StateMachineArn`, `StateMachineVersionArn`, `Status`, `StopDate`.
+    /// `Input` and `Output` are JSON text; dates are `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    pub fn to_record(&self) -> Value {
+        let mut m = Map::new();
+        let put_str = |m: &mut Map<String, Value>, k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), Value::String(v.clone()));
+            }
+        };
+        put_str(&mut m, "Cause", &self.cause);
+        put_str(&mut m, "Error", &self.error);
+        put_str(&mut m, "ExecutionArn", &self.execution_arn);
+        m.insert("Input".into(), Value::String(json_text(&self.input)));
+        m.insert("InputDetails".into(), included());
+        put_str(&mut m, "Name", &self.name);
+        if self.status == ChildStatus::Succeeded {
+            let text = match &self.output {
+                Some(o) => json_text(o),
+                None => "null".to_string(),
+            };
+            m.insert("Output".into(), Value::String(text));
+            m.insert("OutputDetails".into(), included());
+        }
+        if let Some(n) = self.redrive_count {
+            m.insert("RedriveCount".into(), Value::from(n));
+        }
+        if let Some(s) = self.redrive_status {
+            m.insert("RedriveStatus".into(), Value::String(s.as_str().into()));
+        }
+        put_str(&mut m, "RedriveStatusReason", &self.redrive_status_reason);
+        put_str(&mut m, "StartDate", &self.start_date.map(format_date));
+        put_str(
+            &mut m,
+            "StateMachineAliasArn",
+            &self.state_machine_alias_arn,
+        );
+        put_str(&mut m, "StateMachineArn", &self.state_machine_arn);
+        put_str(
+            &mut m,
+            "StateMachineVersionArn",
+            &self.state_machine_version_arn,
+        );
+        m.insert("Status".into(), Value::String(self.status.as_str().into()));
+        put_str(&mut m, "StopDate", &self.stop_date.map(format_date));
+        Value::Object(m)
+    }
+
+    /// What this child contributes to an array of results under `t`: its record when it did
+    /// not succeed or `t` is `NONE`; its output for `COMPACT`; its output's elements (or the
+    /// output itself when not an array) for `FLATTEN`.
+    pub fn entries(&self, t: Transformation) -> Vec<Value> {
+        let mut out = Vec::new();
+        let _ = self.for_each_entry(t, |v| {
+            out.push(v.clone());
+            Ok::<(), std::convert::Infallible>(())
+        });
+        out
+    }
+
+    /// [`ChildRecord::entries`] without copying the output.
+    pub fn for_each_entry<E>(
+        &self,
+        t: Transformation,
+        mut f: impl FnMut(&Value) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.status != ChildStatus::Succeeded || t == Transformation::None {
+            return f(&self.to_record());
+        }
+        let output = self.output.as_ref().unwrap_or(&Value::Null);
+        match (t, output) {
+            (Transformation::Flatten, Value::Array(items)) => items.iter().try_for_each(f),
+            (_, output) => f(output),
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, always with milliseconds (spec §3.3; the AWS example
+/// `2025-02-04T01:49:50.099Z`).
+pub fn format_date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+fn included() -> Value {
+    let mut m = Map::new();
+    m.insert("Included".into(), Value::Bool(true));
+    Value::Object(m)
+}
+
+/// Compact JSON text, as AWS embeds inputs and outputs.
+fn json_text(v: &Value) -> String {
+    // Serializing a `Value` to a String cannot fail (no non-string keys, no I/O).
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
+}
