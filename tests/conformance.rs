@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mapfleet_tests::cases::{check, load, run_case, NoService, Replay};
+use mapfleet_tests::cases::{
+    check, check_test_state, load, run_case, run_test_state_case, test_state_languages, NoService,
+    Replay,
+};
 use serde_json::Value;
 
 #[derive(Default)]
@@ -16,6 +19,9 @@ struct Tally {
     pass: usize,
     fail: usize,
 }
+
+/// Single-state evaluations (the TestState API).
+const TEST_STATE_FILE: &str = "test_state_cases.jsonl";
 
 fn known_failures() -> HashMap<String, String> {
     let path = concat!(
@@ -64,16 +70,26 @@ fn run_suite(
             }
         }
         let area = case["area"].as_str().unwrap_or("?").to_string();
-        let langs = case["query_languages"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join("+")
-            })
-            .unwrap_or_else(|| "JSONPath".into());
+        let langs = if file == TEST_STATE_FILE {
+            test_state_languages(&case)
+        } else {
+            case["query_languages"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("+")
+                })
+                .unwrap_or_else(|| "JSONPath".into())
+        };
         let result = catch_unwind(AssertUnwindSafe(|| {
+            if file == TEST_STATE_FILE {
+                return match run_test_state_case(&case) {
+                    Ok(r) => check_test_state(&case, &r),
+                    Err(e) => Some(e),
+                };
+            }
             let outcome = if file == "cases_needs_service.jsonl" {
                 let calls = case["service_calls"]
                     .as_array()
@@ -152,6 +168,13 @@ fn main() {
         run_suite(
             "cases_needs_service.jsonl (replayed service results)",
             "cases_needs_service.jsonl",
+            filter,
+            verbose,
+            &known,
+        ),
+        run_suite(
+            "test_state_cases.jsonl (TestState)",
+            TEST_STATE_FILE,
             filter,
             verbose,
             &known,

@@ -18,8 +18,8 @@ use mapfleet_core::asl::parse::{parse_definition_str, validate_str};
 use mapfleet_core::asl::timestamp;
 use mapfleet_core::asl::ExecutionType;
 use mapfleet_core::engine::{
-    run_to_completion, ChainInvoker, Event, Execution, ExecutionInfo, ExecutionStatus,
-    HandlerRegistry, RunOptions, TimeMode,
+    run_to_completion, test_state, ChainInvoker, Event, Execution, ExecutionInfo, ExecutionStatus,
+    HandlerRegistry, RunOptions, TestStatePorts, TestStateRequest, TimeMode,
 };
 use mapfleet_core::ports::{Clock, OsEntropy, SystemClock, VirtualClock};
 use serde_json::{json, Map, Value};
@@ -122,6 +122,49 @@ enum Cmd {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Evaluate one state (the TestState API); prints a TestState-shaped JSON object.
+    TestState {
+        /// One state, or a state machine with --state-name.
+        #[arg(long)]
+        definition: PathBuf,
+        /// The state's input: a file, or - for stdin (default: {}).
+        #[arg(long)]
+        input: Option<String>,
+        #[arg(long)]
+        state_name: Option<String>,
+        #[arg(long, value_enum, default_value = "INFO")]
+        inspection_level: Level,
+        /// TestState's mock: {"result": "<JSON text>"} or {"errorOutput": {"error", "cause"}}.
+        #[arg(long)]
+        mock: Option<PathBuf>,
+        /// A context object to use instead of the made-up one (a JSON file).
+        #[arg(long)]
+        context: Option<PathBuf>,
+        /// Workflow variables the state starts with (a JSON object file).
+        #[arg(long)]
+        variables: Option<PathBuf>,
+        /// TestState's stateConfiguration (a JSON file).
+        #[arg(long)]
+        state_configuration: Option<PathBuf>,
+        #[arg(long)]
+        role_arn: Option<String>,
+        /// RESOURCE=COMMAND: run COMMAND for an unmocked Task with this Resource.
+        #[arg(long = "task-command")]
+        task_command: Vec<String>,
+        /// A Lambda Invoke API endpoint for an unmocked Lambda task.
+        #[arg(long)]
+        lambda_endpoint: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Level {
+    #[value(name = "INFO")]
+    Info,
+    #[value(name = "DEBUG")]
+    Debug,
+    #[value(name = "TRACE")]
+    Trace,
 }
 
 fn state_dir(p: Option<PathBuf>) -> StateDir {
@@ -208,6 +251,128 @@ fn main() -> ExitCode {
             &task_token,
             json!({"kind": "heartbeat", "taskToken": task_token}),
         ),
+        Cmd::TestState {
+            definition,
+            input,
+            state_name,
+            inspection_level,
+            mock,
+            context,
+            variables,
+            state_configuration,
+            role_arn,
+            task_command,
+            lambda_endpoint,
+        } => {
+            let level = match inspection_level {
+                Level::Info => "INFO",
+                Level::Debug => "DEBUG",
+                Level::Trace => "TRACE",
+            };
+            cmd_test_state(TestStateArgs {
+                definition,
+                input,
+                state_name,
+                level,
+                mock,
+                context,
+                variables,
+                state_configuration,
+                role_arn,
+                task_command,
+                lambda_endpoint,
+            })
+        }
+    }
+}
+
+struct TestStateArgs {
+    definition: PathBuf,
+    input: Option<String>,
+    state_name: Option<String>,
+    level: &'static str,
+    mock: Option<PathBuf>,
+    context: Option<PathBuf>,
+    variables: Option<PathBuf>,
+    state_configuration: Option<PathBuf>,
+    role_arn: Option<String>,
+    task_command: Vec<String>,
+    lambda_endpoint: Option<String>,
+}
+
+fn read_json_file(path: &PathBuf, what: &str) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{what} {} is not JSON: {e}", path.display()))
+}
+
+/// `test-state`: prints the TestState response (output and inspection data as JSON text, as
+/// AWS returns them). Exit 0 whenever there is a response, whatever its status; 2 for a bad
+/// request or an invalid definition.
+fn cmd_test_state(args: TestStateArgs) -> ExitCode {
+    let (text, _) = match read_definition(&args.definition) {
+        Ok(v) => v,
+        Err(e) => return usage(e),
+    };
+    let mut request = Map::new();
+    request.insert("definition".into(), json!(text));
+    // As JSON text, as AWS takes it (a JSON string input stays a string).
+    match read_input(&args.input) {
+        Ok(v) => request.insert("input".into(), json!(v.to_string())),
+        Err(e) => return usage(e),
+    };
+    request.insert("inspectionLevel".into(), json!(args.level));
+    if let Some(n) = &args.state_name {
+        request.insert("stateName".into(), json!(n));
+    }
+    if let Some(r) = &args.role_arn {
+        request.insert("roleArn".into(), json!(r));
+    }
+    let files = [
+        ("mock", &args.mock),
+        ("context", &args.context),
+        ("variables", &args.variables),
+        ("stateConfiguration", &args.state_configuration),
+    ];
+    for (key, path) in files {
+        if let Some(p) = path {
+            match read_json_file(p, key) {
+                Ok(v) => request.insert(key.into(), v),
+                Err(e) => return usage(e),
+            };
+        }
+    }
+    let request = match TestStateRequest::from_json(&Value::Object(request)) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    let mut commands = HashMap::new();
+    for tc in &args.task_command {
+        match tc.split_once('=') {
+            Some((r, c)) => {
+                commands.insert(r.to_string(), c.to_string());
+            }
+            None => return usage(format!("--task-command takes RESOURCE=COMMAND, got '{tc}'")),
+        }
+    }
+    let invoker = ChainInvoker {
+        registry: HandlerRegistry::new(),
+        fallback: Some(Box::new(LocalInvoker {
+            commands,
+            lambda_endpoint: args.lambda_endpoint,
+        })),
+    };
+    let ports = TestStatePorts {
+        invoker: &invoker,
+        entropy: &OsEntropy,
+        now: SystemClock.now(),
+    };
+    match test_state(&request, &ports) {
+        Ok(resp) => {
+            println!("{}", resp.to_aws_json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage(e),
     }
 }
 

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use mapfleet_core::asl::parse::parse_definition;
 use mapfleet_core::asl::ExecutionType;
+use mapfleet_core::engine::test_state::{test_state, TestStatePorts, TestStateRequest};
 use mapfleet_core::engine::{
     run_to_completion, Event, Execution, ExecutionInfo, ExecutionStatus, RunOptions, TaskInvoker,
-    TaskOutcome, TaskRequest, TimeMode,
+    TaskOutcome, TaskRequest, TestStateResponse, TimeMode,
 };
 use mapfleet_core::ports::{Clock, SeededEntropy, SystemClock, VirtualClock};
 use serde_json::Value;
@@ -245,4 +246,116 @@ pub fn python_json(v: &Value) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// A task that always returns the same recorded result.
+struct Recorded(Value);
+
+impl TaskInvoker for Recorded {
+    fn invoke(&self, _request: &TaskRequest) -> TaskOutcome {
+        TaskOutcome::Succeeded(self.0.clone())
+    }
+}
+
+/// Decodes a value AWS returned as JSON text; other values stay as they are.
+fn decoded(v: &Value) -> Value {
+    match v {
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
+        other => other.clone(),
+    }
+}
+
+/// The role the recorded TestState calls ran with. The recorded requests leave `roleArn`
+/// out; the recordings (nearly all) passed one.
+pub const TEST_STATE_ROLE: &str = "arn:aws:iam::123456789012:role/mapfleet-test-state";
+
+/// Runs a `test_state_cases.jsonl` case: its `request` through the TestState API. A state
+/// that called a real service without a mock gets the service's result replayed from the
+/// recording (`inspectionData.result`, DEBUG/TRACE only); without one its task fails.
+pub fn run_test_state_case(case: &Value) -> Result<TestStateResponse, String> {
+    let mut req = TestStateRequest::from_json(&case["request"]).map_err(|e| e.to_string())?;
+    if req.role_arn.is_none() {
+        req.role_arn = Some(TEST_STATE_ROLE.to_string());
+    }
+    let recorded = if req.mock.is_none() {
+        case["expected"]["inspectionData"]
+            .get("result")
+            .map(decoded)
+    } else {
+        None
+    };
+    let invoker: Box<dyn TaskInvoker> = match recorded {
+        Some(r) => Box::new(Recorded(r)),
+        None => Box::new(NoService),
+    };
+    let entropy = SeededEntropy::new(7);
+    let ports = TestStatePorts {
+        invoker: invoker.as_ref(),
+        entropy: &entropy,
+        now: SystemClock.now(),
+    };
+    test_state(&req, &ports).map_err(|e| e.to_string())
+}
+
+/// The query language(s) a TestState case's definition uses, for the report.
+pub fn test_state_languages(case: &Value) -> String {
+    let text = case["request"]["definition"].to_string();
+    if text.contains("\"QueryLanguage\":\"JSONata\"") {
+        "JSONata".into()
+    } else {
+        "JSONPath".into()
+    }
+}
+
+/// Compares a TestState response with `case.expected` (`status`, `output`, `error`,
+/// `cause`, `nextState`, `inspectionData`; a field is compared when either side has it).
+/// AWS returns output and inspection data as JSON text; the recording decoded the objects
+/// among them, so expected text is decoded before comparing.
+pub fn check_test_state(case: &Value, resp: &TestStateResponse) -> Option<String> {
+    let exp = &case["expected"];
+    let placeholders: Vec<String> = case
+        .get("placeholders")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let m = Matcher::new(&placeholders);
+    let actual = resp.to_json();
+    if exp["status"] != actual["status"] {
+        return Some(format!(
+            "status {} != {} (error={} cause={})",
+            actual["status"],
+            exp["status"],
+            actual.get("error").unwrap_or(&Value::Null),
+            actual.get("cause").unwrap_or(&Value::Null)
+        ));
+    }
+    for key in ["output", "error", "cause", "nextState", "inspectionData"] {
+        let expected = match (key, exp.get(key)) {
+            ("inspectionData", Some(Value::Object(d))) => Some(Value::Object(
+                d.iter().map(|(k, v)| (k.clone(), decoded(v))).collect(),
+            )),
+            (_, e) => e.cloned(),
+        };
+        match (expected, actual.get(key)) {
+            (None, None) => {}
+            (Some(e), Some(a)) => {
+                if let Some(r) = m.check(&e, a, &format!("${key}")) {
+                    return Some(r);
+                }
+            }
+            (Some(_), None) => return Some(format!("${key}: missing")),
+            (None, Some(a)) => {
+                let text = a.to_string();
+                return Some(format!(
+                    "${key}: not expected, got {}",
+                    text.chars().take(120).collect::<String>()
+                ));
+            }
+        }
+    }
+    None
 }

@@ -29,6 +29,7 @@ use crate::ports::Entropy;
 
 use super::context::{context_object, ExecutionInfo, StateContext};
 use super::history::History;
+use super::test_state::{Point, Probe};
 
 /// Inline Maps with at least this many items and a side-effect-free processor use all cores.
 const PARALLEL_MIN_ITEMS: usize = 512;
@@ -289,6 +290,10 @@ pub struct Execution {
     ready: VecDeque<u64>,
     #[serde(skip)]
     actions: Vec<Action>,
+    /// TestState only: records the data flow of the state under test and seeds its context
+    /// (`None` in ordinary runs: every hook is one `Option` check).
+    #[serde(skip)]
+    probe: Option<Box<Probe>>,
 }
 
 fn lang_is_jsonata(state: &State) -> bool {
@@ -453,6 +458,37 @@ impl Execution {
             parallel: true,
             ready: VecDeque::new(),
             actions: Vec::new(),
+            probe: None,
+        }
+    }
+
+    /// Variables the top-level scope starts with (TestState's `variables`).
+    pub fn set_initial_variables(&mut self, vars: Map<String, Value>) {
+        self.initial_vars = vars;
+    }
+
+    /// Attaches a TestState probe (see [`super::test_state`]).
+    pub fn set_probe(&mut self, probe: Probe) {
+        self.probe = Some(Box::new(probe));
+    }
+
+    pub fn probe(&self) -> Option<&Probe> {
+        self.probe.as_deref()
+    }
+
+    /// The probe, when `tid` is the top-level thread sitting on the state under test.
+    fn probe_at(&mut self, tid: u64) -> Option<&mut Probe> {
+        let probe = self.probe.as_deref_mut()?;
+        let th = self.threads.get(&tid)?;
+        (th.parent.is_none() && th.state == probe.state).then_some(probe)
+    }
+
+    /// Records one data-flow point of the state under test (`value` is only built then).
+    fn probe_point(&mut self, tid: u64, point: Point, value: impl FnOnce() -> Value) {
+        if self.probe.is_some() {
+            if let Some(p) = self.probe_at(tid) {
+                p.record(point, value());
+            }
         }
     }
 
@@ -978,6 +1014,9 @@ impl Execution {
         token: Option<&str>,
         map_item: Option<Value>,
     ) -> Value {
+        if let Some(ctx) = self.probe.as_ref().and_then(|p| p.context.as_ref()) {
+            return ctx.clone();
+        }
         let Some(t) = self.threads.get(&tid) else {
             return Value::Null;
         };
@@ -1259,6 +1298,7 @@ impl Execution {
             });
         }
         self.emit_exited(tid, state, &output, Some(&assigned), env);
+        self.probe_point(tid, Point::Assigned, || Value::Object(assigned.clone()));
         self.commit_assign(tid, assigned);
         match transition {
             Some(Transition::Next(n)) => Step::Next(n, output),
@@ -1341,6 +1381,7 @@ impl Execution {
         }
         let mut raw = raw;
         let effective = self.input_path(tid, state, &p.io.input_path, &raw)?;
+        self.probe_point(tid, Point::AfterInputPath, || effective.as_ref().clone());
         let computed = if let Some(r) = &p.result {
             Some(r.clone())
         } else if let Some(Template::JsonPath(t)) = &p.io.parameters {
@@ -1348,6 +1389,12 @@ impl Execution {
         } else {
             None
         };
+        match (&p.result, &computed) {
+            (Some(r), _) => self.probe_point(tid, Point::Result, || r.clone()),
+            (None, c) => self.probe_point(tid, Point::AfterParameters, || {
+                c.clone().unwrap_or_else(|| effective.as_ref().clone())
+            }),
+        }
         let result = match (computed, effective) {
             (Some(r), _) => r,
             (None, Cow::Owned(e)) => e,
@@ -1361,7 +1408,9 @@ impl Execution {
             Some(a) => self.eval_assign(tid, state, a, &result, None, env)?,
             None => Map::new(),
         };
+        self.probe_point(tid, Point::AfterResultSelector, || result.clone());
         let merged = self.apply_result_path(&p.io.result_path, raw, result)?;
+        self.probe_point(tid, Point::AfterResultPath, || merged.clone());
         let output = self.apply_path_field(tid, state, &p.io.output_path, merged)?;
         Ok(self.exit_state(tid, state, Some(p.transition), output, assigned, env))
     }
@@ -1384,6 +1433,7 @@ impl Execution {
             }
         } else {
             let effective = self.apply_path_field(tid, state, &io.input_path, raw)?;
+            self.probe_point(tid, Point::AfterInputPath, || effective.clone());
             self.apply_path_field(tid, state, &io.output_path, effective)?
         };
         Ok(self.exit_state(tid, state, None, output, Map::new(), env))
@@ -1473,6 +1523,9 @@ impl Execution {
         } else {
             self.input_path(tid, state, &c.io.input_path, &raw)?
         };
+        if !jsonata {
+            self.probe_point(tid, Point::AfterInputPath, || effective.as_ref().clone());
+        }
         let states = if jsonata {
             Some(self.states_object(tid, state, &raw, None, None, None, None))
         } else {
@@ -1700,6 +1753,7 @@ impl Execution {
             return Ok(self.exit_state(tid, state, Some(transition), output, assigned, env));
         }
         let effective = self.apply_path_field(tid, state, &io.input_path, raw)?;
+        self.probe_point(tid, Point::AfterInputPath, || effective.clone());
         let assigned = match &io.assign {
             Some(a) => self.eval_assign(tid, state, a, &effective, None, env)?,
             None => Map::new(),
@@ -1794,6 +1848,12 @@ impl Execution {
             }
             None => effective.as_ref().clone(),
         };
+        if jsonata {
+            self.probe_point(tid, Point::AfterArguments, || input.clone());
+        } else {
+            self.probe_point(tid, Point::AfterInputPath, || effective.as_ref().clone());
+            self.probe_point(tid, Point::AfterParameters, || input.clone());
+        }
         let timeout = match &t.timeout_seconds {
             Some(d) => Some(self.eval_dynamic_u64(
                 tid,
@@ -1933,6 +1993,7 @@ impl Execution {
     ) -> Step {
         let r = (|| -> Result<Step, AslError> {
             let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or_default();
+            self.probe_point(tid, Point::Result, || result.clone());
             if lang_is_jsonata(state) {
                 let states = self.states_object(tid, state, &raw, Some(&result), None, None, None);
                 let assigned = match &io.assign {
@@ -1953,7 +2014,9 @@ impl Execution {
                 Some(a) => self.eval_assign(tid, state, a, &result, None, env)?,
                 None => Map::new(),
             };
+            self.probe_point(tid, Point::AfterResultSelector, || selected.clone());
             let merged = self.apply_result_path(&io.result_path, shared_value(&raw, &io.result_path), selected)?;
+            self.probe_point(tid, Point::AfterResultPath, || merged.clone());
             let output = self.apply_path_field(tid, state, &io.output_path, merged)?;
             Ok(self.exit_state(tid, state, Some(transition), output, assigned, env))
         })();
@@ -2795,7 +2858,11 @@ impl Execution {
                 .threads
                 .get(&tid)
                 .and_then(|t| t.retry_counts.get(i).copied())
-                .unwrap_or(0);
+                .unwrap_or(0)
+                + self.probe_at(tid).map_or(0, |p| p.retrier_retry_count);
+            if let Some(p) = self.probe_at(tid) {
+                p.retry_matched(i);
+            }
             if attempts < r.max_attempts {
                 let mut delay = r.interval_seconds as f64 * r.backoff_rate.powi(attempts as i32);
                 if let Some(max) = r.max_delay_seconds {
@@ -2803,6 +2870,9 @@ impl Execution {
                 }
                 if r.jitter == crate::asl::Jitter::Full {
                     delay *= env.entropy.next_f64();
+                }
+                if let Some(p) = self.probe_at(tid) {
+                    p.retrying(delay, f.error.clone(), f.cause.clone());
                 }
                 let timer = self.fresh_id();
                 self.add_timer(
@@ -2821,10 +2891,14 @@ impl Execution {
                 return Step::Blocked;
             }
         }
-        if let Some(c) = catch
+        if let Some((ci, c)) = catch
             .iter()
-            .find(|c| error_matches(&c.error_equals, &name, is_task))
+            .enumerate()
+            .find(|(_, c)| error_matches(&c.error_equals, &name, is_task))
         {
+            if let Some(p) = self.probe_at(tid) {
+                p.caught(ci, f.error.clone(), f.cause.clone());
+            }
             let error_output = json!({"Error": f.error, "Cause": f.cause});
             let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or_default();
             let r = (|| -> Result<Step, AslError> {
@@ -3016,7 +3090,7 @@ fn yes() -> bool {
 
 /// Whether a (sub)machine has no side effects and never blocks: only Pass, Choice, Succeed,
 /// Fail, and inline Maps and Parallels made of those.
-fn is_pure(machine: &StateMachine) -> bool {
+pub(crate) fn is_pure(machine: &StateMachine) -> bool {
     machine.states.iter().all(|st| match &st.kind {
         StateKind::Pass(_) | StateKind::Choice(_) | StateKind::Succeed(_) | StateKind::Fail(_) => true,
         StateKind::Map(m) => m.processor_config.mode == ProcessorMode::Inline && is_pure(&m.item_processor),

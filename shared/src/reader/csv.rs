@@ -219,7 +219,12 @@ impl CsvParser {
                     St::Quoted | St::Escape { quoted: true } => {
                         return Err(ReaderError::Malformed {
                             format: Format::Csv,
-                            at: Location { uri: src.uri.clone(), line: Some(start.line), offset: Some(start.offset), index },
+                            at: Location {
+                                uri: src.uri.clone(),
+                                line: Some(start.line),
+                                offset: Some(start.offset),
+                                index,
+                            },
                             message: "unterminated quoted field at the end of the object".into(),
                         })
                     }
@@ -278,7 +283,12 @@ pub(crate) struct CsvObject {
 
 impl CsvObject {
     /// `header`: the first-row header recorded in a checkpoint, if the object was started.
-    pub fn new(src: ByteSource, mode: CsvHeader, delimiter: u8, header: Option<Vec<String>>) -> Result<Self, ReaderError> {
+    pub fn new(
+        src: ByteSource,
+        mode: CsvHeader,
+        delimiter: u8,
+        header: Option<Vec<String>>,
+    ) -> Result<Self, ReaderError> {
         let header = match (&mode, header) {
             (CsvHeader::Given(h), _) => {
                 check_duplicates(h)?;
@@ -289,6 +299,11 @@ impl CsvObject {
         Ok(CsvObject { src, parser: CsvParser::new(delimiter), mode, header })
     }
 
+    /// The header comes from the object (and so belongs in checkpoints).
+    pub fn first_row(&self) -> bool {
+        self.mode == CsvHeader::FirstRow
+    }
+
     pub fn next_value(&mut self, index: u64) -> Result<Option<Value>, ReaderError> {
         if self.header.is_none() {
             if self.mode != CsvHeader::FirstRow {
@@ -296,7 +311,8 @@ impl CsvObject {
             }
             self.src.skip_bom().map_err(|e| self.src.io_error(e, None))?;
             let uri = self.src.uri.clone();
-            let too_big = move |_at: Location| ReaderError::HeaderTooLarge { uri: uri.clone(), limit: MAX_CSV_HEADER_BYTES };
+            let too_big =
+                move |_at: Location| ReaderError::HeaderTooLarge { uri: uri.clone(), limit: MAX_CSV_HEADER_BYTES };
             match self.parser.read_record(&mut self.src, MAX_CSV_HEADER_BYTES, None, &too_big)? {
                 None => return Ok(None),
                 Some(_) => {
@@ -358,7 +374,8 @@ mod tests {
     #[test]
     fn observed_first_row_table() {
         // spec §2.3.6 observed AWS results, one file.
-        let text = "Col1,Col2,Col3\nValue1,Value2,Value3\nValue4,Value5,Value6\n,,,\ntrue,1,'HelloWorld'\nNull,None,\n   \n";
+        let text =
+            "Col1,Col2,Col3\nValue1,Value2,Value3\nValue4,Value5,Value6\n,,,\ntrue,1,'HelloWorld'\nNull,None,\n   \n";
         let got = items(text, CsvHeader::FirstRow, b',').unwrap();
         assert_eq!(
             got,

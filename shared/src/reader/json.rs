@@ -199,7 +199,9 @@ impl JsonObject {
     fn read_key(&mut self, index: Option<u64>) -> Result<String, ReaderError> {
         match self.peek_token(index)? {
             Some(b'"') => {}
-            other => return Err(self.malformed(format!("expected an object key but found {}", Self::describe(other)), index)),
+            other => {
+                return Err(self.malformed(format!("expected an object key but found {}", Self::describe(other)), index))
+            }
         }
         let at = self.src.location(index);
         match self.scan_value(true, MAX_ITEM_BYTES, index)? {
@@ -251,7 +253,10 @@ impl JsonObject {
                                 Some(b',') => self.src.consume(1),
                                 Some(b'}') => break,
                                 other => {
-                                    return Err(self.malformed(format!("expected ',' or '}}' but found {}", Self::describe(other)), None))
+                                    return Err(self.malformed(
+                                        format!("expected ',' or '}}' but found {}", Self::describe(other)),
+                                        None,
+                                    ))
                                 }
                             }
                         }
@@ -262,7 +267,11 @@ impl JsonObject {
                     Some(b'[') => {
                         self.src.consume(1);
                         // RFC 6901 array index: `0` or digits without a leading zero.
-                        let idx = if token == "0" || (!token.starts_with('0') && !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit())) {
+                        let idx = if token == "0"
+                            || (!token.starts_with('0')
+                                && !token.is_empty()
+                                && token.bytes().all(|b| b.is_ascii_digit()))
+                        {
                             token.parse::<u64>().ok()
                         } else {
                             None
@@ -283,7 +292,10 @@ impl JsonObject {
                                 Some(b',') => self.src.consume(1),
                                 Some(b']') => return Err(not_found()),
                                 other => {
-                                    return Err(self.malformed(format!("expected ',' or ']' but found {}", Self::describe(other)), None))
+                                    return Err(self.malformed(
+                                        format!("expected ',' or ']' but found {}", Self::describe(other)),
+                                        None,
+                                    ))
                                 }
                             }
                         }
@@ -303,10 +315,12 @@ impl JsonObject {
                 self.container = Some(JsonContainer::Object);
             }
             None => return Err(self.malformed("the object is empty", None)),
-            Some(b) if matches!(b, b'{' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
+            Some(b'{' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
                 return Err(ReaderError::NonIterable { uri: self.src.uri.clone() })
             }
-            other => return Err(self.malformed(format!("expected a JSON value but found {}", Self::describe(other)), None)),
+            other => {
+                return Err(self.malformed(format!("expected a JSON value but found {}", Self::describe(other)), None))
+            }
         }
         self.first = true;
         Ok(())
@@ -434,7 +448,12 @@ mod tests {
     use std::io::Cursor;
 
     fn src_at(text: &[u8], offset: u64, line: u64) -> ByteSource {
-        ByteSource::new(Some(Box::new(Cursor::new(text[offset as usize..].to_vec()))), offset, line, "s3://b/f.json".into())
+        ByteSource::new(
+            Some(Box::new(Cursor::new(text[offset as usize..].to_vec()))),
+            offset,
+            line,
+            "s3://b/f.json".into(),
+        )
     }
 
     fn all(text: &str, pointer: Option<&str>) -> Result<Vec<(Value, Option<String>)>, ReaderError> {
@@ -454,7 +473,8 @@ mod tests {
 
     #[test]
     fn top_level_array() {
-        let doc = r#"[{"verdict":"true","statement_date":"6/11/2008"}, {"verdict": "false"}, {"verdict":"mostly-true"}]"#;
+        let doc =
+            r#"[{"verdict":"true","statement_date":"6/11/2008"}, {"verdict": "false"}, {"verdict":"mostly-true"}]"#;
         assert_eq!(
             values(doc, None),
             vec![
@@ -465,7 +485,16 @@ mod tests {
         );
         assert_eq!(
             values(" [1, -2.5e3 ,\"a,]\\\"\", true,false,null,[[]],{}] trailing", None),
-            vec![json!(1), json!(-2.5e3), json!("a,]\""), json!(true), json!(false), json!(null), json!([[]]), json!({})]
+            vec![
+                json!(1),
+                json!(-2.5e3),
+                json!("a,]\""),
+                json!(true),
+                json!(false),
+                json!(null),
+                json!([[]]),
+                json!({})
+            ]
         );
         assert_eq!(values("[]", None), Vec::<Value>::new());
         assert_eq!(values("\u{feff}[1]", None), vec![json!(1)]);
@@ -595,7 +624,11 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(e.cause().starts_with("Malformed JSONL in s3://b/f.json (line 3, byte offset 9, item index 1)"), "{}", e.cause());
+        assert!(
+            e.cause().starts_with("Malformed JSONL in s3://b/f.json (line 3, byte offset 9, item index 1)"),
+            "{}",
+            e.cause()
+        );
         assert!(matches!(jsonl("{\"n\":\n1}\n"), Err(ReaderError::Malformed { .. })));
         let big = format!("\"{}\"\n", "x".repeat(MAX_ITEM_BYTES));
         assert!(matches!(jsonl(&big), Err(ReaderError::ItemTooLarge { .. })));

@@ -36,7 +36,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use error::{s3_uri, Format, Location, ReaderError, MAX_CSV_HEADER_BYTES, MAX_ITEM_BYTES, MAX_PARQUET_FOOTER_BYTES};
+pub use error::{
+    s3_uri, Format, Location, ReaderError, MAX_CSV_HEADER_BYTES, MAX_ITEM_BYTES, MAX_PARQUET_FOOTER_BYTES,
+};
 pub use json::JsonContainer;
 pub use parquet::ParquetCursor;
 pub use source::Compression;
@@ -167,7 +169,7 @@ pub fn open(
         }
         Source::Listing { bucket, prefix, load: Some(format) } => {
             let seq = ListingSeq::new(bucket, prefix, resume.and_then(|p| p.listing.as_ref()));
-            let mut s = SeqStream::new(store, Box::new(seq), format.clone(), max, resume);
+            let mut s = SeqStream::new(store, Box::new(seq), format.clone(), max, resume).lenient();
             s.prime()?;
             Ok(Box::new(s))
         }
@@ -182,7 +184,8 @@ pub fn open(
                 let seq = SingleSeq(None);
                 return Ok(Box::new(SeqStream::new(store, Box::new(seq), FileFormat::Jsonl, max, resume)));
             }
-            let (seq, header) = read_inventory(store.as_ref(), &manifest.target(), resume.and_then(|p| p.manifest.as_ref()))?;
+            let (seq, header) =
+                read_inventory(store.as_ref(), &manifest.target(), resume.and_then(|p| p.manifest.as_ref()))?;
             let format = inventory_format(header, *delimiter);
             let mut s = SeqStream::new(store, Box::new(seq), format, max, resume);
             s.prime()?;
@@ -193,7 +196,11 @@ pub fn open(
 
 /// Reads items from in-memory object bytes as `spec` describes (a `getObject` spec: its bucket
 /// and key name the data in positions and causes). For TestState's `mapItemReaderData` and tests.
-pub fn open_bytes(spec: &ReaderSpec, data: Vec<u8>, resume: Option<&Position>) -> Result<Box<dyn ItemStream>, ReaderError> {
+pub fn open_bytes(
+    spec: &ReaderSpec,
+    data: Vec<u8>,
+    resume: Option<&Position>,
+) -> Result<Box<dyn ItemStream>, ReaderError> {
     let Source::Object { object, .. } = &spec.source else {
         return Err(ReaderError::InvalidCombination {
             message: "in-memory item data needs an arn:aws:states:::s3:getObject reader".into(),

@@ -87,7 +87,11 @@ pub(crate) struct ParquetObject {
 }
 
 fn malformed(uri: &str, message: String, index: Option<u64>) -> ReaderError {
-    ReaderError::Malformed { format: Format::Parquet, at: Location { uri: uri.to_string(), index, ..Default::default() }, message }
+    ReaderError::Malformed {
+        format: Format::Parquet,
+        at: Location { uri: uri.to_string(), index, ..Default::default() },
+        message,
+    }
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -153,7 +157,8 @@ impl ParquetObject {
             })
             .collect();
         let rows = RowIter::from_file_into(Box::new(reader));
-        let mut me = ParquetObject { rows, group_rows, group_offsets, first_group, group: 0, row: 0, uri, failed: false };
+        let mut me =
+            ParquetObject { rows, group_rows, group_offsets, first_group, group: 0, row: 0, uri, failed: false };
         me.settle();
         // Skip the rows before the checkpoint inside its row group.
         for _ in 0..cursor.row {
@@ -246,11 +251,13 @@ fn field_json(f: &Field) -> Value {
             Ok(s) => Value::String(s.to_string()),
             Err(_) => Value::String(base64::engine::general_purpose::STANDARD.encode(b.data())),
         },
-        Field::Date(days) => NaiveDate::from_num_days_from_ce_opt(719_163 + *days)
+        Field::Date(days) => days
+            .checked_add(719_163)
+            .and_then(NaiveDate::from_num_days_from_ce_opt)
             .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
             .unwrap_or(Value::Null),
-        Field::TimeMillis(ms) => time(*ms as i64 * 1_000_000, 3),
-        Field::TimeMicros(us) => time(us * 1_000, 6),
+        Field::TimeMillis(ms) => time(i64::from(*ms) * 1_000_000, 3),
+        Field::TimeMicros(us) => time(us.saturating_mul(1_000), 6),
         Field::TimestampMillis(ms) => DateTime::<Utc>::from_timestamp_millis(*ms)
             .map(|t| Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()))
             .unwrap_or(Value::Null),

@@ -109,7 +109,9 @@ fn sniff(prefix: &[u8], key: &str) -> Result<Compression, String> {
     }
     // A compression extension on data that is not compressed that way.
     let lower = key.to_ascii_lowercase();
-    for (ext, name) in [(".bz2", "BZIP2"), (".xz", "XZ"), (".lz4", "LZ4"), (".zip", "ZIP"), (".br", "BROTLI"), (".snappy", "SNAPPY")] {
+    for (ext, name) in
+        [(".bz2", "BZIP2"), (".xz", "XZ"), (".lz4", "LZ4"), (".zip", "ZIP"), (".br", "BROTLI"), (".snappy", "SNAPPY")]
+    {
         if lower.ends_with(ext) {
             return Err(name.into());
         }
@@ -321,7 +323,13 @@ impl ObjectStore for BytesStore {
         Ok(Box::new(io::Cursor::new(SharedSlice { data: self.data.clone(), start: start as usize, end: end as usize })))
     }
 
-    fn list(&self, bucket: &str, _p: &str, _c: Option<&str>, _m: usize) -> Result<crate::storage::ListPage, StoreError> {
+    fn list(
+        &self,
+        bucket: &str,
+        _p: &str,
+        _c: Option<&str>,
+        _m: usize,
+    ) -> Result<crate::storage::ListPage, StoreError> {
         Err(StoreError::NoSuchBucket { bucket: bucket.into() })
     }
 
@@ -379,7 +387,10 @@ mod tests {
     fn bytes_store_ranges() {
         let s = BytesStore { bucket: "b".into(), key: "k".into(), data: Arc::new(b"hello world".to_vec()) };
         let mut out = String::new();
-        s.get(&GetObject { bucket: "b", key: "k", start: 6, ..Default::default() }).unwrap().read_to_string(&mut out).unwrap();
+        s.get(&GetObject { bucket: "b", key: "k", start: 6, ..Default::default() })
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert_eq!(out, "world");
         let mut out = String::new();
         s.get(&GetObject { bucket: "b", key: "k", start: 0, end: Some(4), ..Default::default() })

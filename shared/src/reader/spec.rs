@@ -48,7 +48,9 @@ pub enum FileFormat {
     Csv(CsvOptions),
     /// `items_pointer`: an RFC 6901 JSON Pointer to the array (or object) to iterate; `None` or
     /// `""` ⇒ the whole document.
-    Json { items_pointer: Option<String> },
+    Json {
+        items_pointer: Option<String>,
+    },
     Jsonl,
     Parquet,
 }
@@ -118,7 +120,9 @@ fn opt_string(params: &Map<String, Value>, field: &str) -> Result<Option<String>
     match params.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(ReaderError::InvalidField { field: field.to_string(), message: format!("{other} is not a string") }),
+        Some(other) => {
+            Err(ReaderError::InvalidField { field: field.to_string(), message: format!("{other} is not a string") })
+        }
     }
 }
 
@@ -132,10 +136,12 @@ fn req_string(params: &Map<String, Value>, field: &str) -> Result<String, Reader
 /// `MaxItems` rules (spec §2.3.8): 0 ⇒ no limit, negative ⇒ `field MaxItems must be positive`,
 /// non-integer ⇒ `States.Runtime`, above the cap ⇒ the cap.
 fn max_items_of(v: &Value) -> Result<u64, ReaderError> {
-    let not_int = || ReaderError::MaxItemsNotInteger { value: match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    } };
+    let not_int = || ReaderError::MaxItemsNotInteger {
+        value: match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
+    };
     let n: i128 = match v {
         Value::Number(n) => {
             if let Some(u) = n.as_u64() {
@@ -233,11 +239,16 @@ fn file_format(t: InputType, cfg: &Map<String, Value>) -> Result<FileFormat, Rea
             Some(p.clone())
         }
         Some(other) => {
-            return Err(ReaderError::InvalidField { field: "ItemsPointer".into(), message: format!("{other} is not a string") })
+            return Err(ReaderError::InvalidField {
+                field: "ItemsPointer".into(),
+                message: format!("{other} is not a string"),
+            })
         }
     };
     if pointer.is_some() && t != InputType::Json {
-        return Err(ReaderError::InvalidCombination { message: "ItemsPointer can only be used with InputType JSON".into() });
+        return Err(ReaderError::InvalidCombination {
+            message: "ItemsPointer can only be used with InputType JSON".into(),
+        });
     }
     Ok(match t {
         InputType::Csv => FileFormat::Csv(csv_options(cfg)?),
@@ -245,7 +256,9 @@ fn file_format(t: InputType, cfg: &Map<String, Value>) -> Result<FileFormat, Rea
         InputType::Jsonl => FileFormat::Jsonl,
         InputType::Parquet => FileFormat::Parquet,
         InputType::Manifest => {
-            return Err(ReaderError::InvalidCombination { message: "InputType MANIFEST is not a data file format".into() })
+            return Err(ReaderError::InvalidCombination {
+                message: "InputType MANIFEST is not a data file format".into(),
+            })
         }
     })
 }
@@ -263,8 +276,8 @@ impl ReaderSpec {
             Some(Value::String(s)) => s.as_str(),
             _ => return Err(ReaderError::MissingParameter { field: "Resource".into() }),
         };
-        let resource =
-            resource_of(resource_text).ok_or_else(|| ReaderError::UnsupportedResource { resource: resource_text.to_string() })?;
+        let resource = resource_of(resource_text)
+            .ok_or_else(|| ReaderError::UnsupportedResource { resource: resource_text.to_string() })?;
         let empty = Map::new();
         let params = match obj.get("Parameters").or_else(|| obj.get("Arguments")) {
             None | Some(Value::Null) => &empty,
@@ -287,13 +300,14 @@ impl ReaderSpec {
             }
         };
 
-        let input_type = enum_field(cfg, "InputType", &["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"])?.map(|s| match s {
-            "CSV" => InputType::Csv,
-            "JSON" => InputType::Json,
-            "JSONL" => InputType::Jsonl,
-            "PARQUET" => InputType::Parquet,
-            _ => InputType::Manifest,
-        });
+        let input_type =
+            enum_field(cfg, "InputType", &["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"])?.map(|s| match s {
+                "CSV" => InputType::Csv,
+                "JSON" => InputType::Json,
+                "JSONL" => InputType::Jsonl,
+                "PARQUET" => InputType::Parquet,
+                _ => InputType::Manifest,
+            });
         let flatten = enum_field(cfg, "Transformation", &["NONE", "LOAD_AND_FLATTEN"])? == Some("LOAD_AND_FLATTEN");
         let manifest_type = enum_field(cfg, "ManifestType", &["ATHENA_DATA", "S3_INVENTORY"])?;
 
@@ -322,16 +336,16 @@ impl ReaderSpec {
                 let load = match (flatten, input_type) {
                     (true, Some(InputType::Manifest)) | (true, None) => {
                         return Err(ReaderError::InvalidCombination {
-                            message: "Transformation LOAD_AND_FLATTEN requires InputType CSV, JSON, JSONL or PARQUET".into(),
-                        })
-                    }
-                    (true, Some(t)) => Some(file_format(t, cfg)?),
-                    (false, Some(_)) => {
-                        return Err(ReaderError::InvalidCombination {
-                            message: "InputType with arn:aws:states:::s3:listObjectsV2 requires Transformation LOAD_AND_FLATTEN"
+                            message: "Transformation LOAD_AND_FLATTEN requires InputType CSV, JSON, JSONL or PARQUET"
                                 .into(),
                         })
                     }
+                    (true, Some(t)) => Some(file_format(t, cfg)?),
+                    (false, Some(_)) => return Err(ReaderError::InvalidCombination {
+                        message:
+                            "InputType with arn:aws:states:::s3:listObjectsV2 requires Transformation LOAD_AND_FLATTEN"
+                                .into(),
+                    }),
                     (false, None) => None,
                 };
                 Source::Listing { bucket, prefix, load }
@@ -339,7 +353,9 @@ impl ReaderSpec {
             Resource::GetObject => {
                 if flatten {
                     return Err(ReaderError::InvalidCombination {
-                        message: "Transformation LOAD_AND_FLATTEN can only be used with arn:aws:states:::s3:listObjectsV2".into(),
+                        message:
+                            "Transformation LOAD_AND_FLATTEN can only be used with arn:aws:states:::s3:listObjectsV2"
+                                .into(),
                     });
                 }
                 let object = ObjectRef {
@@ -481,10 +497,15 @@ mod tests {
     #[test]
     fn json_pointer() {
         let s = get(json!({"InputType": "JSON", "ItemsPointer": "/a/b"})).unwrap();
-        assert!(matches!(s.source, Source::Object { format: FileFormat::Json { items_pointer: Some(ref p) }, .. } if p == "/a/b"));
+        assert!(
+            matches!(s.source, Source::Object { format: FileFormat::Json { items_pointer: Some(ref p) }, .. } if p == "/a/b")
+        );
         let s = get(json!({"InputType": "JSON", "ItemsPointer": ""})).unwrap();
         assert!(matches!(s.source, Source::Object { format: FileFormat::Json { items_pointer: None }, .. }));
-        assert!(matches!(get(json!({"InputType": "JSON", "ItemsPointer": "a"})), Err(ReaderError::InvalidField { .. })));
+        assert!(matches!(
+            get(json!({"InputType": "JSON", "ItemsPointer": "a"})),
+            Err(ReaderError::InvalidField { .. })
+        ));
         assert!(matches!(
             get(json!({"InputType": "CSV", "ItemsPointer": "/a"})),
             Err(ReaderError::InvalidCombination { .. })
@@ -567,7 +588,10 @@ mod tests {
         assert_eq!(s.max_items, 5);
         let s = list(json!({"Transformation": "LOAD_AND_FLATTEN", "InputType": "JSONL"})).unwrap();
         assert!(matches!(s.source, Source::Listing { load: Some(FileFormat::Jsonl), .. }));
-        assert!(matches!(list(json!({"Transformation": "LOAD_AND_FLATTEN"})), Err(ReaderError::InvalidCombination { .. })));
+        assert!(matches!(
+            list(json!({"Transformation": "LOAD_AND_FLATTEN"})),
+            Err(ReaderError::InvalidCombination { .. })
+        ));
         assert!(matches!(
             list(json!({"Transformation": "LOAD_AND_FLATTEN", "InputType": "MANIFEST"})),
             Err(ReaderError::InvalidCombination { .. })
@@ -585,7 +609,8 @@ mod tests {
 
     #[test]
     fn spec_round_trips_through_serde() {
-        let s = get(json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["a"], "MaxItems": 3})).unwrap();
+        let s =
+            get(json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["a"], "MaxItems": 3})).unwrap();
         let text = serde_json::to_string(&s).unwrap();
         let back: ReaderSpec = serde_json::from_str(&text).unwrap();
         assert_eq!(back, s);

@@ -45,7 +45,10 @@ enum Reader {
     Jsonl(JsonlObject),
     Parquet(ParquetObject),
     /// A checkpoint at the very end of a plain object: nothing left.
-    Empty { offset: u64, line: u64 },
+    Empty {
+        offset: u64,
+        line: u64,
+    },
 }
 
 /// One object being read.
@@ -109,7 +112,10 @@ impl OpenObject {
                     FileFormat::Json { items_pointer } => {
                         if offset > 0 && container.is_none() {
                             return Err(ReaderError::BadResume {
-                                message: format!("the checkpoint inside {} does not say what it iterates", target.uri()),
+                                message: format!(
+                                    "the checkpoint inside {} does not say what it iterates",
+                                    target.uri()
+                                ),
                             });
                         }
                         Reader::Json(JsonObject::new(src, items_pointer.clone(), container))
@@ -120,7 +126,7 @@ impl OpenObject {
             }
         };
         let good_header = match (&reader, header) {
-            (Reader::Csv(_), Some(h)) => Some(Arc::new(h)),
+            (Reader::Csv(c), Some(h)) if c.first_row() => Some(Arc::new(h)),
             _ => None,
         };
         Ok(OpenObject {
@@ -150,7 +156,9 @@ impl OpenObject {
                 Reader::Csv(c) => {
                     self.good_offset = c.src.offset;
                     self.good_line = c.src.line;
-                    self.good_header = c.header.clone();
+                    if c.first_row() {
+                        self.good_header = c.header.clone();
+                    }
                 }
                 Reader::Json(j) => {
                     self.good_offset = j.src.offset;
@@ -380,7 +388,12 @@ impl ObjectSeq for AthenaSeq {
                 if line.len() + n > MAX_MANIFEST_LINE {
                     return Err(ReaderError::Malformed {
                         format: Format::AthenaManifest,
-                        at: Location { uri: self.manifest.uri(), line: Some(start_line), offset: Some(start), index: None },
+                        at: Location {
+                            uri: self.manifest.uri(),
+                            line: Some(start_line),
+                            offset: Some(start),
+                            index: None,
+                        },
                         message: "a line is longer than an S3 URI can be".into(),
                     });
                 }
@@ -453,14 +466,9 @@ pub(crate) fn read_inventory(
     let doc: Value = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     let format = doc.get("fileFormat").and_then(Value::as_str).unwrap_or("");
     if !format.eq_ignore_ascii_case("CSV") {
-        return Err(bad(format!(
-            "fileFormat '{format}' is not supported: only CSV inventories can be read"
-        )));
+        return Err(bad(format!("fileFormat '{format}' is not supported: only CSV inventories can be read")));
     }
-    let schema = doc
-        .get("fileSchema")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("fileSchema is missing".into()))?;
+    let schema = doc.get("fileSchema").and_then(Value::as_str).ok_or_else(|| bad("fileSchema is missing".into()))?;
     let header: Vec<String> = schema.split(',').map(|s| s.trim().to_string()).collect();
     if header.iter().all(|h| h.is_empty()) {
         return Err(bad("fileSchema is empty".into()));
@@ -511,6 +519,9 @@ pub(crate) struct SeqStream {
     failed: bool,
     good_seq: SeqCursor,
     good_object: Option<ObjectCursor>,
+    /// The checkpoint's object must be the first one the sequence yields (not so for listings,
+    /// where it may have been deleted since).
+    strict: bool,
 }
 
 impl SeqStream {
@@ -539,13 +550,32 @@ impl SeqStream {
             failed: false,
             good_seq,
             good_object: resume.and_then(|p| p.object.clone()),
+            strict: true,
         }
+    }
+
+    /// Lets the checkpoint's object be missing from the sequence (listings).
+    pub fn lenient(mut self) -> Self {
+        self.strict = false;
+        self
     }
 
     /// Opens the next object that exists; `false` at the end.
     fn advance(&mut self) -> Result<bool, ReaderError> {
         let Some((target, size)) = self.seq.next_object(self.store.as_ref())? else { return Ok(false) };
-        let resume = self.resume_object.take().filter(|c| c.bucket == target.bucket && c.key == target.key);
+        let resume = match self.resume_object.take() {
+            Some(c) if c.bucket == target.bucket && c.key == target.key => Some(c),
+            Some(c) if self.strict => {
+                return Err(ReaderError::BadResume {
+                    message: format!(
+                        "the checkpoint is inside {} but the source now yields {}",
+                        s3_uri(&c.bucket, &c.key),
+                        target.uri()
+                    ),
+                })
+            }
+            _ => None,
+        };
         let obj = OpenObject::open(&self.store, target, size, &self.format, resume.as_ref())?;
         self.current = Some(obj);
         self.current_produced = false;

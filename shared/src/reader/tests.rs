@@ -59,7 +59,9 @@ fn spec(v: Value) -> ReaderSpec {
 }
 
 fn get_spec(key: &str, cfg: Value) -> ReaderSpec {
-    spec(json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": key}, "ReaderConfig": cfg}))
+    spec(
+        json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "b", "Key": key}, "ReaderConfig": cfg}),
+    )
 }
 
 fn read_all(store: Arc<dyn ObjectStore>, spec: &ReaderSpec) -> Vec<Item> {
@@ -161,7 +163,9 @@ fn malformed_json_error_and_position_after_it() {
     assert_eq!(st.next().unwrap().unwrap().value, json!(3));
     let e = st.next().unwrap().unwrap_err();
     assert!(
-        e.cause().starts_with("Malformed JSON in s3://b/bad.json (line 3, byte offset 10, item index 3): expected ',' or ']'"),
+        e.cause().starts_with(
+            "Malformed JSON in s3://b/bad.json (line 3, byte offset 9, item index 3): expected ',' or ']'"
+        ),
         "{}",
         e.cause()
     );
@@ -193,7 +197,11 @@ fn jsonl_malformed_line() {
     let got: Vec<_> = open(t.dyn_store(), &s, None).unwrap().collect();
     assert_eq!(got.len(), 2);
     let e = got[1].clone().unwrap_err();
-    assert!(e.cause().starts_with("Malformed JSONL in s3://b/lines.jsonl (line 2, byte offset 8, item index 1)"), "{}", e.cause());
+    assert!(
+        e.cause().starts_with("Malformed JSONL in s3://b/lines.jsonl (line 2, byte offset 8, item index 1)"),
+        "{}",
+        e.cause()
+    );
 }
 
 // ---------------------------------------------------------------- CSV
@@ -238,7 +246,11 @@ fn csv_given_headers_delimiters_and_duplicates() {
     let items = check_resume(t.dyn_store(), &s);
     assert_eq!(
         values(&items),
-        vec![json!({"userId":"1","movieId":"307"}), json!({"userId":"1","movieId":"481"}), json!({"userId":"2","movieId":"a|b"})]
+        vec![
+            json!({"userId":"1","movieId":"307"}),
+            json!({"userId":"1","movieId":"481"}),
+            json!({"userId":"2","movieId":"a|b"})
+        ]
     );
     t.put("tab.tsv", b"a\tb\n1\t2\n");
     let s = get_spec("tab.tsv", json!({"InputType": "CSV", "CSVDelimiter": "TAB"}));
@@ -250,7 +262,10 @@ fn csv_given_headers_delimiters_and_duplicates() {
     let s = get_spec("space.csv", json!({"InputType": "CSV", "CSVDelimiter": "SPACE"}));
     assert_eq!(values(&read_all(t.dyn_store(), &s)), vec![json!({"a":"1","b":"2"})]);
     // Duplicate GIVEN headers fail the Map Run when reading starts.
-    let s = get_spec("pipe.csv", json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["H1", "H1", "H3"]}));
+    let s = get_spec(
+        "pipe.csv",
+        json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["H1", "H1", "H3"]}),
+    );
     let e = open(t.dyn_store(), &s, None).err().unwrap();
     assert_eq!(e.error(), "States.ItemReaderFailed");
     assert_eq!(e.cause(), "CSV headers cannot contain duplicates.");
@@ -268,7 +283,10 @@ fn max_items() {
     };
     let two = with(json!(2));
     let items = check_resume(t.dyn_store(), &two);
-    assert_eq!(values(&items), vec![json!({"Col1":"Value1","Col2":"Value2"}), json!({"Col1":"Value3","Col2":"Value4"})]);
+    assert_eq!(
+        values(&items),
+        vec![json!({"Col1":"Value1","Col2":"Value2"}), json!({"Col1":"Value3","Col2":"Value4"})]
+    );
     assert_eq!(read_all(t.dyn_store(), &with(json!(0))).len(), 4);
     assert_eq!(read_all(t.dyn_store(), &with(json!(100_000_001))).len(), 4);
     // After the limit the stream is finished even though rows remain.
@@ -291,7 +309,12 @@ fn gzip_and_zstd_objects() {
     let mut members = gzip(b"id,name\n1,a\n");
     members.extend(gzip(b"2,b\n"));
     t.put("multi.csv.gz", &members);
-    let expect = vec![json!({"id":"1","name":"a"}), json!({"id":"2","name":"b"}), json!({"id":"3","name":"c,d"}), json!({"id":"4","name":"e"})];
+    let expect = vec![
+        json!({"id":"1","name":"a"}),
+        json!({"id":"2","name":"b"}),
+        json!({"id":"3","name":"c,d"}),
+        json!({"id":"4","name":"e"}),
+    ];
     for key in ["data.csv.gz", "noext", "data.csv.zstd"] {
         let s = get_spec(key, json!({"InputType": "CSV"}));
         let items = check_resume(t.dyn_store(), &s);
@@ -332,6 +355,13 @@ fn unsupported_compression() {
 struct Recording {
     inner: Arc<dyn ObjectStore>,
     gets: Mutex<Vec<(String, u64)>>,
+    options: Mutex<Vec<(Option<String>, Option<String>)>>,
+}
+
+impl Recording {
+    fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
+        Arc::new(Recording { inner, gets: Mutex::new(Vec::new()), options: Mutex::new(Vec::new()) })
+    }
 }
 
 impl ObjectStore for Recording {
@@ -341,6 +371,9 @@ impl ObjectStore for Recording {
     fn get(&self, req: &GetObject<'_>) -> Result<Box<dyn Read + Send>, StoreError> {
         if let Ok(mut g) = self.gets.lock() {
             g.push((req.key.to_string(), req.start));
+        }
+        if let Ok(mut o) = self.options.lock() {
+            o.push((req.version_id.map(String::from), req.expected_bucket_owner.map(String::from)));
         }
         self.inner.get(req)
     }
@@ -368,7 +401,7 @@ fn resume_uses_a_ranged_get_on_plain_objects_and_restarts_compressed_ones() {
         st.next();
         let pos = st.checkpoint();
         assert_eq!(pos.object.as_ref().unwrap().offset, 16);
-        let rec = Arc::new(Recording { inner: t.dyn_store(), gets: Mutex::new(Vec::new()) });
+        let rec = Recording::new(t.dyn_store());
         let rest: Vec<Item> = open(rec.clone(), &s, Some(&pos)).unwrap().map(|r| r.unwrap()).collect();
         assert_eq!(values(&rest), vec![json!({"n":3})]);
         let gets = rec.gets.lock().unwrap().clone();
@@ -385,7 +418,9 @@ fn listing_items_shape_paging_and_resume() {
         t.put(&format!("file_{i}.txt"), format!("{i}HelloWorld!").as_bytes());
     }
     t.put("other/x.txt", b"x");
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefix": "file_"}}));
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefix": "file_"}}),
+    );
     let items = check_resume(t.dyn_store(), &s);
     assert_eq!(items.len(), 7);
     let first = items[0].value.as_object().unwrap();
@@ -401,7 +436,9 @@ fn listing_items_shape_paging_and_resume() {
     let s = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}}));
     assert_eq!(read_all(t.dyn_store(), &s).len(), 8);
     // MaxItems applies to listings.
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}, "ReaderConfig": {"MaxItems": 4}}));
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}, "ReaderConfig": {"MaxItems": 4}}),
+    );
     assert_eq!(check_resume(t.dyn_store(), &s).len(), 4);
     // A missing bucket fails at open.
     let s = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "nope"}}));
@@ -459,7 +496,11 @@ fn load_and_flatten() {
     let got: Vec<_> = open(t.dyn_store(), &s, None).unwrap().collect();
     assert_eq!(got.len(), 4);
     let e = got[3].clone().unwrap_err();
-    assert!(e.cause().starts_with("Malformed JSONL in s3://b/logs/c2.jsonl (line 1, byte offset 0, item index 3)"), "{}", e.cause());
+    assert!(
+        e.cause().starts_with("Malformed JSONL in s3://b/logs/c2.jsonl (line 1, byte offset 0, item index 3)"),
+        "{}",
+        e.cause()
+    );
 }
 
 // ---------------------------------------------------------------- manifests
@@ -472,7 +513,10 @@ fn athena_manifest() {
     t.put("out/q1_2.csv", b"3,\"gam,ma\"\n");
     std::fs::create_dir_all(t.root.join("other/athena")).unwrap();
     t.store.put("other", "athena/q1_3.csv", b"4,delta\n").unwrap();
-    t.put("out/q1-manifest.csv", b"s3://b/out/q1_0.csv.gz\ns3://b/out/q1_1.csv\n\ns3://b/out/q1_2.csv\r\ns3://other/athena/q1_3.csv");
+    t.put(
+        "out/q1-manifest.csv",
+        b"s3://b/out/q1_0.csv.gz\ns3://b/out/q1_1.csv\n\ns3://b/out/q1_2.csv\r\ns3://other/athena/q1_3.csv",
+    );
     let s = get_spec(
         "out/q1-manifest.csv",
         json!({"ManifestType": "ATHENA_DATA", "InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["id", "name"]}),
@@ -645,8 +689,13 @@ fn missing_bucket_and_key_fail_at_open() {
     let s = get_spec("nope.json", json!({"InputType": "JSON"}));
     let e = open(t.dyn_store(), &s, None).err().unwrap();
     assert_eq!(e.error(), "States.ItemReaderFailed");
-    assert_eq!(e.cause(), "Failed to read s3://b/nope.json: The specified key does not exist (Bucket: b, Key: nope.json)");
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "zz", "Key": "k"}, "ReaderConfig": {"InputType": "CSV"}}));
+    assert_eq!(
+        e.cause(),
+        "Failed to read s3://b/nope.json: The specified key does not exist (Bucket: b, Key: nope.json)"
+    );
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "zz", "Key": "k"}, "ReaderConfig": {"InputType": "CSV"}}),
+    );
     let e = open(t.dyn_store(), &s, None).err().unwrap();
     assert_eq!(e.cause(), "Failed to read s3://zz/k: The specified bucket does not exist (Bucket: zz)");
 }
@@ -659,23 +708,32 @@ fn empty_objects() {
     t.put("e.json", b"");
     assert_eq!(read_all(t.dyn_store(), &get_spec("e.csv", json!({"InputType": "CSV"}))).len(), 0);
     assert_eq!(read_all(t.dyn_store(), &get_spec("e.jsonl", json!({"InputType": "JSONL"}))).len(), 0);
-    let e = open(t.dyn_store(), &get_spec("e.json", json!({"InputType": "JSON"})), None).unwrap().next().unwrap().unwrap_err();
+    let e = open(t.dyn_store(), &get_spec("e.json", json!({"InputType": "JSON"})), None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(e, ReaderError::Malformed { format: Format::Json, .. }));
 }
 
 #[test]
 fn open_bytes_for_test_state_data() {
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:getObject", "Arguments": {"Bucket": "test-bucket", "Key": "test-key"}, "ReaderConfig": {"InputType": "JSON"}}));
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:getObject", "Arguments": {"Bucket": "test-bucket", "Key": "test-key"}, "ReaderConfig": {"InputType": "JSON"}}),
+    );
     let items: Vec<Item> = open_bytes(&s, b"[1, 2, 3]".to_vec(), None).unwrap().map(|r| r.unwrap()).collect();
     assert_eq!(values(&items), vec![json!(1), json!(2), json!(3)]);
     assert_eq!(&*items[0].source, "S3://test-bucket/test-key");
     let mut st = open_bytes(&s, b"[1, 2, 3]".to_vec(), None).unwrap();
     st.next();
     let pos = st.checkpoint();
-    let rest: Vec<Value> = open_bytes(&s, b"[1, 2, 3]".to_vec(), Some(&pos)).unwrap().map(|r| r.unwrap().value).collect();
+    let rest: Vec<Value> =
+        open_bytes(&s, b"[1, 2, 3]".to_vec(), Some(&pos)).unwrap().map(|r| r.unwrap().value).collect();
     assert_eq!(rest, vec![json!(2), json!(3)]);
     let (pq, expect) = parquet::tests::sample_parquet(2, 2, PqCompression::SNAPPY);
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "x", "Key": "y"}, "ReaderConfig": {"InputType": "PARQUET"}}));
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "x", "Key": "y"}, "ReaderConfig": {"InputType": "PARQUET"}}),
+    );
     let got: Vec<Value> = open_bytes(&s, pq, None).unwrap().map(|r| r.unwrap().value).collect();
     assert_eq!(got, expect);
     let list = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}}));
@@ -807,10 +865,21 @@ fn folder_markers_are_listed_but_not_loaded() {
         objects.insert(("b".to_string(), k.to_string()), v.to_vec());
     }
     let store: Arc<dyn ObjectStore> = Arc::new(MemStore { objects });
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefix": "data"}}));
+    let s =
+        spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefix": "data"}}));
     let items = check_resume(store.clone(), &s);
     let keys: Vec<Value> = items.iter().map(|i| i.value["Key"].clone()).collect();
-    assert_eq!(keys, vec![json!("data/"), json!("data/a.json"), json!("data/sub/"), json!("data/sub/b.json"), json!("data/z.json"), json!("data/zz.json")]);
+    assert_eq!(
+        keys,
+        vec![
+            json!("data/"),
+            json!("data/a.json"),
+            json!("data/sub/"),
+            json!("data/sub/b.json"),
+            json!("data/z.json"),
+            json!("data/zz.json")
+        ]
+    );
     assert_eq!(
         items[0].value,
         json!({"Etag": "\"d41d8cd98f00b204e9800998ecf8427e\"", "Key": "data/", "LastModified": 1668699881, "Size": 0, "StorageClass": "STANDARD"})
@@ -822,4 +891,84 @@ fn folder_markers_are_listed_but_not_loaded() {
     }));
     let items = check_resume(store, &s);
     assert_eq!(values(&items), vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
+}
+
+#[test]
+fn get_options_reach_the_store() {
+    let t = temp_store();
+    t.put("v.json", b"[1]");
+    let s = spec(json!({
+        "Resource": "arn:aws:states:::s3:getObject",
+        "Parameters": {"Bucket": "b", "Key": "v.json", "VersionId": "v1", "ExpectedBucketOwner": "111122223333"},
+        "ReaderConfig": {"InputType": "JSON"}
+    }));
+    let rec = Recording::new(t.dyn_store());
+    assert_eq!(read_all(rec.clone(), &s).len(), 1);
+    let opts = rec.options.lock().unwrap().clone();
+    assert_eq!(opts, vec![(Some("v1".to_string()), Some("111122223333".to_string()))]);
+}
+
+#[test]
+fn checkpoints_that_do_not_fit_are_refused() {
+    let t = temp_store();
+    t.put("a.csv", b"h\n1\n2\n");
+    t.put("other.csv", b"h\n1\n2\n");
+    let s = get_spec("a.csv", json!({"InputType": "CSV"}));
+    let mut st = open(t.dyn_store(), &s, None).unwrap();
+    st.next();
+    let mut pos = st.checkpoint();
+    pos.object.as_mut().unwrap().key = "other.csv".into();
+    let e = open(t.dyn_store(), &s, Some(&pos)).err().unwrap();
+    assert!(matches!(e, ReaderError::BadResume { .. }), "{e:?}");
+    // A FIRST_ROW checkpoint inside the object without its header.
+    let mut pos = st.checkpoint();
+    pos.object.as_mut().unwrap().csv_header = None;
+    assert!(matches!(open(t.dyn_store(), &s, Some(&pos)), Err(ReaderError::BadResume { .. })));
+    // A gzip checkpoint past the end of the data.
+    t.put("z.csv.gz", &gzip(b"h\n1\n"));
+    let s = get_spec("z.csv.gz", json!({"InputType": "CSV"}));
+    let mut st = open(t.dyn_store(), &s, None).unwrap();
+    st.next();
+    let mut pos = st.checkpoint();
+    pos.object.as_mut().unwrap().offset = 1000;
+    assert!(matches!(open(t.dyn_store(), &s, Some(&pos)), Err(ReaderError::BadResume { .. })));
+    // GIVEN headers come from the spec, not the checkpoint.
+    let s = get_spec("a.csv", json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["x"]}));
+    let mut st = open(t.dyn_store(), &s, None).unwrap();
+    st.next();
+    assert_eq!(st.checkpoint().object.unwrap().csv_header, None);
+}
+
+/// Rough throughput (run with `--release -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn throughput() {
+    let t = temp_store();
+    let mut csv = b"id,name,city,score\n".to_vec();
+    let mut jsonl = Vec::new();
+    let mut json_doc = b"[".to_vec();
+    for i in 0..400_000 {
+        csv.extend_from_slice(format!("{i},\"name {i}, esq.\",Springfield,{}.5\n", i % 100).as_bytes());
+        let line = format!("{{\"id\":{i},\"name\":\"name {i}\",\"city\":\"Springfield\",\"score\":{}.5}}", i % 100);
+        jsonl.extend_from_slice(line.as_bytes());
+        jsonl.push(b'\n');
+        if i > 0 {
+            json_doc.push(b',');
+        }
+        json_doc.extend_from_slice(line.as_bytes());
+    }
+    json_doc.push(b']');
+    t.put("t.csv", &csv);
+    t.put("t.jsonl", &jsonl);
+    t.put("t.json", &json_doc);
+    t.put("t.csv.gz", &gzip(&csv));
+    for (key, ty, len) in
+        [("t.csv", "CSV", csv.len()), ("t.jsonl", "JSONL", jsonl.len()), ("t.json", "JSON", json_doc.len()), ("t.csv.gz", "CSV", csv.len())]
+    {
+        let s = get_spec(key, json!({"InputType": ty}));
+        let start = std::time::Instant::now();
+        let n = open(t.dyn_store(), &s, None).unwrap().count();
+        let secs = start.elapsed().as_secs_f64();
+        println!("{key}: {n} items, {:.1} MB/s, {:.0} items/s", len as f64 / secs / 1e6, n as f64 / secs);
+    }
 }

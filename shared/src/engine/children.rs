@@ -1,0 +1,102 @@
+//! Distributed Map children as in-process child executions: each child is a real
+//! [`Execution`] of the ItemProcessor with its own identity (`$$.Execution.Id` is the child's
+//! ARN, `$$.Execution.Input` its input), run by the same driver and task invoker as the parent.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::asl::{ExecutionType, StateMachine};
+use crate::maprun::driver::{ChildOutcome, ChildRunner};
+use crate::maprun::ChildStatus;
+use crate::ports::{Clock, Entropy, VirtualClock};
+
+use super::context::ExecutionInfo;
+use super::driver::{run_to_completion, CallbackSource, RunOptions, TaskInvoker, TimeMode};
+use super::execution::{Event, Execution, ExecutionStatus};
+
+/// Runs children of one Map Run.
+pub struct InProcessChildren<'a> {
+    /// The ItemProcessor as a machine of its own.
+    pub processor: Arc<StateMachine>,
+    /// The parent's identity: children derive theirs from it.
+    pub parent: ExecutionInfo,
+    /// `<stateMachineName>/<label>`: the labelled child state machine's name.
+    pub labelled_name: String,
+    pub child_type: ExecutionType,
+    pub invoker: &'a dyn TaskInvoker,
+    pub callbacks: Option<&'a dyn CallbackSource>,
+    pub entropy: &'a dyn Entropy,
+    pub clock: &'a dyn Clock,
+    /// Children run on a virtual clock that jumps (`--fast-forward`, tests).
+    pub fast_forward: bool,
+}
+
+impl InProcessChildren<'_> {
+    /// The child's identity (spec §4.1, §6.2).
+    pub fn child_info(&self, name: &str, input: Value, redrive_count: u32) -> ExecutionInfo {
+        let mut info = self.parent.clone();
+        let machine_arn = format!("{}/{}", self.parent.state_machine_arn, self.labelled_name_suffix());
+        info.execution_arn = format!(
+            "{}:{}",
+            machine_arn.replacen(":stateMachine:", ":execution:", 1),
+            name
+        );
+        info.name = name.to_string();
+        info.state_machine_arn = machine_arn;
+        info.state_machine_name = self.labelled_name.clone();
+        info.input = Arc::new(input);
+        info.start_time = self.clock.now();
+        info.redrive_count = redrive_count;
+        info.redrive_time = None;
+        info.execution_type = self.child_type;
+        info.sync_start = false;
+        info
+    }
+
+    fn labelled_name_suffix(&self) -> &str {
+        self.labelled_name.split_once('/').map(|(_, l)| l).unwrap_or(&self.labelled_name)
+    }
+}
+
+impl ChildRunner for InProcessChildren<'_> {
+    fn run_child(&self, _index: u64, name: &str, input: &Value, redrive: bool) -> ChildOutcome {
+        // A redriven Express child restarts from its original input (spec §5.4); a Standard
+        // child's failed attempt is not kept on one machine, so it restarts too.
+        let info = self.child_info(name, input.clone(), u32::from(redrive));
+        let mut exec = Execution::new(self.processor.clone(), Value::Null, info, false);
+        let virtual_clock = VirtualClock::new(self.clock.now());
+        let time = if self.fast_forward { TimeMode::Virtual(&virtual_clock) } else { TimeMode::Real(self.clock) };
+        run_to_completion(
+            &mut exec,
+            vec![Event::Start],
+            RunOptions { time, entropy: self.entropy, invoker: self.invoker, callbacks: self.callbacks, on_change: None },
+        );
+        match exec.status {
+            ExecutionStatus::Succeeded => ChildOutcome {
+                status: ChildStatus::Succeeded,
+                output: exec.output.take(),
+                error: None,
+                cause: None,
+            },
+            ExecutionStatus::TimedOut => ChildOutcome {
+                status: ChildStatus::TimedOut,
+                output: None,
+                error: exec.error.take().or(Some("States.Timeout".into())),
+                cause: exec.cause.take(),
+            },
+            ExecutionStatus::Aborted => ChildOutcome {
+                status: ChildStatus::Aborted,
+                output: None,
+                error: exec.error.take(),
+                cause: exec.cause.take(),
+            },
+            ExecutionStatus::Failed | ExecutionStatus::Running => ChildOutcome {
+                status: ChildStatus::Failed,
+                output: None,
+                error: exec.error.take(),
+                cause: exec.cause.take(),
+            },
+        }
+    }
+}

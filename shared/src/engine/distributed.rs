@@ -1,0 +1,209 @@
+//! A Distributed Map state hands its work to a Map Run: the execution emits
+//! [`super::execution::Action::StartMapRun`] with a [`MapRunRequest`] (every field already
+//! evaluated against the state's input), the driver runs the Map Run
+//! ([`crate::maprun::driver`]) with in-process children ([`super::children`]), and feeds back
+//! [`super::execution::Event::MapRunEnded`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::asl::jsonata::JsonataEnv;
+use crate::asl::scope::Scope;
+use crate::asl::{AslError, ExecutionType, StateId, StateKind, StateMachine, Template};
+use crate::maprun::batch::BatchSpec;
+use crate::maprun::checkpoint::CheckpointStore;
+use crate::maprun::driver::{drive, Items, Job};
+use crate::maprun::{MapRun, Settings};
+use crate::ports::{Clock, Entropy};
+use crate::reader::{Item, ReaderSpec};
+use crate::storage::ObjectStore;
+use crate::writer::WriterSpec;
+
+use super::children::InProcessChildren;
+use super::context::{context_object, ExecutionInfo, StateContext};
+use super::driver::{CallbackSource, TaskInvoker};
+
+/// Everything a Map Run needs, evaluated by the parent execution. Serializable: it is part of
+/// the parent's checkpoint, so a resumed parent resumes the same Map Run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MapRunRequest {
+    /// The parent's id for this run (events refer to it).
+    pub run: u64,
+    pub map_run_arn: String,
+    pub state_name: String,
+    /// Where the Map state is: the path of its (sub)machine and its id there.
+    pub path: Vec<(StateId, u32)>,
+    pub state: StateId,
+    /// The parent's identity at the time (children derive theirs from it).
+    pub parent: ExecutionInfo,
+    pub entered_time: DateTime<Utc>,
+    /// Items from the state input; `None` when an ItemReader reads them.
+    pub items: Option<Vec<Value>>,
+    /// The ItemReader with its Parameters/Arguments and MaxItems evaluated.
+    pub reader: Option<Value>,
+    /// The ResultWriter with its Parameters/Arguments evaluated.
+    pub writer: Option<Value>,
+    pub batch_max_items: Option<u64>,
+    pub batch_max_bytes: Option<u64>,
+    pub batch_input: Option<Value>,
+    pub batching: bool,
+    pub settings: Settings,
+    pub express_children: bool,
+    /// `<stateMachineName>/<label>`.
+    pub labelled_name: String,
+    /// `$` for the ItemSelector: the Map's effective input.
+    pub effective_input: Value,
+    /// Variables visible to the ItemSelector (evaluated in the parent's scope).
+    pub vars: Map<String, Value>,
+}
+
+/// The ports a Map Run needs beyond the parent's.
+pub struct MapRunPorts<'a> {
+    pub store: Arc<dyn ObjectStore>,
+    pub checkpoints: &'a dyn CheckpointStore,
+    /// Worker threads for children; 0 = choose (cores for side-effect-free processors).
+    pub workers: usize,
+    pub progress: Option<&'a (dyn Fn(&MapRun) + Sync)>,
+}
+
+/// Finds the Map state a request is about.
+fn map_state<'m>(root: &'m StateMachine, req: &MapRunRequest) -> Option<&'m crate::asl::Map> {
+    let mut m = root;
+    for &(sid, idx) in &req.path {
+        m = match &m.states.get(sid)?.kind {
+            StateKind::Parallel(p) => p.branches.get(idx as usize)?,
+            StateKind::Map(map) => &map.item_processor,
+            _ => return None,
+        };
+    }
+    match &m.states.get(req.state)?.kind {
+        StateKind::Map(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// `$$.Map.Item` for one item.
+fn map_item(item: &Item) -> Value {
+    let mut m = Map::new();
+    m.insert("Index".into(), json!(item.index));
+    if let Some(k) = &item.key {
+        m.insert("Key".into(), json!(k));
+    }
+    m.insert("Source".into(), json!(&*item.source));
+    m.insert("Value".into(), item.value.clone());
+    Value::Object(m)
+}
+
+/// Evaluates the ItemSelector for one item, in the parent's scope.
+fn select(template: &Template, req: &MapRunRequest, entropy: &dyn Entropy, item: &Item) -> Result<Value, AslError> {
+    let context = context_object(
+        &req.parent,
+        &StateContext {
+            name: &req.state_name,
+            entered_time: req.entered_time,
+            retry_count: Some(0),
+            task_token: None,
+            map_item: Some(map_item(item)),
+        },
+    );
+    match template {
+        Template::JsonPath(t) => {
+            t.eval(&Scope { input: &req.effective_input, context: &context, vars: &req.vars, entropy })
+        }
+        Template::Jsonata(t) => {
+            let states = json!({"input": req.effective_input, "context": context});
+            t.eval(&JsonataEnv { states: &states, vars: &req.vars, entropy }, "ItemSelector")
+        }
+    }
+}
+
+/// Runs (or resumes, from its checkpoint) the Map Run of `req`. Returns the Map state's result,
+/// or the error and cause the Map state fails with.
+#[allow(clippy::too_many_arguments)]
+pub fn run_map_run(
+    root: &Arc<StateMachine>,
+    req: &MapRunRequest,
+    ports: &MapRunPorts<'_>,
+    invoker: &dyn TaskInvoker,
+    callbacks: Option<&dyn CallbackSource>,
+    entropy: &dyn Entropy,
+    clock: &dyn Clock,
+    fast_forward: bool,
+) -> Result<Value, (String, String)> {
+    let runtime = |m: String| ("States.Runtime".to_string(), m);
+    let map = map_state(root, req).ok_or_else(|| runtime(format!("the Map state '{}' is not in the definition", req.state_name)))?;
+    let reader = match &req.reader {
+        Some(r) => Some(ReaderSpec::from_json(r).map_err(|e| (e.error().to_string(), e.cause()))?),
+        None => None,
+    };
+    let writer = match &req.writer {
+        Some(w) => Some(WriterSpec::from_json(w).map_err(|e| (e.error_name().to_string(), e.cause()))?),
+        None => None,
+    };
+    let items = match (reader, &req.items) {
+        (Some(spec), _) => Items::Reader(spec),
+        (None, Some(v)) => Items::Inline(v.clone()),
+        (None, None) => Items::Inline(Vec::new()),
+    };
+    let child_type = if req.express_children { ExecutionType::Express } else { ExecutionType::Standard };
+    let run = match ports.checkpoints.load(&req.map_run_arn) {
+        Ok(Some(run)) => run,
+        Ok(None) => MapRun::new(
+            req.map_run_arn.clone(),
+            req.parent.execution_arn.clone(),
+            format!("{}/{}", req.parent.state_machine_arn, req.labelled_name.split_once('/').map(|(_, l)| l).unwrap_or(&req.labelled_name)),
+            child_type,
+            req.settings.clone(),
+            writer.as_ref().is_some_and(WriterSpec::exports),
+            clock.now(),
+        ),
+        Err(e) => return Err(runtime(e.to_string())),
+    };
+    let children = InProcessChildren {
+        processor: Arc::new((*map.item_processor).clone()),
+        parent: req.parent.clone(),
+        labelled_name: req.labelled_name.clone(),
+        child_type,
+        invoker,
+        callbacks,
+        entropy,
+        clock,
+        fast_forward,
+    };
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let limit = if req.settings.max_concurrency == 0 { crate::maprun::DEFAULT_MAX_CONCURRENCY } else { req.settings.max_concurrency };
+    let workers = match ports.workers {
+        0 if super::execution::is_pure(&map.item_processor) => cores,
+        0 => 64,
+        n => n,
+    }
+    .min(limit as usize)
+    .max(1);
+    let selector = map.item_selector.as_ref();
+    let select_fn = |item: &Item| match selector {
+        Some(t) => select(t, req, entropy, item),
+        None => Ok(item.value.clone()),
+    };
+    let batch = req.batching.then(|| BatchSpec {
+        max_items: req.batch_max_items,
+        max_bytes: req.batch_max_bytes,
+        batch_input: req.batch_input.clone(),
+    });
+    let outcome = drive(Job {
+        run,
+        items,
+        select: Some(&select_fn),
+        batch,
+        writer,
+        store: ports.store.clone(),
+        checkpoints: ports.checkpoints,
+        runner: &children,
+        clock,
+        workers,
+        progress: ports.progress,
+    });
+    outcome.result
+}
