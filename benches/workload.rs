@@ -63,7 +63,7 @@ fn main() {
         run_to_completion(
             &mut exec,
             vec![Event::Start],
-            RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker: &NoService, callbacks: None, on_change: None },
+            RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker: &NoService, callbacks: None, on_change: None, map_runs: None },
         );
         let engine = t_engine.elapsed().as_secs_f64();
         let text = serde_json::to_string(&exec.output).expect("serialize");

@@ -1,6 +1,7 @@
 //! `mapfleet`: run, validate, describe and call back state machines on one machine.
 
 mod invoke;
+mod progress;
 mod store;
 
 /// The engine allocates many small JSON values: mimalloc is markedly faster at that.
@@ -23,6 +24,11 @@ use mapfleet_core::engine::{
 };
 use mapfleet_core::ports::{Clock, OsEntropy, SystemClock, VirtualClock};
 use serde_json::{json, Map, Value};
+
+use mapfleet_core::engine::distributed::MapRunPorts;
+use mapfleet_core::maprun::checkpoint::{CheckpointStore, SqliteStore};
+use mapfleet_core::maprun::MapRun;
+use mapfleet_core::storage::LocalFolderStore;
 
 use crate::invoke::LocalInvoker;
 use crate::store::StateDir;
@@ -85,6 +91,18 @@ enum Cmd {
     },
     /// Print a saved execution (DescribeExecution shape).
     DescribeExecution {
+        execution: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Print a Map Run (DescribeMapRun shape).
+    DescribeMapRun {
+        map_run_arn: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// List an execution's Map Runs (ListMapRuns shape).
+    ListMapRuns {
         execution: String,
         #[arg(long)]
         state: Option<PathBuf>,
@@ -190,21 +208,63 @@ fn main() -> ExitCode {
             task_command,
             lambda_endpoint,
             trace,
-        } => {
-            let _ = data;
-            run(RunArgs {
-                definition,
-                input,
-                kind,
-                name,
-                fast_forward,
-                state,
-                task_command,
-                lambda_endpoint,
-                trace,
-            })
-        }
+        } => run(RunArgs {
+            data,
+            definition,
+            input,
+            kind,
+            name,
+            fast_forward,
+            state,
+            task_command,
+            lambda_endpoint,
+            trace,
+        }),
         Cmd::Validate { definition, json } => cmd_validate(&definition, json),
+        Cmd::DescribeMapRun { map_run_arn, state } => {
+            let dir = state_dir(state);
+            match SqliteStore::open(&dir.root().join("checkpoints.sqlite"))
+                .map(|c| c.load(&map_run_arn))
+            {
+                Ok(Ok(Some(run))) => {
+                    println!("{}", run.describe());
+                    ExitCode::SUCCESS
+                }
+                Ok(Ok(None)) => usage(format!("ResourceNotFound: no Map Run '{map_run_arn}'")),
+                Ok(Err(e)) | Err(e) => usage(format!("cannot read the checkpoint store: {e}")),
+            }
+        }
+        Cmd::ListMapRuns { execution, state } => {
+            let dir = state_dir(state);
+            let arn = match dir.load(&execution) {
+                Ok(Some(e)) => e.info.execution_arn.clone(),
+                Ok(None) => {
+                    return usage(format!("ExecutionDoesNotExist: no execution '{execution}'"))
+                }
+                Err(e) => return usage(format!("cannot read execution '{execution}': {e}")),
+            };
+            match SqliteStore::open(&dir.root().join("checkpoints.sqlite")).map(|c| c.list(&arn)) {
+                Ok(Ok(runs)) => {
+                    let items: Vec<Value> = runs
+                        .iter()
+                        .map(|r| {
+                            let mut m = Map::new();
+                            m.insert("executionArn".into(), json!(r.execution_arn));
+                            m.insert("mapRunArn".into(), json!(r.map_run_arn));
+                            m.insert("startDate".into(), json!(r.start_date));
+                            m.insert("stateMachineArn".into(), json!(r.state_machine_arn));
+                            if let Some(s) = &r.stop_date {
+                                m.insert("stopDate".into(), json!(s));
+                            }
+                            Value::Object(m)
+                        })
+                        .collect();
+                    println!("{}", json!({ "mapRuns": items }));
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) | Err(e) => usage(format!("cannot read the checkpoint store: {e}")),
+            }
+        }
         Cmd::DescribeExecution { execution, state } => match state_dir(state).load(&execution) {
             Ok(Some(e)) => {
                 println!("{}", describe(&e));
@@ -384,9 +444,15 @@ fn send(state: Option<PathBuf>, token: &str, body: Value) -> ExitCode {
 }
 
 fn read_definition(path: &PathBuf) -> Result<(String, Value), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let value = serde_json::from_str(&text).map_err(|e| {
-        format!("INVALID_JSON_DESCRIPTION: {} is not JSON: {e} (line {}, column {})", path.display(), e.line(), e.column())
+        format!(
+            "INVALID_JSON_DESCRIPTION: {} is not JSON: {e} (line {}, column {})",
+            path.display(),
+            e.line(),
+            e.column()
+        )
     })?;
     Ok((text, value))
 }
@@ -415,6 +481,7 @@ fn cmd_validate(path: &PathBuf, as_json: bool) -> ExitCode {
 }
 
 struct RunArgs {
+    data: Option<PathBuf>,
     definition: PathBuf,
     input: Option<String>,
     kind: Kind,
@@ -529,6 +596,23 @@ fn run(args: RunArgs) -> ExitCode {
         })),
     };
     let entropy = OsEntropy;
+    // Distributed Maps: the local folder as S3, and Map Run checkpoints beside the executions.
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| store.root().join("data"));
+    let checkpoints = match SqliteStore::open(&store.root().join("checkpoints.sqlite")) {
+        Ok(c) => c,
+        Err(e) => return usage(format!("cannot open the checkpoint store: {e}")),
+    };
+    let progress = progress::Progress::new();
+    let report = |r: &MapRun| progress.update(r);
+    let map_ports = MapRunPorts {
+        store: Arc::new(LocalFolderStore::new(data_dir)),
+        checkpoints: &checkpoints,
+        workers: 0,
+        progress: Some(&report),
+    };
     let mut last_save = Instant::now();
     let mut checkpoint = |e: &Execution| {
         if e.is_finished() || last_save.elapsed().as_millis() >= 250 {
@@ -547,8 +631,10 @@ fn run(args: RunArgs) -> ExitCode {
             invoker: &invoker,
             callbacks: Some(&store),
             on_change: Some(&mut checkpoint),
+            map_runs: Some(&map_ports),
         },
     );
+    progress.finish();
     if let Err(err) = store.save(&exec) {
         eprintln!("mapfleet: cannot save the execution: {err}");
     }

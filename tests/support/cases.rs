@@ -139,6 +139,7 @@ pub fn run_case(case: &Value, invoker: &dyn TaskInvoker, record: bool) -> Result
             invoker,
             callbacks: None,
             on_change: None,
+            map_runs: None,
         },
     );
     Ok(Outcome {

@@ -36,7 +36,11 @@ impl InProcessChildren<'_> {
     /// The child's identity (spec §4.1, §6.2).
     pub fn child_info(&self, name: &str, input: Value, redrive_count: u32) -> ExecutionInfo {
         let mut info = self.parent.clone();
-        let machine_arn = format!("{}/{}", self.parent.state_machine_arn, self.labelled_name_suffix());
+        let machine_arn = format!(
+            "{}/{}",
+            self.parent.state_machine_arn,
+            self.labelled_name_suffix()
+        );
         info.execution_arn = format!(
             "{}:{}",
             machine_arn.replacen(":stateMachine:", ":execution:", 1),
@@ -55,7 +59,10 @@ impl InProcessChildren<'_> {
     }
 
     fn labelled_name_suffix(&self) -> &str {
-        self.labelled_name.split_once('/').map(|(_, l)| l).unwrap_or(&self.labelled_name)
+        self.labelled_name
+            .split_once('/')
+            .map(|(_, l)| l)
+            .unwrap_or(&self.labelled_name)
     }
 }
 
@@ -66,11 +73,22 @@ impl ChildRunner for InProcessChildren<'_> {
         let info = self.child_info(name, input.clone(), u32::from(redrive));
         let mut exec = Execution::new(self.processor.clone(), Value::Null, info, false);
         let virtual_clock = VirtualClock::new(self.clock.now());
-        let time = if self.fast_forward { TimeMode::Virtual(&virtual_clock) } else { TimeMode::Real(self.clock) };
+        let time = if self.fast_forward {
+            TimeMode::Virtual(&virtual_clock)
+        } else {
+            TimeMode::Real(self.clock)
+        };
         run_to_completion(
             &mut exec,
             vec![Event::Start],
-            RunOptions { time, entropy: self.entropy, invoker: self.invoker, callbacks: self.callbacks, on_change: None },
+            RunOptions {
+                time,
+                entropy: self.entropy,
+                invoker: self.invoker,
+                callbacks: self.callbacks,
+                on_change: None,
+                map_runs: None,
+            },
         );
         match exec.status {
             ExecutionStatus::Succeeded => ChildOutcome {

@@ -98,7 +98,12 @@ fn map_item(item: &Item) -> Value {
 }
 
 /// Evaluates the ItemSelector for one item, in the parent's scope.
-fn select(template: &Template, req: &MapRunRequest, entropy: &dyn Entropy, item: &Item) -> Result<Value, AslError> {
+fn select(
+    template: &Template,
+    req: &MapRunRequest,
+    entropy: &dyn Entropy,
+    item: &Item,
+) -> Result<Value, AslError> {
     let context = context_object(
         &req.parent,
         &StateContext {
@@ -110,12 +115,22 @@ fn select(template: &Template, req: &MapRunRequest, entropy: &dyn Entropy, item:
         },
     );
     match template {
-        Template::JsonPath(t) => {
-            t.eval(&Scope { input: &req.effective_input, context: &context, vars: &req.vars, entropy })
-        }
+        Template::JsonPath(t) => t.eval(&Scope {
+            input: &req.effective_input,
+            context: &context,
+            vars: &req.vars,
+            entropy,
+        }),
         Template::Jsonata(t) => {
             let states = json!({"input": req.effective_input, "context": context});
-            t.eval(&JsonataEnv { states: &states, vars: &req.vars, entropy }, "ItemSelector")
+            t.eval(
+                &JsonataEnv {
+                    states: &states,
+                    vars: &req.vars,
+                    entropy,
+                },
+                "ItemSelector",
+            )
         }
     }
 }
@@ -134,13 +149,20 @@ pub fn run_map_run(
     fast_forward: bool,
 ) -> Result<Value, (String, String)> {
     let runtime = |m: String| ("States.Runtime".to_string(), m);
-    let map = map_state(root, req).ok_or_else(|| runtime(format!("the Map state '{}' is not in the definition", req.state_name)))?;
+    let map = map_state(root, req).ok_or_else(|| {
+        runtime(format!(
+            "the Map state '{}' is not in the definition",
+            req.state_name
+        ))
+    })?;
     let reader = match &req.reader {
         Some(r) => Some(ReaderSpec::from_json(r).map_err(|e| (e.error().to_string(), e.cause()))?),
         None => None,
     };
     let writer = match &req.writer {
-        Some(w) => Some(WriterSpec::from_json(w).map_err(|e| (e.error_name().to_string(), e.cause()))?),
+        Some(w) => {
+            Some(WriterSpec::from_json(w).map_err(|e| (e.error_name().to_string(), e.cause()))?)
+        }
         None => None,
     };
     let items = match (reader, &req.items) {
@@ -148,13 +170,24 @@ pub fn run_map_run(
         (None, Some(v)) => Items::Inline(v.clone()),
         (None, None) => Items::Inline(Vec::new()),
     };
-    let child_type = if req.express_children { ExecutionType::Express } else { ExecutionType::Standard };
+    let child_type = if req.express_children {
+        ExecutionType::Express
+    } else {
+        ExecutionType::Standard
+    };
     let run = match ports.checkpoints.load(&req.map_run_arn) {
         Ok(Some(run)) => run,
         Ok(None) => MapRun::new(
             req.map_run_arn.clone(),
             req.parent.execution_arn.clone(),
-            format!("{}/{}", req.parent.state_machine_arn, req.labelled_name.split_once('/').map(|(_, l)| l).unwrap_or(&req.labelled_name)),
+            format!(
+                "{}/{}",
+                req.parent.state_machine_arn,
+                req.labelled_name
+                    .split_once('/')
+                    .map(|(_, l)| l)
+                    .unwrap_or(&req.labelled_name)
+            ),
             child_type,
             req.settings.clone(),
             writer.as_ref().is_some_and(WriterSpec::exports),
@@ -173,8 +206,14 @@ pub fn run_map_run(
         clock,
         fast_forward,
     };
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let limit = if req.settings.max_concurrency == 0 { crate::maprun::DEFAULT_MAX_CONCURRENCY } else { req.settings.max_concurrency };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let limit = if req.settings.max_concurrency == 0 {
+        crate::maprun::DEFAULT_MAX_CONCURRENCY
+    } else {
+        req.settings.max_concurrency
+    };
     let workers = match ports.workers {
         0 if super::execution::is_pure(&map.item_processor) => cores,
         0 => 64,

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use crate::ports::{Clock, Entropy, VirtualClock};
 
+use super::distributed::{run_map_run, MapRunPorts};
 use super::execution::{Action, Env, Event, Execution, IntegrationPattern, TaskRequest};
 
 /// How a task ended, as the integration reports it.
@@ -70,6 +72,9 @@ pub struct RunOptions<'a> {
     pub callbacks: Option<&'a dyn CallbackSource>,
     /// Called after every applied event (checkpointing, progress).
     pub on_change: Option<&'a mut dyn FnMut(&Execution)>,
+    /// Object store and checkpoint store for Distributed Maps (`None`: an in-memory checkpoint
+    /// store and no buckets).
+    pub map_runs: Option<&'a MapRunPorts<'a>>,
 }
 
 impl RunOptions<'_> {
@@ -86,7 +91,26 @@ const POLL: StdDuration = StdDuration::from_millis(100);
 /// Drives `exec` until it finishes. `initial` is `[Event::Start]` for a new execution, or
 /// empty for one loaded from a checkpoint (its pending tasks and timers are re-issued).
 pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: RunOptions<'_>) {
-    let (tx, rx) = mpsc::channel::<(u64, TaskOutcome)>();
+    let (tx, rx) = mpsc::channel::<(u64, Done)>();
+    // Defaults for Distributed Maps when the caller gave none.
+    let default_ports = match opts.map_runs {
+        Some(_) => None,
+        None => crate::maprun::checkpoint::SqliteStore::in_memory().ok().map(|store| {
+            let store: Box<dyn crate::maprun::checkpoint::CheckpointStore> = Box::new(store);
+            store
+        }),
+    };
+    let empty_store: Arc<dyn crate::storage::ObjectStore> =
+        Arc::new(crate::storage::LocalFolderStore::new(std::env::temp_dir().join("mapfleet-no-buckets")));
+    let fallback_ports = default_ports.as_ref().map(|c| MapRunPorts {
+        store: empty_store.clone(),
+        checkpoints: c.as_ref(),
+        workers: 0,
+        progress: None,
+    });
+    let ports: Option<&MapRunPorts<'_>> = opts.map_runs.or(fallback_ports.as_ref());
+    let root = exec.machine_arc();
+    let fast_forward = matches!(opts.time, TimeMode::Virtual(_));
     let mut timers: BTreeSet<(DateTime<Utc>, u64)> = BTreeSet::new();
     let mut timer_at: HashMap<u64, DateTime<Utc>> = HashMap::new();
     let mut in_flight: HashSet<u64> = HashSet::new();
@@ -109,8 +133,35 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                         let invoker = opts.invoker;
                         scope.spawn(move || {
                             let outcome = invoker.invoke(&req);
-                            let _ = tx.send((req.task, outcome));
+                            let _ = tx.send((req.task, Done::Task(outcome)));
                         });
+                    }
+                    Action::StartMapRun(req) => {
+                        in_flight.insert(req.run);
+                        let tx = tx.clone();
+                        let (invoker, callbacks, entropy) = (opts.invoker, opts.callbacks, opts.entropy);
+                        let clock: &dyn Clock = match &opts.time {
+                            TimeMode::Real(c) => *c,
+                            TimeMode::Virtual(c) => *c,
+                        };
+                        let root = root.clone();
+                        match ports {
+                            Some(ports) => {
+                                scope.spawn(move || {
+                                    let result = run_map_run(&root, &req, ports, invoker, callbacks, entropy, clock, fast_forward);
+                                    let _ = tx.send((req.run, Done::MapRun(result)));
+                                });
+                            }
+                            None => {
+                                let _ = tx.send((
+                                    req.run,
+                                    Done::MapRun(Err(("States.Runtime".into(), "no checkpoint store for the Map Run".into()))),
+                                ));
+                            }
+                        }
+                    }
+                    Action::CancelMapRun { run } => {
+                        in_flight.remove(&run);
                     }
                     Action::CancelTask { task } => {
                         in_flight.remove(&task);
@@ -134,7 +185,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
             let event = if let Some(e) = events.pop_front() {
                 Some(e)
             } else if let Ok((task, outcome)) = rx.try_recv() {
-                outcome_event(
+                done_event(
                     task,
                     outcome,
                     &mut in_flight,
@@ -178,7 +229,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                             _ => POLL,
                         };
                         match rx.recv_timeout(wait) {
-                            Ok((task, outcome)) => outcome_event(
+                            Ok((task, outcome)) => done_event(
                                 task,
                                 outcome,
                                 &mut in_flight,
@@ -202,6 +253,31 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
             }
         }
     });
+}
+
+/// What a worker thread reports: a task's outcome or a Map Run's end.
+enum Done {
+    Task(TaskOutcome),
+    MapRun(Result<Value, (String, String)>),
+}
+
+fn done_event(
+    id: u64,
+    done: Done,
+    in_flight: &mut HashSet<u64>,
+    awaiting: &mut HashSet<u64>,
+    queue: &mut std::collections::VecDeque<Event>,
+    exec: &Execution,
+) -> Option<Event> {
+    match done {
+        Done::Task(outcome) => outcome_event(id, outcome, in_flight, awaiting, queue, exec),
+        Done::MapRun(result) => {
+            if !in_flight.remove(&id) {
+                return None;
+            }
+            Some(Event::MapRunEnded { run: id, result })
+        }
+    }
 }
 
 fn outcome_event(

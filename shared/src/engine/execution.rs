@@ -28,6 +28,7 @@ use crate::asl::{
 use crate::ports::Entropy;
 
 use super::context::{context_object, ExecutionInfo, StateContext};
+use super::distributed::MapRunRequest;
 use super::history::History;
 use super::test_state::{Point, Probe};
 
@@ -88,6 +89,11 @@ pub enum Event {
     TimerFired {
         timer: u64,
     },
+    /// A Distributed Map's Map Run ended: the Map state's result, or its error and cause.
+    MapRunEnded {
+        run: u64,
+        result: Result<Value, (String, String)>,
+    },
     /// StopExecution.
     Abort {
         error: Option<String>,
@@ -122,6 +128,10 @@ pub struct TaskRequest {
 pub enum Action {
     InvokeTask(TaskRequest),
     CancelTask { task: u64 },
+    /// Run (or resume) a Distributed Map's Map Run.
+    StartMapRun(Box<MapRunRequest>),
+    /// Stop caring about a Map Run (its state was cancelled).
+    CancelMapRun { run: u64 },
     StartTimer { timer: u64, at: DateTime<Utc> },
     CancelTimer { timer: u64 },
 }
@@ -210,6 +220,9 @@ enum ThreadStatus {
     Sleeping {
         timer: u64,
     },
+    InMapRun {
+        run: u64,
+    },
     Children(Box<Children>),
 }
 
@@ -273,6 +286,9 @@ pub struct Execution {
     threads: BTreeMap<u64, Thread>,
     scopes: HashMap<u64, VarScope>,
     tasks: HashMap<u64, InFlightTask>,
+    /// Map Runs in flight: the thread waiting on each and its request.
+    #[serde(default)]
+    map_runs: HashMap<u64, (u64, MapRunRequest)>,
     timers: HashMap<u64, (TimerPurpose, DateTime<Utc>)>,
     next_id: u64,
     #[serde(skip)]
@@ -450,6 +466,7 @@ impl Execution {
             threads: BTreeMap::new(),
             scopes: HashMap::new(),
             tasks: HashMap::new(),
+            map_runs: HashMap::new(),
             timers: HashMap::new(),
             next_id: 1,
             machine: Some(machine),
@@ -530,6 +547,7 @@ impl Execution {
                 .values()
                 .map(|t| Action::InvokeTask(t.request.clone())),
         );
+        out.extend(self.map_runs.values().map(|(_, r)| Action::StartMapRun(Box::new(r.clone()))));
         out
     }
 
@@ -604,6 +622,7 @@ impl Execution {
                 }
             }
             Event::TimerFired { timer } => self.on_timer(timer, env),
+            Event::MapRunEnded { run, result } => self.on_map_run_ended(run, result, env),
             Event::Abort { error, cause } => {
                 self.cancel_all();
                 self.finish(
@@ -734,6 +753,9 @@ impl Execution {
     }
 
     fn cancel_all(&mut self) {
+        for (run, _) in self.map_runs.drain() {
+            self.actions.push(Action::CancelMapRun { run });
+        }
         for (task, _) in self.tasks.drain() {
             self.actions.push(Action::CancelTask { task });
         }
@@ -2156,6 +2178,8 @@ impl Execution {
             self.input_path(tid, state, &m.io.input_path, raw)?
         };
         let items_value = match &m.items {
+            // An ItemReader reads the items; ItemsPath does not apply to the input then.
+            _ if m.item_reader.is_some() => Value::Array(Vec::new()),
             Some(ItemsSource::Path(p)) => self.select_path(tid, state, p, &effective)?,
             Some(ItemsSource::Jsonata(t)) => {
                 let states = self.states_object(tid, state, raw, None, None, None, None);
@@ -2259,6 +2283,14 @@ impl Execution {
             }
             None => None,
         };
+        if distributed {
+            let settings = crate::maprun::Settings {
+                max_concurrency,
+                tolerated_failure_count: tolerated_count,
+                tolerated_failure_percentage: tolerated_percentage,
+            };
+            return self.start_map_run(tid, state, m, raw, &effective, items, settings, env);
+        }
         let last = self.thread_last_event(tid);
         let len = items.len();
         let started =
@@ -2319,6 +2351,252 @@ impl Execution {
         }
         self.start_map_children(tid, state, env)?;
         Ok(Step::Blocked)
+    }
+
+    /// Evaluates an ItemReader/ResultWriter object: its `Parameters` (JSONPath payload template
+    /// over the effective input) or `Arguments` (JSONata), and `ReaderConfig.MaxItems(Path)`.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_io_object(
+        &self,
+        tid: u64,
+        state: &State,
+        obj: &Value,
+        raw: &Value,
+        effective: &Value,
+        field: &str,
+        env: &Env<'_>,
+    ) -> Result<Value, AslError> {
+        let Value::Object(src) = obj else { return Ok(obj.clone()) };
+        let mut out = src.clone();
+        if let Some(p) = src.get("Parameters") {
+            let t = crate::asl::template::PayloadTemplate::compile(p)
+                .map_err(|(loc, msg)| AslError::runtime(format!("{field}.Parameters{loc}: {msg}")))?;
+            out.insert("Parameters".into(), self.eval_payload(tid, state, &t, effective, None, None, env)?);
+        }
+        if let Some(a) = src.get("Arguments") {
+            let t = JsonataTemplate::compile(a).map_err(|m| AslError::query(format!("{field}.Arguments: {m}")))?;
+            let states = self.states_object(tid, state, raw, None, None, None, None);
+            let v = self.eval_jsonata(tid, &states, &t, &format!("{field}/Arguments"), env)?;
+            out.remove("Arguments");
+            out.insert("Parameters".into(), v);
+        }
+        if let Some(Value::Object(rc)) = src.get("ReaderConfig") {
+            let mut rc = rc.clone();
+            if let Some(Value::String(p)) = rc.remove("MaxItemsPath") {
+                let path = JsonPath::parse(&p).map_err(|e| AslError::runtime(format!("MaxItemsPath: {e}")))?;
+                let v = self.select_path(tid, state, &path, effective)?;
+                match as_integer(&v) {
+                    Some(n) if n >= 0 => {
+                        rc.insert("MaxItems".into(), json!(n));
+                    }
+                    _ => {
+                        return Err(AslError::runtime(format!(
+                            "The MaxItemsPath field refers to value \"{}\" which is not a valid integer: {p}",
+                            match &v {
+                                Value::String(s) => s.clone(),
+                                other => compact(other),
+                            }
+                        )))
+                    }
+                }
+            }
+            if let Some(Value::String(e)) = rc.get("MaxItems").cloned() {
+                let t = JsonataTemplate::compile(&Value::String(e)).map_err(AslError::query)?;
+                let states = self.states_object(tid, state, raw, None, None, None, None);
+                let v = self.eval_jsonata(tid, &states, &t, "ReaderConfig/MaxItems", env)?;
+                rc.insert("MaxItems".into(), v);
+            }
+            out.insert("ReaderConfig".into(), Value::Object(rc));
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// ItemBatcher limits and BatchInput, evaluated.
+    #[allow(clippy::type_complexity)]
+    fn eval_batcher(
+        &self,
+        tid: u64,
+        state: &State,
+        b: &Value,
+        raw: &Value,
+        effective: &Value,
+        env: &Env<'_>,
+    ) -> Result<(Option<u64>, Option<u64>, Option<Value>), AslError> {
+        let number = |name: &str| -> Result<Option<u64>, AslError> {
+            if let Some(v) = b.get(name) {
+                return match v {
+                    Value::String(e) => {
+                        let t = JsonataTemplate::compile(&Value::String(e.clone())).map_err(AslError::query)?;
+                        let states = self.states_object(tid, state, raw, None, None, None, None);
+                        let v = self.eval_jsonata(tid, &states, &t, &format!("ItemBatcher/{name}"), env)?;
+                        as_integer(&v).filter(|n| *n > 0).map(|n| Some(n as u64)).ok_or_else(|| {
+                            AslError::query(format!("ItemBatcher.{name} must be a positive integer, got {}", compact(&v)))
+                        })
+                    }
+                    other => Ok(other.as_u64()),
+                };
+            }
+            if let Some(Value::String(p)) = b.get(format!("{name}Path").as_str()) {
+                let path = JsonPath::parse(p).map_err(|e| AslError::runtime(format!("{name}Path: {e}")))?;
+                let v = self.select_path(tid, state, &path, effective)?;
+                return match as_integer(&v) {
+                    Some(n) if n > 0 => Ok(Some(n as u64)),
+                    _ => Err(AslError::runtime(format!(
+                        "The {name}Path field refers to value \"{}\" which is not a valid integer: {p}",
+                        match &v {
+                            Value::String(s) => s.clone(),
+                            other => compact(other),
+                        }
+                    ))),
+                };
+            }
+            Ok(None)
+        };
+        let max_items = number("MaxItemsPerBatch")?;
+        let max_bytes = number("MaxInputBytesPerBatch")?;
+        let batch_input = match b.get("BatchInput") {
+            None => None,
+            Some(bi) if lang_is_jsonata(state) => {
+                let t = JsonataTemplate::compile(bi).map_err(AslError::query)?;
+                let states = self.states_object(tid, state, raw, None, None, None, None);
+                Some(self.eval_jsonata(tid, &states, &t, "ItemBatcher/BatchInput", env)?)
+            }
+            Some(bi) => {
+                let t = crate::asl::template::PayloadTemplate::compile(bi)
+                    .map_err(|(loc, msg)| AslError::runtime(format!("ItemBatcher.BatchInput{loc}: {msg}")))?;
+                Some(self.eval_payload(tid, state, &t, effective, None, None, env)?)
+            }
+        };
+        Ok((max_items, max_bytes, batch_input))
+    }
+
+    /// A Distributed Map hands its items to a Map Run (spec §4.6 events: MapStateStarted,
+    /// MapRunStarted, then MapRunSucceeded/Failed when it ends).
+    #[allow(clippy::too_many_arguments)]
+    fn start_map_run(
+        &mut self,
+        tid: u64,
+        state: &State,
+        m: &crate::asl::Map,
+        raw: &Value,
+        effective: &Value,
+        items: Vec<Value>,
+        settings: crate::maprun::Settings,
+        env: &Env<'_>,
+    ) -> Result<Step, AslError> {
+        let reader = match &m.item_reader {
+            Some(r) => Some(self.eval_io_object(tid, state, r, raw, effective, "ItemReader", env)?),
+            None => None,
+        };
+        let writer = match &m.result_writer {
+            Some(w) => Some(self.eval_io_object(tid, state, w, raw, effective, "ResultWriter", env)?),
+            None => None,
+        };
+        let (batch_max_items, batch_max_bytes, batch_input) = match &m.item_batcher {
+            Some(b) => self.eval_batcher(tid, state, b, raw, effective, env)?,
+            None => (None, None, None),
+        };
+        let info = self.info_for(tid).clone();
+        let label = m.label.clone().unwrap_or_else(|| state.name.clone());
+        let map_run_arn = format!(
+            "{}/{}:{}",
+            info.state_machine_arn.replacen(":stateMachine:", ":mapRun:", 1),
+            label,
+            env.entropy.uuid_v4()
+        );
+        let mut vars = Map::new();
+        self.vars(tid).for_each_var(&mut |k, v| {
+            vars.insert(k.to_string(), v.clone());
+        });
+        let Some(th) = self.threads.get(&tid) else { return Ok(Step::Blocked) };
+        let (path, sid, entered_time, last) = (th.path.clone(), th.state, th.entered_time, th.last_event);
+        let run = self.fresh_id();
+        let len = items.len();
+        let req = MapRunRequest {
+            run,
+            map_run_arn: map_run_arn.clone(),
+            state_name: state.name.clone(),
+            path,
+            state: sid,
+            entered_time,
+            labelled_name: format!("{}/{}", info.state_machine_name, label),
+            parent: info,
+            items: if m.item_reader.is_some() { None } else { Some(items) },
+            reader,
+            writer,
+            batching: m.item_batcher.is_some(),
+            batch_max_items,
+            batch_max_bytes,
+            batch_input,
+            settings,
+            express_children: m.processor_config.execution_type == crate::asl::ExecutionType::Express,
+            effective_input: effective.clone(),
+            vars,
+        };
+        let started = self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}));
+        let arn = map_run_arn.clone();
+        let id = self.history.emit(started, "MapRunStarted", env.now, || json!({"mapRunArn": arn}));
+        self.set_last_event(tid, id);
+        if let Some(t) = self.threads.get_mut(&tid) {
+            t.status = ThreadStatus::InMapRun { run };
+        }
+        self.map_runs.insert(run, (tid, req.clone()));
+        self.actions.push(Action::StartMapRun(Box::new(req)));
+        Ok(Step::Blocked)
+    }
+
+    fn on_map_run_ended(&mut self, run: u64, result: Result<Value, (String, String)>, env: &Env<'_>) {
+        let Some((tid, req)) = self.map_runs.remove(&run) else { return };
+        let machine = self.machine();
+        let Some(th) = self.threads.get(&tid) else { return };
+        if !matches!(th.status, ThreadStatus::InMapRun { run: r } if r == run) {
+            return;
+        }
+        let last = th.last_event;
+        let m = machine_at(&machine, &th.path);
+        let state = m.state(th.state);
+        let StateKind::Map(map) = &state.kind else { return };
+        match result {
+            Ok(value) => {
+                let id1 = self.history.emit(last, "MapRunSucceeded", env.now, || Value::Null);
+                let id2 = self.history.emit(id1, "MapStateSucceeded", env.now, || Value::Null);
+                self.set_last_event(tid, id1.max(id2));
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.status = ThreadStatus::Ready { retry: true };
+                    // MapStateExited follows MapRunSucceeded (spec §4.6).
+                    t.last_event = id1;
+                }
+                let step = if req.writer.is_none() && exceeds_payload_limit(&value) {
+                    Step::Fail(Failure {
+                        error: Some("States.DataLimitExceeded".into()),
+                        cause: Some(format!(
+                            "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                            state.name
+                        )),
+                    })
+                } else {
+                    self.complete_result_state(tid, state, &map.io, map.transition, value, env)
+                };
+                if self.continue_with(tid, step, env) {
+                    self.ready.push_back(tid);
+                }
+            }
+            Err((error, cause)) => {
+                let (e2, c2) = (error.clone(), cause.clone());
+                let id1 = self.history.emit(last, "MapRunFailed", env.now, || json!({"error": e2, "cause": c2}));
+                let id2 = self.history.emit(id1, "MapStateFailed", env.now, || Value::Null);
+                self.set_last_event(tid, id2);
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.status = ThreadStatus::Ready { retry: true };
+                }
+                self.state_failed(tid, Failure { error: Some(error), cause: Some(cause) }, env);
+            }
+        }
+    }
+
+    /// The compiled machine this execution runs.
+    pub fn machine_arc(&self) -> Arc<StateMachine> {
+        self.machine()
     }
 
     /// Runs the iterations of an inline Map whose processor has no side effects (no Task, no
@@ -2699,6 +2977,10 @@ impl Execution {
             }
             ThreadStatus::Ready { .. } => {
                 self.ready.retain(|r| *r != tid);
+            }
+            ThreadStatus::InMapRun { run } => {
+                self.map_runs.remove(&run);
+                self.actions.push(Action::CancelMapRun { run });
             }
         }
     }

@@ -1332,7 +1332,15 @@ fn drive(exec: &mut Execution, invoker: &dyn TaskInvoker, ports: &TestStatePorts
                     timers.insert((at, timer));
                 }
                 Action::CancelTimer { timer } => timers.retain(|(_, t)| *t != timer),
-                Action::CancelTask { .. } => {}
+                Action::CancelTask { .. } | Action::CancelMapRun { .. } => {}
+                // A Distributed Map under test needs a mock (it then runs as a task).
+                Action::StartMapRun(req) => queue.push_back(Event::MapRunEnded {
+                    run: req.run,
+                    result: Err((
+                        "States.Runtime".into(),
+                        "TestState runs a Distributed Map state only with a mock result".into(),
+                    )),
+                }),
             }
         }
     }

@@ -20,7 +20,7 @@ fn run_with(def: Value, input: Value, invoker: &dyn TaskInvoker, record: bool) -
     run_to_completion(
         &mut exec,
         vec![Event::Start],
-        RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker, callbacks: None, on_change: None },
+        RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker, callbacks: None, on_change: None, map_runs: None },
     );
     (exec, clock)
 }

@@ -10,7 +10,11 @@ use crate::engine::execution::{json_size, PAYLOAD_LIMIT};
 pub enum BatchError {
     /// One item alone does not fit in a batch (or in a child input).
     #[error("The item at index {index} is {size} bytes, which does not fit in a batch of at most {limit} bytes")]
-    ItemTooLarge { index: u64, size: usize, limit: usize },
+    ItemTooLarge {
+        index: u64,
+        size: usize,
+        limit: usize,
+    },
 }
 
 impl BatchError {
@@ -38,9 +42,18 @@ pub struct Batcher {
 
 impl Batcher {
     pub fn new(spec: BatchSpec) -> Self {
-        let limit_bytes = spec.max_bytes.map(|b| (b as usize).min(PAYLOAD_LIMIT)).unwrap_or(PAYLOAD_LIMIT);
+        let limit_bytes = spec
+            .max_bytes
+            .map(|b| (b as usize).min(PAYLOAD_LIMIT))
+            .unwrap_or(PAYLOAD_LIMIT);
         let base_bytes = json_size(&Self::wrap(&spec.batch_input, Vec::new()));
-        Batcher { spec, limit_bytes, base_bytes, items: Vec::new(), bytes: 0 }
+        Batcher {
+            spec,
+            limit_bytes,
+            base_bytes,
+            items: Vec::new(),
+            bytes: 0,
+        }
     }
 
     fn wrap(batch_input: &Option<Value>, items: Vec<Value>) -> Value {
@@ -61,16 +74,27 @@ impl Batcher {
     pub fn push(&mut self, index: u64, item: Value) -> Result<Option<(Value, u64)>, BatchError> {
         let size = json_size(&item);
         if self.base_bytes + size > self.limit_bytes {
-            return Err(BatchError::ItemTooLarge { index, size, limit: self.limit_bytes });
+            return Err(BatchError::ItemTooLarge {
+                index,
+                size,
+                limit: self.limit_bytes,
+            });
         }
         let mut closed = None;
-        let full_items = self.spec.max_items.is_some_and(|m| self.items.len() as u64 >= m);
+        let full_items = self
+            .spec
+            .max_items
+            .is_some_and(|m| self.items.len() as u64 >= m);
         if !self.items.is_empty() && (full_items || self.size_with(size) > self.limit_bytes) {
             closed = self.flush();
         }
         self.bytes += usize::from(!self.items.is_empty()) + size;
         self.items.push(item);
-        if self.spec.max_items.is_some_and(|m| self.items.len() as u64 >= m) {
+        if self
+            .spec
+            .max_items
+            .is_some_and(|m| self.items.len() as u64 >= m)
+        {
             // Close eagerly so a batch never waits for the next item.
             if closed.is_none() {
                 closed = self.flush();
@@ -116,7 +140,15 @@ mod tests {
     #[test]
     fn greedy_by_items() {
         let items: Vec<Value> = (0..1130).map(|i| json!(i)).collect();
-        let out = batches(BatchSpec { max_items: Some(100), max_bytes: None, batch_input: None }, items).unwrap();
+        let out = batches(
+            BatchSpec {
+                max_items: Some(100),
+                max_bytes: None,
+                batch_input: None,
+            },
+            items,
+        )
+        .unwrap();
         assert_eq!(out.len(), 12);
         assert!(out[..11].iter().all(|(_, n)| *n == 100));
         assert_eq!(out[11].1, 30);
@@ -126,7 +158,11 @@ mod tests {
 
     #[test]
     fn bytes_limit_counts_the_whole_child_input() {
-        let spec = BatchSpec { max_items: None, max_bytes: Some(40), batch_input: Some(json!({"k": 1})) };
+        let spec = BatchSpec {
+            max_items: None,
+            max_bytes: Some(40),
+            batch_input: Some(json!({"k": 1})),
+        };
         // {"BatchInput":{"k":1},"Items":[]} is 33 bytes: room for "aa","bb" (4 + 1 + 4 = 9 > 7)?
         let out = batches(spec, vec![json!("aa"), json!("bb"), json!("cc")]).unwrap();
         for (b, _) in &out {
@@ -140,9 +176,24 @@ mod tests {
 
     #[test]
     fn an_item_that_cannot_fit_is_named() {
-        let spec = BatchSpec { max_items: Some(10), max_bytes: Some(20), batch_input: None };
-        let err = batches(spec, vec![json!("x"), json!("a very long string that does not fit")]).unwrap_err();
-        assert_eq!(err, BatchError::ItemTooLarge { index: 1, size: 38, limit: 20 });
+        let spec = BatchSpec {
+            max_items: Some(10),
+            max_bytes: Some(20),
+            batch_input: None,
+        };
+        let err = batches(
+            spec,
+            vec![json!("x"), json!("a very long string that does not fit")],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::ItemTooLarge {
+                index: 1,
+                size: 38,
+                limit: 20
+            }
+        );
         assert_eq!(err.error_name(), "States.DataLimitExceeded");
     }
 }

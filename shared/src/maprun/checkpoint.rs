@@ -51,7 +51,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, CheckpointError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| CheckpointError::Store(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CheckpointError::Store(format!("{}: {e}", dir.display())))?;
         }
         Self::init(Connection::open(path)?)
     }
@@ -78,17 +79,22 @@ impl SqliteStore {
                  PRIMARY KEY (arn, idx)
              );",
         )?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, CheckpointError> {
-        self.conn.lock().map_err(|_| CheckpointError::Store("the connection lock is poisoned".into()))
+        self.conn
+            .lock()
+            .map_err(|_| CheckpointError::Store("the connection lock is poisoned".into()))
     }
 }
 
 impl CheckpointStore for SqliteStore {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
-        let record = serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
+        let record =
+            serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
         let mut conn = self.lock()?;
         let tx = conn.transaction()?;
         tx.execute(
@@ -104,7 +110,8 @@ impl CheckpointStore for SqliteStore {
             )?;
             for idx in &run.dirty {
                 if let Some(c) = run.children.get(*idx as usize) {
-                    let text = serde_json::to_string(c).map_err(|e| CheckpointError::Store(e.to_string()))?;
+                    let text = serde_json::to_string(c)
+                        .map_err(|e| CheckpointError::Store(e.to_string()))?;
                     stmt.execute(params![run.map_run_arn, *idx as i64, text])?;
                 }
             }
@@ -117,19 +124,32 @@ impl CheckpointStore for SqliteStore {
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError> {
         let conn = self.lock()?;
         let record: Option<String> = conn
-            .query_row("SELECT record FROM map_runs WHERE arn = ?1", params![map_run_arn], |r| r.get(0))
+            .query_row(
+                "SELECT record FROM map_runs WHERE arn = ?1",
+                params![map_run_arn],
+                |r| r.get(0),
+            )
             .optional()?;
-        let Some(record) = record else { return Ok(None) };
-        let mut run: MapRun = serde_json::from_str(&record)
-            .map_err(|e| CheckpointError::Corrupt { key: map_run_arn.to_string(), message: e.to_string() })?;
-        let mut stmt = conn.prepare("SELECT idx, record FROM children WHERE arn = ?1 ORDER BY idx")?;
-        let rows = stmt.query_map(params![map_run_arn], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        for row in rows {
-            let (idx, text) = row?;
-            let child: Child = serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
-                key: format!("{map_run_arn}#{idx}"),
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let mut run: MapRun =
+            serde_json::from_str(&record).map_err(|e| CheckpointError::Corrupt {
+                key: map_run_arn.to_string(),
                 message: e.to_string(),
             })?;
+        let mut stmt =
+            conn.prepare("SELECT idx, record FROM children WHERE arn = ?1 ORDER BY idx")?;
+        let rows = stmt.query_map(params![map_run_arn], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (idx, text) = row?;
+            let child: Child =
+                serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
+                    key: format!("{map_run_arn}#{idx}"),
+                    message: e.to_string(),
+                })?;
             run.children.push(child);
         }
         // Children that were running when the process died are dispatched again (a child
@@ -140,7 +160,11 @@ impl CheckpointStore for SqliteStore {
         run.writing = false;
         for c in &mut run.children {
             if c.status == super::ChildStatus::Running {
-                c.status = if c.redrive_count > 0 { super::ChildStatus::PendingRedrive } else { super::ChildStatus::Pending };
+                c.status = if c.redrive_count > 0 {
+                    super::ChildStatus::PendingRedrive
+                } else {
+                    super::ChildStatus::Pending
+                };
             }
         }
         Ok(Some(run))
@@ -148,13 +172,17 @@ impl CheckpointStore for SqliteStore {
 
     fn list(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, CheckpointError> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare("SELECT record FROM map_runs WHERE execution_arn = ?1 ORDER BY seq")?;
+        let mut stmt =
+            conn.prepare("SELECT record FROM map_runs WHERE execution_arn = ?1 ORDER BY seq")?;
         let rows = stmt.query_map(params![execution_arn], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for row in rows {
             let text = row?;
-            let run: MapRun = serde_json::from_str(&text)
-                .map_err(|e| CheckpointError::Corrupt { key: execution_arn.to_string(), message: e.to_string() })?;
+            let run: MapRun =
+                serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
+                    key: execution_arn.to_string(),
+                    message: e.to_string(),
+                })?;
             out.push(MapRunSummary {
                 map_run_arn: run.map_run_arn.clone(),
                 execution_arn: run.execution_arn.clone(),

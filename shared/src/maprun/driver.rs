@@ -85,11 +85,18 @@ impl Source<'_> {
     }
 
     /// The next item and the position just before it.
-    fn next_item(&mut self, position: &Option<Value>) -> Result<Option<(Item, Value)>, (String, String)> {
+    fn next_item(
+        &mut self,
+        position: &Option<Value>,
+    ) -> Result<Option<(Item, Value)>, (String, String)> {
         match &self.items {
             Items::Inline(v) => {
                 if self.next_inline == 0 {
-                    if let Some(p) = position.as_ref().and_then(|p| p.get("items_read")).and_then(Value::as_u64) {
+                    if let Some(p) = position
+                        .as_ref()
+                        .and_then(|p| p.get("items_read"))
+                        .and_then(Value::as_u64)
+                    {
                         self.next_inline = p;
                     }
                 }
@@ -99,20 +106,33 @@ impl Source<'_> {
                     None => Ok(None),
                     Some(value) => {
                         self.next_inline += 1;
-                        Ok(Some((Item { value: value.clone(), index: i, key: None, source: self.source_name() }, before)))
+                        Ok(Some((
+                            Item {
+                                value: value.clone(),
+                                index: i,
+                                key: None,
+                                source: self.source_name(),
+                            },
+                            before,
+                        )))
                     }
                 }
             }
             Items::Reader(spec) => {
                 if self.stream.is_none() {
-                    let resume: Option<Position> =
-                        position.as_ref().and_then(|p| serde_json::from_value(p.clone()).ok());
+                    let resume: Option<Position> = position
+                        .as_ref()
+                        .and_then(|p| serde_json::from_value(p.clone()).ok());
                     let s = reader::open(self.store.clone(), spec, resume.as_ref())
                         .map_err(|e| (e.error().to_string(), e.cause()))?;
                     self.stream = Some(s);
                 }
-                let Some(stream) = self.stream.as_mut() else { return Ok(None) };
-                let before = serde_json::to_value(<dyn ItemStream as ItemStream>::position(stream.as_ref())).unwrap_or(Value::Null);
+                let Some(stream) = self.stream.as_mut() else {
+                    return Ok(None);
+                };
+                let before =
+                    serde_json::to_value(<dyn ItemStream as ItemStream>::position(stream.as_ref()))
+                        .unwrap_or(Value::Null);
                 match stream.next() {
                     None => Ok(None),
                     Some(Err(e)) => Err((e.error().to_string(), e.cause())),
@@ -129,7 +149,10 @@ impl Source<'_> {
     fn position_now_of_stream(&self) -> Value {
         match (&self.items, &self.stream) {
             (Items::Inline(_), _) => json!({"items_read": self.next_inline}),
-            (Items::Reader(_), Some(s)) => serde_json::to_value(<dyn ItemStream as ItemStream>::position(s.as_ref())).unwrap_or(Value::Null),
+            (Items::Reader(_), Some(s)) => {
+                serde_json::to_value(<dyn ItemStream as ItemStream>::position(s.as_ref()))
+                    .unwrap_or(Value::Null)
+            }
             (Items::Reader(_), None) => Value::Null,
         }
     }
@@ -137,7 +160,11 @@ impl Source<'_> {
     /// Reads up to `max` children's inputs. Returns them, the checkpoint position after the
     /// last whole child, and whether the source is exhausted.
     #[allow(clippy::type_complexity)]
-    fn read(&mut self, position: &Option<Value>, max: usize) -> Result<(Vec<(Value, u64)>, Value, bool), (String, String)> {
+    fn read(
+        &mut self,
+        position: &Option<Value>,
+        max: usize,
+    ) -> Result<(Vec<(Value, u64)>, Value, bool), (String, String)> {
         let mut out = Vec::new();
         let mut checkpoint = position.clone().unwrap_or(Value::Null);
         loop {
@@ -167,12 +194,18 @@ impl Source<'_> {
                     checkpoint = self.position_now();
                 }
                 Some(b) => {
-                    let closed = b.push(index, input).map_err(|e| (e.error_name().to_string(), e.to_string()))?;
+                    let closed = b
+                        .push(index, input)
+                        .map_err(|e| (e.error_name().to_string(), e.to_string()))?;
                     if let Some(batch) = closed {
                         out.push(batch);
                         // The item that closed the batch starts the next one: resume before it,
                         // unless it was the last of a full batch (then after it).
-                        checkpoint = if b.is_empty() { self.position_now_of_stream() } else { before };
+                        checkpoint = if b.is_empty() {
+                            self.position_now_of_stream()
+                        } else {
+                            before
+                        };
                     }
                 }
             }
@@ -186,20 +219,26 @@ fn writer_status(s: ChildStatus) -> writer::ChildStatus {
         ChildStatus::Failed => writer::ChildStatus::Failed,
         ChildStatus::TimedOut => writer::ChildStatus::TimedOut,
         ChildStatus::Aborted => writer::ChildStatus::Aborted,
-        ChildStatus::Pending | ChildStatus::PendingRedrive | ChildStatus::Running => writer::ChildStatus::Pending,
+        ChildStatus::Pending | ChildStatus::PendingRedrive | ChildStatus::Running => {
+            writer::ChildStatus::Pending
+        }
     }
 }
 
 /// The ResultWriter / result records of a run's children, in item order.
 pub fn records(run: &MapRun) -> Vec<ChildRecord> {
     let express = run.child_type == super::ExecutionTypeTag::Express;
-    let exec_prefix = run.state_machine_arn.replacen(":stateMachine:", ":execution:", 1);
+    let exec_prefix = run
+        .state_machine_arn
+        .replacen(":stateMachine:", ":execution:", 1);
     run.children
         .iter()
         .map(|c| {
             let status = writer_status(c.status);
             match (status, c.start_date, c.stop_date) {
-                (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => ChildRecord::pending(c.input.clone()),
+                (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => {
+                    ChildRecord::pending(c.input.clone())
+                }
                 (_, Some(start), Some(stop)) => {
                     let mut r = ChildRecord::finished(
                         format!("{exec_prefix}:{}", c.name),
@@ -228,9 +267,11 @@ fn write_results(
     store: &dyn ObjectStore,
 ) -> Result<(u64, Value), (String, String)> {
     let recs = records(run);
-    let mut w = ResultWriter::new(store, spec, &run.map_run_arn).map_err(|e| (e.error_name().into(), e.cause()))?;
+    let mut w = ResultWriter::new(store, spec, &run.map_run_arn)
+        .map_err(|e| (e.error_name().into(), e.cause()))?;
     if run.redrive_count > 0 {
-        let prior = writer::load_prior(store, spec, &run.map_run_arn).map_err(|e| (e.error_name().into(), e.cause()))?;
+        let prior = writer::load_prior(store, spec, &run.map_run_arn)
+            .map_err(|e| (e.error_name().into(), e.cause()))?;
         w = w.with_prior(prior);
     }
     let bucket = w.bucket().to_string();
@@ -238,23 +279,61 @@ fn write_results(
         w.write(r).map_err(|e| (e.error_name().into(), e.cause()))?;
     }
     let outcome = w.finish().map_err(|e| (e.error_name().into(), e.cause()))?;
-    let written = run.children.iter().filter(|c| c.status.is_terminal()).map(|c| c.items).sum();
-    Ok((written, writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key)))
+    let written = run
+        .children
+        .iter()
+        .filter(|c| c.status.is_terminal())
+        .map(|c| c.items)
+        .sum();
+    Ok((
+        written,
+        writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key),
+    ))
 }
 
 /// Runs the job to the end of its Map Run.
 pub fn drive(job: Job<'_>) -> Outcome {
-    let Job { mut run, items, select, batch, writer, store, checkpoints, runner, clock, workers, progress } = job;
-    let mut source = Source { items, stream: None, store: store.clone(), select, batcher: batch.map(Batcher::new), next_inline: 0 };
+    let Job {
+        mut run,
+        items,
+        select,
+        batch,
+        writer,
+        store,
+        checkpoints,
+        runner,
+        clock,
+        workers,
+        progress,
+    } = job;
+    let mut source = Source {
+        items,
+        stream: None,
+        store: store.clone(),
+        select,
+        batcher: batch.map(Batcher::new),
+        next_inline: 0,
+    };
     // Fail before any child runs when the results cannot be written.
     if let Some(spec) = writer.as_ref().filter(|w| w.destination.is_some()) {
-        match ResultWriter::new(store.as_ref(), spec, &run.map_run_arn).and_then(|w| w.check_destination()) {
+        match ResultWriter::new(store.as_ref(), spec, &run.map_run_arn)
+            .and_then(|w| w.check_destination())
+        {
             Ok(()) => {}
             Err(e) => {
                 let now = clock.now();
-                run.apply(MapRunEvent::WriterFailed { error: e.error_name().into(), cause: e.cause() }, now);
+                run.apply(
+                    MapRunEvent::WriterFailed {
+                        error: e.error_name().into(),
+                        cause: e.cause(),
+                    },
+                    now,
+                );
                 let _ = checkpoints.save(&mut run);
-                return Outcome { result: Err((e.error_name().into(), e.cause())), run };
+                return Outcome {
+                    result: Err((e.error_name().into(), e.cause())),
+                    run,
+                };
             }
         }
     }
@@ -275,7 +354,9 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     Ok(guard) => guard.recv(),
                     Err(_) => return,
                 };
-                let Ok((index, name, input, redrive)) = next else { return };
+                let Ok((index, name, input, redrive)) = next else {
+                    return;
+                };
                 let outcome = runner.run_child(index, &name, &input, redrive);
                 if tx.send((index, outcome)).is_err() {
                     return;
@@ -289,11 +370,25 @@ pub fn drive(job: Job<'_>) -> Outcome {
             let mut events = Vec::new();
             for action in pending.drain(..) {
                 match action {
-                    MapRunAction::Read { position, max_children } => match source.read(&position, max_children) {
-                        Ok((inputs, position, done)) => events.push(MapRunEvent::ChildrenRead { inputs, position, done }),
-                        Err((error, cause)) => events.push(MapRunEvent::ReaderFailed { error, cause }),
+                    MapRunAction::Read {
+                        position,
+                        max_children,
+                    } => match source.read(&position, max_children) {
+                        Ok((inputs, position, done)) => events.push(MapRunEvent::ChildrenRead {
+                            inputs,
+                            position,
+                            done,
+                        }),
+                        Err((error, cause)) => {
+                            events.push(MapRunEvent::ReaderFailed { error, cause })
+                        }
                     },
-                    MapRunAction::StartChild { index, name, input, redrive } => {
+                    MapRunAction::StartChild {
+                        index,
+                        name,
+                        input,
+                        redrive,
+                    } => {
                         // A closed channel means the workers are gone: the child stays RUNNING
                         // in the checkpoint and runs again on resume.
                         let _ = job_tx.send((index, name, input, redrive));
@@ -305,20 +400,33 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     MapRunAction::WriteResults => {
                         let _ = checkpoints.save(&mut run);
                         match writer.as_ref() {
-                            Some(spec) if exports => match write_results(&run, spec, store.as_ref()) {
-                                Ok((records, result)) => {
-                                    writer_result = Some(result);
-                                    events.push(MapRunEvent::ResultsWritten { records });
+                            Some(spec) if exports => {
+                                match write_results(&run, spec, store.as_ref()) {
+                                    Ok((records, result)) => {
+                                        writer_result = Some(result);
+                                        events.push(MapRunEvent::ResultsWritten { records });
+                                    }
+                                    Err((error, cause)) => {
+                                        events.push(MapRunEvent::WriterFailed { error, cause })
+                                    }
                                 }
-                                Err((error, cause)) => events.push(MapRunEvent::WriterFailed { error, cause }),
-                            },
+                            }
                             _ => {
-                                let records = run.children.iter().filter(|c| c.status.is_terminal()).map(|c| c.items).sum();
+                                let records = run
+                                    .children
+                                    .iter()
+                                    .filter(|c| c.status.is_terminal())
+                                    .map(|c| c.items)
+                                    .sum();
                                 events.push(MapRunEvent::ResultsWritten { records });
                             }
                         }
                     }
-                    MapRunAction::Finish { status, error, cause } => {
+                    MapRunAction::Finish {
+                        status,
+                        error,
+                        cause,
+                    } => {
                         final_result = Some(match status {
                             MapRunStatus::Succeeded => Ok(match writer_result.take() {
                                 Some(r) => r,
@@ -340,7 +448,10 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     Ok((index, o)) => events.push(child_event(index, o)),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        final_result = Some(Err(("States.Runtime".into(), "the Map Run's workers stopped".into())));
+                        final_result = Some(Err((
+                            "States.Runtime".into(),
+                            "the Map Run's workers stopped".into(),
+                        )));
                         break;
                     }
                 }
@@ -367,13 +478,26 @@ pub fn drive(job: Job<'_>) -> Outcome {
     if let Some(p) = progress {
         p(&run);
     }
-    let result = final_result.unwrap_or_else(|| Err(("States.Runtime".into(), "the Map Run ended without a result".into())));
+    let result = final_result.unwrap_or_else(|| {
+        Err((
+            "States.Runtime".into(),
+            "the Map Run ended without a result".into(),
+        ))
+    });
     Outcome { run, result }
 }
 
 fn child_event(index: u64, o: ChildOutcome) -> MapRunEvent {
     match o.status {
-        ChildStatus::Succeeded => MapRunEvent::ChildSucceeded { index, output: o.output.unwrap_or(Value::Null) },
-        status => MapRunEvent::ChildFailed { index, status, error: o.error, cause: o.cause },
+        ChildStatus::Succeeded => MapRunEvent::ChildSucceeded {
+            index,
+            output: o.output.unwrap_or(Value::Null),
+        },
+        status => MapRunEvent::ChildFailed {
+            index,
+            status,
+            error: o.error,
+            cause: o.cause,
+        },
     }
 }

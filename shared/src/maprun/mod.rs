@@ -59,7 +59,13 @@ pub enum ChildStatus {
 
 impl ChildStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, ChildStatus::Succeeded | ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted)
+        matches!(
+            self,
+            ChildStatus::Succeeded
+                | ChildStatus::Failed
+                | ChildStatus::TimedOut
+                | ChildStatus::Aborted
+        )
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,29 +114,65 @@ pub enum MapRunEvent {
     Start,
     /// The reader produced these children's inputs (`(input, item count)`), in order, and is
     /// now at `position` (opaque to the core); `done` when the source is exhausted.
-    ChildrenRead { inputs: Vec<(Value, u64)>, position: Value, done: bool },
-    ReaderFailed { error: String, cause: String },
-    ChildSucceeded { index: u64, output: Value },
-    ChildFailed { index: u64, status: ChildStatus, error: Option<String>, cause: Option<String> },
-    ResultsWritten { records: u64 },
-    WriterFailed { error: String, cause: String },
+    ChildrenRead {
+        inputs: Vec<(Value, u64)>,
+        position: Value,
+        done: bool,
+    },
+    ReaderFailed {
+        error: String,
+        cause: String,
+    },
+    ChildSucceeded {
+        index: u64,
+        output: Value,
+    },
+    ChildFailed {
+        index: u64,
+        status: ChildStatus,
+        error: Option<String>,
+        cause: Option<String>,
+    },
+    ResultsWritten {
+        records: u64,
+    },
+    WriterFailed {
+        error: String,
+        cause: String,
+    },
     Abort,
     Redrive,
-    Update { settings: Settings },
+    Update {
+        settings: Settings,
+    },
 }
 
 /// What the Map Run asks the edge to do.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum MapRunAction {
     /// Read up to `max_children` more children's inputs from `position` (None: the start).
-    Read { position: Option<Value>, max_children: usize },
+    Read {
+        position: Option<Value>,
+        max_children: usize,
+    },
     /// Start (or, with `redrive`, redrive) a child.
-    StartChild { index: u64, name: String, input: Value, redrive: bool },
-    StopChild { index: u64 },
+    StartChild {
+        index: u64,
+        name: String,
+        input: Value,
+        redrive: bool,
+    },
+    StopChild {
+        index: u64,
+    },
     /// Write the ResultWriter files from the children as they are now.
     WriteResults,
     /// The run ended: report to the Map state.
-    Finish { status: MapRunStatus, error: Option<String>, cause: Option<String> },
+    Finish {
+        status: MapRunStatus,
+        error: Option<String>,
+        cause: Option<String>,
+    },
 }
 
 /// A Map Run, serializable as its checkpoint.
@@ -257,11 +299,19 @@ impl MapRun {
         let mut out = Vec::new();
         match event {
             MapRunEvent::Start => {}
-            MapRunEvent::ChildrenRead { inputs, position, done } => {
+            MapRunEvent::ChildrenRead {
+                inputs,
+                position,
+                done,
+            } => {
                 self.reading = false;
                 self.reader_position = Some(position);
                 self.reader_done = done;
-                let first_item = self.children.last().map(|c| c.first_item + c.items).unwrap_or(0);
+                let first_item = self
+                    .children
+                    .last()
+                    .map(|c| c.first_item + c.items)
+                    .unwrap_or(0);
                 let mut next_item = first_item;
                 for (input, items) in inputs {
                     let index = self.children.len() as u64;
@@ -297,7 +347,12 @@ impl MapRun {
                     self.running -= 1;
                 }
             }
-            MapRunEvent::ChildFailed { index, status, error, cause } => {
+            MapRunEvent::ChildFailed {
+                index,
+                status,
+                error,
+                cause,
+            } => {
                 let status = match status {
                     ChildStatus::TimedOut | ChildStatus::Aborted => status,
                     _ => ChildStatus::Failed,
@@ -322,13 +377,22 @@ impl MapRun {
             MapRunEvent::ResultsWritten { records } => {
                 self.writing = false;
                 self.results_written = records;
-                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
+                let (status, error, cause) =
+                    self.stopping
+                        .clone()
+                        .unwrap_or((MapRunStatus::Succeeded, None, None));
                 self.finish(status, error, cause, now, &mut out);
                 return out;
             }
             MapRunEvent::WriterFailed { error, cause } => {
                 self.writing = false;
-                self.finish(MapRunStatus::Failed, Some(error), Some(cause), now, &mut out);
+                self.finish(
+                    MapRunStatus::Failed,
+                    Some(error),
+                    Some(cause),
+                    now,
+                    &mut out,
+                );
                 return out;
             }
             MapRunEvent::Abort => {
@@ -360,7 +424,10 @@ impl MapRun {
     }
 
     fn running_child(&mut self, index: u64) -> Option<&mut Child> {
-        let c = self.children.get_mut(index as usize).filter(|c| c.status == ChildStatus::Running)?;
+        let c = self
+            .children
+            .get_mut(index as usize)
+            .filter(|c| c.status == ChildStatus::Running)?;
         self.dirty.insert(index);
         Some(c)
     }
@@ -381,7 +448,9 @@ impl MapRun {
             _ => {
                 let count_exceeded = count.is_some_and(|c| bad > c);
                 let pct_exceeded = pct.is_some_and(|p| {
-                    self.reader_done && counts.total > 0 && (bad as f64) * 100.0 > p * counts.total as f64
+                    self.reader_done
+                        && counts.total > 0
+                        && (bad as f64) * 100.0 > p * counts.total as f64
                 });
                 count_exceeded || pct_exceeded
             }
@@ -401,7 +470,11 @@ impl MapRun {
         self.stopping = Some((status, error, cause));
         // Standard children are stopped (ABORTED); Express children cannot be: the run waits.
         if self.child_type == ExecutionTypeTag::Standard {
-            for c in self.children.iter_mut().filter(|c| c.status == ChildStatus::Running) {
+            for c in self
+                .children
+                .iter_mut()
+                .filter(|c| c.status == ChildStatus::Running)
+            {
                 c.status = ChildStatus::Aborted;
                 self.dirty.insert(c.index);
                 out.push(MapRunAction::StopChild { index: c.index });
@@ -433,23 +506,40 @@ impl MapRun {
                     c.redrive_count += 1;
                 }
                 self.running += 1;
-                out.push(MapRunAction::StartChild { index: c.index, name: c.name.clone(), input: c.input.clone(), redrive });
+                out.push(MapRunAction::StartChild {
+                    index: c.index,
+                    name: c.name.clone(),
+                    input: c.input.clone(),
+                    redrive,
+                });
             }
             let buffered = self.children.len() - self.next_pending;
             if !self.reader_done && !self.reading && buffered < READ_AHEAD / 2 {
                 self.reading = true;
-                out.push(MapRunAction::Read { position: self.reader_position.clone(), max_children: READ_AHEAD });
+                out.push(MapRunAction::Read {
+                    position: self.reader_position.clone(),
+                    max_children: READ_AHEAD,
+                });
             }
         }
         let idle = self.running == 0 && !self.reading;
-        let exhausted = self.stopping.is_some() || (self.reader_done && self.next_pending >= self.children.len());
+        let exhausted = self.stopping.is_some()
+            || (self.reader_done && self.next_pending >= self.children.len());
         if idle && exhausted {
             if self.has_writer {
                 self.writing = true;
                 out.push(MapRunAction::WriteResults);
             } else {
-                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
-                self.results_written = self.children.iter().filter(|c| c.status.is_terminal()).map(|c| c.items).sum();
+                let (status, error, cause) =
+                    self.stopping
+                        .clone()
+                        .unwrap_or((MapRunStatus::Succeeded, None, None));
+                self.results_written = self
+                    .children
+                    .iter()
+                    .filter(|c| c.status.is_terminal())
+                    .map(|c| c.items)
+                    .sum();
                 self.finish(status, error, cause, now, out);
             }
         }
@@ -468,7 +558,11 @@ impl MapRun {
         self.cause = cause.clone();
         self.stop_date = Some(now);
         self.stopping = None;
-        out.push(MapRunAction::Finish { status, error, cause });
+        out.push(MapRunAction::Finish {
+            status,
+            error,
+            cause,
+        });
     }
 
     /// Redrive (spec §5.4): unsuccessful children run again — Standard children failed, timed
@@ -482,7 +576,10 @@ impl MapRun {
             out.push(MapRunAction::Finish {
                 status: self.status,
                 error: Some("States.Runtime".into()),
-                cause: Some(format!("The Map Run '{}' has been redriven {MAX_REDRIVES} times, the maximum.", self.map_run_arn)),
+                cause: Some(format!(
+                    "The Map Run '{}' has been redriven {MAX_REDRIVES} times, the maximum.",
+                    self.map_run_arn
+                )),
             });
             return;
         }
@@ -497,7 +594,10 @@ impl MapRun {
         self.reading = false;
         self.next_pending = 0;
         for c in &mut self.children {
-            if matches!(c.status, ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted) {
+            if matches!(
+                c.status,
+                ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted
+            ) {
                 c.status = ChildStatus::PendingRedrive;
                 self.dirty.insert(c.index);
             }
@@ -547,14 +647,20 @@ impl MapRun {
         d.insert("executionCounts".into(), self.execution_counts().to_json());
         d.insert("itemCounts".into(), self.item_counts().to_json());
         d.insert("mapRunArn".into(), json!(self.map_run_arn));
-        d.insert("maxConcurrency".into(), json!(self.settings.max_concurrency));
+        d.insert(
+            "maxConcurrency".into(),
+            json!(self.settings.max_concurrency),
+        );
         if self.redrive_count > 0 {
             d.insert("redriveCount".into(), json!(self.redrive_count));
         }
         if let Some(t) = self.redrive_date {
             d.insert("redriveDate".into(), json!(timestamp::format(t)));
         }
-        d.insert("startDate".into(), json!(timestamp::format(self.start_date)));
+        d.insert(
+            "startDate".into(),
+            json!(timestamp::format(self.start_date)),
+        );
         d.insert(
             "status".into(),
             json!(match self.status {
@@ -567,7 +673,10 @@ impl MapRun {
         if let Some(t) = self.stop_date {
             d.insert("stopDate".into(), json!(timestamp::format(t)));
         }
-        d.insert("toleratedFailureCount".into(), json!(self.settings.tolerated_failure_count.unwrap_or(0)));
+        d.insert(
+            "toleratedFailureCount".into(),
+            json!(self.settings.tolerated_failure_count.unwrap_or(0)),
+        );
         d.insert(
             "toleratedFailurePercentage".into(),
             json!(self.settings.tolerated_failure_percentage.unwrap_or(0.0)),

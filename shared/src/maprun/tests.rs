@@ -13,11 +13,16 @@ fn t0() -> DateTime<Utc> {
 
 fn run(max_concurrency: u64, count: Option<u64>, pct: Option<f64>, writer: bool) -> MapRun {
     MapRun::new(
-        "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:11111111-2222-3333-4444-555555555555".into(),
+        "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:11111111-2222-3333-4444-555555555555"
+            .into(),
         "arn:aws:states:us-east-1:123456789012:execution:sm:e".into(),
         "arn:aws:states:us-east-1:123456789012:stateMachine:sm/Map".into(),
         ExecutionType::Standard,
-        Settings { max_concurrency, tolerated_failure_count: count, tolerated_failure_percentage: pct },
+        Settings {
+            max_concurrency,
+            tolerated_failure_count: count,
+            tolerated_failure_percentage: pct,
+        },
         writer,
         t0(),
     )
@@ -41,26 +46,75 @@ fn started(actions: &[MapRunAction]) -> Vec<u64> {
 fn reads_then_dispatches_within_max_concurrency() {
     let mut r = run(2, None, None, false);
     let a = r.apply(MapRunEvent::Start, t0());
-    assert_eq!(a, vec![MapRunAction::Read { position: None, max_children: READ_AHEAD }]);
-    let a = r.apply(MapRunEvent::ChildrenRead { inputs: items(5), position: json!(5), done: true }, t0());
+    assert_eq!(
+        a,
+        vec![MapRunAction::Read {
+            position: None,
+            max_children: READ_AHEAD
+        }]
+    );
+    let a = r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(5),
+            position: json!(5),
+            done: true,
+        },
+        t0(),
+    );
     assert_eq!(started(&a), vec![0, 1]);
-    let a = r.apply(MapRunEvent::ChildSucceeded { index: 0, output: json!("a") }, t0());
+    let a = r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!("a"),
+        },
+        t0(),
+    );
     assert_eq!(started(&a), vec![2]);
     for i in 1..5 {
-        r.apply(MapRunEvent::ChildSucceeded { index: i, output: json!(i) }, t0());
+        r.apply(
+            MapRunEvent::ChildSucceeded {
+                index: i,
+                output: json!(i),
+            },
+            t0(),
+        );
     }
     assert_eq!(r.status, MapRunStatus::Succeeded);
     assert_eq!(r.inline_result(), json!(["a", 1, 2, 3, 4]));
     let c = r.item_counts();
-    assert_eq!((c.succeeded, c.total, c.results_written, c.pending, c.running), (5, 5, 5, 0, 0));
+    assert_eq!(
+        (
+            c.succeeded,
+            c.total,
+            c.results_written,
+            c.pending,
+            c.running
+        ),
+        (5, 5, 5, 0, 0)
+    );
 }
 
 #[test]
 fn any_failure_fails_when_no_tolerance_is_set() {
     let mut r = run(0, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(MapRunEvent::ChildrenRead { inputs: items(3), position: json!(3), done: true }, t0());
-    let a = r.apply(MapRunEvent::ChildFailed { index: 1, status: ChildStatus::Failed, error: Some("E".into()), cause: None }, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(3),
+            position: json!(3),
+            done: true,
+        },
+        t0(),
+    );
+    let a = r.apply(
+        MapRunEvent::ChildFailed {
+            index: 1,
+            status: ChildStatus::Failed,
+            error: Some("E".into()),
+            cause: None,
+        },
+        t0(),
+    );
     // The other running Standard children are stopped, then the run fails.
     assert!(a.contains(&MapRunAction::StopChild { index: 0 }));
     assert!(a.contains(&MapRunAction::StopChild { index: 2 }));
@@ -75,18 +129,43 @@ fn tolerated_count_boundary() {
     for (failures, tolerated, fails) in [(2, 2, false), (3, 2, true), (1, 0, true)] {
         let mut r = run(0, Some(tolerated), None, false);
         r.apply(MapRunEvent::Start, t0());
-        r.apply(MapRunEvent::ChildrenRead { inputs: items(10), position: json!(10), done: true }, t0());
+        r.apply(
+            MapRunEvent::ChildrenRead {
+                inputs: items(10),
+                position: json!(10),
+                done: true,
+            },
+            t0(),
+        );
         for i in 0..10 {
             if r.status != MapRunStatus::Running {
                 break;
             }
             if i < failures {
-                r.apply(MapRunEvent::ChildFailed { index: i, status: ChildStatus::TimedOut, error: None, cause: None }, t0());
+                r.apply(
+                    MapRunEvent::ChildFailed {
+                        index: i,
+                        status: ChildStatus::TimedOut,
+                        error: None,
+                        cause: None,
+                    },
+                    t0(),
+                );
             } else {
-                r.apply(MapRunEvent::ChildSucceeded { index: i, output: json!(i) }, t0());
+                r.apply(
+                    MapRunEvent::ChildSucceeded {
+                        index: i,
+                        output: json!(i),
+                    },
+                    t0(),
+                );
             }
         }
-        assert_eq!(r.status == MapRunStatus::Failed, fails, "{failures} failures, {tolerated} tolerated");
+        assert_eq!(
+            r.status == MapRunStatus::Failed,
+            fails,
+            "{failures} failures, {tolerated} tolerated"
+        );
     }
 }
 
@@ -95,18 +174,43 @@ fn tolerated_percentage_boundary_is_strictly_greater() {
     for (failures, pct, fails) in [(2, 20.0, false), (3, 20.0, true), (10, 100.0, false)] {
         let mut r = run(0, None, Some(pct), false);
         r.apply(MapRunEvent::Start, t0());
-        r.apply(MapRunEvent::ChildrenRead { inputs: items(10), position: json!(10), done: true }, t0());
+        r.apply(
+            MapRunEvent::ChildrenRead {
+                inputs: items(10),
+                position: json!(10),
+                done: true,
+            },
+            t0(),
+        );
         for i in 0..10 {
             if r.status != MapRunStatus::Running {
                 break;
             }
             if i < failures {
-                r.apply(MapRunEvent::ChildFailed { index: i, status: ChildStatus::Failed, error: None, cause: None }, t0());
+                r.apply(
+                    MapRunEvent::ChildFailed {
+                        index: i,
+                        status: ChildStatus::Failed,
+                        error: None,
+                        cause: None,
+                    },
+                    t0(),
+                );
             } else {
-                r.apply(MapRunEvent::ChildSucceeded { index: i, output: json!(i) }, t0());
+                r.apply(
+                    MapRunEvent::ChildSucceeded {
+                        index: i,
+                        output: json!(i),
+                    },
+                    t0(),
+                );
             }
         }
-        assert_eq!(r.status == MapRunStatus::Failed, fails, "{failures} of 10 at {pct}%");
+        assert_eq!(
+            r.status == MapRunStatus::Failed,
+            fails,
+            "{failures} of 10 at {pct}%"
+        );
     }
 }
 
@@ -114,8 +218,21 @@ fn tolerated_percentage_boundary_is_strictly_greater() {
 fn batch_children_count_all_their_items() {
     let mut r = run(0, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(MapRunEvent::ChildrenRead { inputs: vec![(json!([1, 2, 3]), 3), (json!([4, 5]), 2)], position: json!(5), done: true }, t0());
-    r.apply(MapRunEvent::ChildSucceeded { index: 0, output: json!(1) }, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: vec![(json!([1, 2, 3]), 3), (json!([4, 5]), 2)],
+            position: json!(5),
+            done: true,
+        },
+        t0(),
+    );
+    r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!(1),
+        },
+        t0(),
+    );
     assert_eq!(r.item_counts().succeeded, 3);
     assert_eq!(r.execution_counts().succeeded, 1);
     assert_eq!(r.children[1].first_item, 3);
@@ -125,25 +242,75 @@ fn batch_children_count_all_their_items() {
 fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
     let mut r = run(1, Some(0), None, true);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(MapRunEvent::ChildrenRead { inputs: items(4), position: json!(4), done: true }, t0());
-    r.apply(MapRunEvent::ChildSucceeded { index: 0, output: json!(0) }, t0());
-    let a = r.apply(MapRunEvent::ChildFailed { index: 1, status: ChildStatus::Failed, error: Some("X".into()), cause: None }, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(4),
+            position: json!(4),
+            done: true,
+        },
+        t0(),
+    );
+    r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!(0),
+        },
+        t0(),
+    );
+    let a = r.apply(
+        MapRunEvent::ChildFailed {
+            index: 1,
+            status: ChildStatus::Failed,
+            error: Some("X".into()),
+            cause: None,
+        },
+        t0(),
+    );
     assert_eq!(a, vec![MapRunAction::WriteResults]);
     assert_eq!(r.status, MapRunStatus::Running);
     let a = r.apply(MapRunEvent::ResultsWritten { records: 4 }, t0());
-    assert!(matches!(&a[..], [MapRunAction::Finish { status: MapRunStatus::Failed, .. }]));
+    assert!(matches!(
+        &a[..],
+        [MapRunAction::Finish {
+            status: MapRunStatus::Failed,
+            ..
+        }]
+    ));
     // Children 2 and 3 were never started: PENDING.
     assert_eq!(r.item_counts().pending, 2);
 
     let a = r.apply(MapRunEvent::Redrive, t0());
     assert_eq!(r.redrive_count, 1);
-    assert_eq!(a, vec![MapRunAction::StartChild { index: 1, name: child_name(&r.map_run_arn, 1), input: json!({"i": 1}), redrive: true }]);
+    assert_eq!(
+        a,
+        vec![MapRunAction::StartChild {
+            index: 1,
+            name: child_name(&r.map_run_arn, 1),
+            input: json!({"i": 1}),
+            redrive: true
+        }]
+    );
     for i in 1..4 {
-        r.apply(MapRunEvent::ChildSucceeded { index: i, output: json!(i) }, t0());
+        r.apply(
+            MapRunEvent::ChildSucceeded {
+                index: i,
+                output: json!(i),
+            },
+            t0(),
+        );
     }
     let a = r.apply(MapRunEvent::ResultsWritten { records: 4 }, t0());
-    assert!(matches!(&a[..], [MapRunAction::Finish { status: MapRunStatus::Succeeded, .. }]));
-    assert_eq!(r.children[0].redrive_count, 0, "a successful child is never re-run");
+    assert!(matches!(
+        &a[..],
+        [MapRunAction::Finish {
+            status: MapRunStatus::Succeeded,
+            ..
+        }]
+    ));
+    assert_eq!(
+        r.children[0].redrive_count, 0,
+        "a successful child is never re-run"
+    );
     assert_eq!(r.children[1].redrive_count, 1);
     let d = r.describe();
     assert_eq!(d["redriveCount"], json!(1));
@@ -154,27 +321,61 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
 fn redrive_is_refused_after_a_success_and_capped() {
     let mut r = run(0, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(MapRunEvent::ChildrenRead { inputs: items(1), position: json!(1), done: true }, t0());
-    r.apply(MapRunEvent::ChildSucceeded { index: 0, output: json!(0) }, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(1),
+            position: json!(1),
+            done: true,
+        },
+        t0(),
+    );
+    r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!(0),
+        },
+        t0(),
+    );
     assert!(r.apply(MapRunEvent::Redrive, t0()).is_empty());
     let mut r = run(0, None, None, false);
     r.status = MapRunStatus::Failed;
     r.redrive_count = MAX_REDRIVES;
     let a = r.apply(MapRunEvent::Redrive, t0());
-    assert!(matches!(&a[..], [MapRunAction::Finish { error: Some(e), .. }] if e == "States.Runtime"));
+    assert!(
+        matches!(&a[..], [MapRunAction::Finish { error: Some(e), .. }] if e == "States.Runtime")
+    );
 }
 
 #[test]
 fn streaming_reads_stay_bounded() {
     let mut r = run(10, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    let a = r.apply(MapRunEvent::ChildrenRead { inputs: items(READ_AHEAD as u64), position: json!(1), done: false }, t0());
+    let a = r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(READ_AHEAD as u64),
+            position: json!(1),
+            done: false,
+        },
+        t0(),
+    );
     assert_eq!(started(&a).len(), 10);
-    assert!(!a.iter().any(|x| matches!(x, MapRunAction::Read { .. })), "enough buffered: no read yet");
+    assert!(
+        !a.iter().any(|x| matches!(x, MapRunAction::Read { .. })),
+        "enough buffered: no read yet"
+    );
     let mut reads = 0;
     for i in 0..(READ_AHEAD as u64) {
-        let a = r.apply(MapRunEvent::ChildSucceeded { index: i, output: json!(i) }, t0());
-        reads += a.iter().filter(|x| matches!(x, MapRunAction::Read { .. })).count();
+        let a = r.apply(
+            MapRunEvent::ChildSucceeded {
+                index: i,
+                output: json!(i),
+            },
+            t0(),
+        );
+        reads += a
+            .iter()
+            .filter(|x| matches!(x, MapRunAction::Read { .. }))
+            .count();
     }
     assert_eq!(reads, 1, "one read once the buffer ran low");
 }
@@ -184,8 +385,21 @@ fn checkpoints_round_trip_and_resume_running_children() {
     let store = SqliteStore::in_memory().unwrap();
     let mut r = run(2, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(MapRunEvent::ChildrenRead { inputs: items(3), position: json!({"byte": 42}), done: true }, t0());
-    r.apply(MapRunEvent::ChildSucceeded { index: 0, output: json!("done") }, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(3),
+            position: json!({"byte": 42}),
+            done: true,
+        },
+        t0(),
+    );
+    r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!("done"),
+        },
+        t0(),
+    );
     store.save(&mut r).unwrap();
     assert!(r.dirty.is_empty());
     let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
