@@ -40,8 +40,6 @@ pub const PAYLOAD_LIMIT: usize = 256 * 1024;
 
 /// Inline Map iterations AWS runs at once when MaxConcurrency is 0/unset.
 const INLINE_MAP_DEFAULT_CONCURRENCY: u64 = 40;
-/// Distributed Map child executions at once when MaxConcurrency is 0/unset.
-const DISTRIBUTED_MAP_DEFAULT_CONCURRENCY: u64 = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -185,16 +183,13 @@ struct InFlightTask {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum ChildKind {
     Parallel,
+    /// An inline Map (a Distributed Map runs as a Map Run instead).
     Map {
-        distributed: bool,
         /// Items not yet started, in order (ItemSelector applied lazily).
         items: Vec<Value>,
         /// The Map's effective input (`$` in ItemSelector).
         effective_input: Value,
         max_concurrency: u64,
-        tolerated_count: Option<u64>,
-        tolerated_percentage: Option<f64>,
-        failures: u64,
     },
 }
 
@@ -245,8 +240,6 @@ struct Thread {
     last_event: u64,
     /// Map iteration index or Parallel branch index.
     slot: usize,
-    /// A Distributed Map child's own identity.
-    child_info: Option<Box<ExecutionInfo>>,
     status: ThreadStatus,
 }
 
@@ -700,7 +693,6 @@ impl Execution {
                 retry_total: 0,
                 last_event: started,
                 slot: 0,
-                child_info: None,
                 status: ThreadStatus::Ready { retry: false },
             },
         );
@@ -1015,17 +1007,9 @@ impl Execution {
         }
     }
 
-    fn info_for(&self, tid: u64) -> &ExecutionInfo {
-        let mut cur = Some(tid);
-        while let Some(id) = cur {
-            let Some(t) = self.threads.get(&id) else {
-                break;
-            };
-            if let Some(ci) = &t.child_info {
-                return ci;
-            }
-            cur = t.parent.as_ref().map(|p| p.thread);
-        }
+    /// The identity a thread's context object shows (every thread of an execution shares it;
+    /// Distributed Map children are executions of their own).
+    fn info_for(&self, _tid: u64) -> &ExecutionInfo {
         &self.info
     }
 
@@ -2128,7 +2112,6 @@ impl Execution {
                     retry_total: 0,
                     last_event: started,
                     slot: i,
-                    child_info: None,
                     status: ThreadStatus::Ready { retry: false },
                 },
             );
@@ -2296,32 +2279,15 @@ impl Execution {
         let started =
             self.history
                 .emit(last, "MapStateStarted", env.now, || json!({"length": len}));
-        let mut last_event = started;
-        if distributed {
-            last_event = self.history.emit(started, "MapRunStarted", env.now, || {
-                json!({"mapRunArn": format!("{}:{}", self.info.state_machine_arn.replace(":stateMachine:", ":mapRun:"), "run")})
-            });
-        }
+        let last_event = started;
         self.set_last_event(tid, last_event);
-        let limit = if max_concurrency == 0 {
-            if distributed {
-                DISTRIBUTED_MAP_DEFAULT_CONCURRENCY
-            } else {
-                INLINE_MAP_DEFAULT_CONCURRENCY
-            }
-        } else {
-            max_concurrency
-        };
+        let limit = if max_concurrency == 0 { INLINE_MAP_DEFAULT_CONCURRENCY } else { max_concurrency };
         let children = Children {
             kind: ChildKind::Map {
-                distributed,
                 items,
                 // Only an ItemSelector reads the Map's effective input again.
                 effective_input: if m.item_selector.is_some() { effective.into_owned() } else { Value::Null },
                 max_concurrency: limit,
-                tolerated_count,
-                tolerated_percentage,
-                failures: 0,
             },
             results: vec![None; len],
             next_to_start: 0,
@@ -2332,7 +2298,6 @@ impl Execution {
             t.status = ThreadStatus::Children(Box::new(children));
         }
         if self.parallel
-            && !distributed
             && len >= PARALLEL_MIN_ITEMS
             && !self.history.record
             && is_pure(&m.item_processor)
@@ -2703,8 +2668,6 @@ impl Execution {
                 items,
                 max_concurrency,
                 effective_input,
-                distributed,
-                ..
             } = &ch.kind
             else {
                 return Ok(());
@@ -2713,7 +2676,6 @@ impl Execution {
                 return Ok(());
             }
             let index = ch.next_to_start;
-            let distributed = *distributed;
             let (path, scope, sid, last_event) = (th.path.clone(), th.scope, th.state, ch.last_event);
             let child_input = match &m.item_selector {
                 Some(Template::JsonPath(t)) => {
@@ -2749,41 +2711,18 @@ impl Execution {
             self.scopes.insert(
                 child_scope,
                 VarScope {
-                    parent: if distributed { None } else { Some(scope) },
+                    parent: Some(scope),
                     vars: Map::new(),
                 },
             );
             let child = self.fresh_id();
-            let mut last = last_event;
-            let child_info = if distributed {
-                let mut ci = self.info.clone();
-                let uuid = env.entropy.uuid_v4();
-                let label = m.label.clone().unwrap_or_else(|| state.name.clone());
-                ci.name = uuid.clone();
-                ci.execution_arn = format!(
-                    "{}/{}:{}",
-                    self.info
-                        .state_machine_arn
-                        .replace(":stateMachine:", ":execution:"),
-                    label,
-                    uuid
-                );
-                ci.state_machine_arn = format!("{}/{}", self.info.state_machine_arn, label);
-                ci.state_machine_name = format!("{}/{}", self.info.state_machine_name, label);
-                ci.input = Arc::new(child_input.clone());
-                ci.start_time = env.now;
-                ci.execution_type = m.processor_config.execution_type;
-                Some(Box::new(ci))
-            } else {
-                let name = &state.name;
-                last = self.history.emit(
-                    last_event,
-                    "MapIterationStarted",
-                    env.now,
-                    || json!({"index": index, "name": name}),
-                );
-                None
-            };
+            let name = &state.name;
+            let last = self.history.emit(
+                last_event,
+                "MapIterationStarted",
+                env.now,
+                || json!({"index": index, "name": name}),
+            );
             let start_at = m.item_processor.start_at;
             self.threads.insert(
                 child,
@@ -2802,7 +2741,6 @@ impl Execution {
                     retry_total: 0,
                     last_event: last,
                     slot: index,
-                    child_info,
                     status: ThreadStatus::Ready { retry: false },
                 },
             );
@@ -2826,24 +2764,12 @@ impl Execution {
         else {
             return Step::Blocked;
         };
-        let distributed = matches!(
-            ch.kind,
-            ChildKind::Map {
-                distributed: true,
-                ..
-            }
-        );
         let results: Vec<Value> = ch
             .results
             .into_iter()
             .map(|r| r.unwrap_or(Value::Null))
             .collect();
-        let mut last = self.history.last_id;
-        if distributed {
-            last = self
-                .history
-                .emit(last, "MapRunSucceeded", env.now, || Value::Null);
-        }
+        let last = self.history.last_id;
         let id = self
             .history
             .emit(last, "MapStateSucceeded", env.now, || Value::Null);
@@ -2851,19 +2777,9 @@ impl Execution {
         let StateKind::Map(m) = &state.kind else {
             return Step::Blocked;
         };
+        // An inline Map's array is only checked as part of the state's output (after
+        // ResultSelector), like any state output.
         let result = Value::Array(results);
-        // A Distributed Map without a ResultWriter returns its children's outputs, within the
-        // payload limit; an inline Map's array is only checked as part of the state's output
-        // (after ResultSelector), like any state output.
-        if distributed && m.result_writer.is_none() && exceeds_payload_limit(&result) {
-            return Step::Fail(Failure {
-                error: Some("States.DataLimitExceeded".into()),
-                cause: Some(format!(
-                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
-                    state.name
-                )),
-            });
-        }
         self.complete_result_state(tid, state, &m.io, m.transition, result, env)
     }
 
@@ -2899,17 +2815,10 @@ impl Execution {
             *slot = Some(output);
         }
         let is_map = matches!(ch.kind, ChildKind::Map { .. });
-        let distributed = matches!(
-            ch.kind,
-            ChildKind::Map {
-                distributed: true,
-                ..
-            }
-        );
         let all_done = ch.running.is_empty() && ch.next_to_start >= ch.results.len();
         let m = machine_at(&machine, &ppath);
         let pstate = m.state(pstate_id);
-        if is_map && !distributed {
+        if is_map {
             let name = &pstate.name;
             let last = th.last_event;
             let idx = parent.slot;
@@ -3036,55 +2945,6 @@ impl Execution {
         let pstate = m.state(pstate_id);
         let name = pstate.name.clone();
         match &mut ch.kind {
-            ChildKind::Map {
-                distributed: true,
-                failures,
-                tolerated_count,
-                tolerated_percentage,
-                ..
-            } => {
-                *failures += 1;
-                let total = ch.results.len() as f64;
-                let failed = *failures;
-                let count_ok = tolerated_count.map(|c| failed <= c).unwrap_or(false);
-                let pct_ok = tolerated_percentage
-                    .map(|p| (failed as f64) * 100.0 / total <= p)
-                    .unwrap_or(false);
-                if count_ok || pct_ok {
-                    if let Some(slot) = ch.results.get_mut(parent.slot) {
-                        *slot = Some(json!({"Error": f.error, "Cause": f.cause}));
-                    }
-                    let all_done = ch.running.is_empty() && ch.next_to_start >= ch.results.len();
-                    if all_done {
-                        let step = self.map_done(parent.thread, pstate, env);
-                        if self.continue_with(parent.thread, step, env) {
-                            self.ready.push_back(parent.thread);
-                        }
-                    } else if let Err(e) = self.start_map_children(parent.thread, pstate, env) {
-                        let f2 = self.located(parent.thread, pstate, e);
-                        self.fail_thread(parent.thread, f2, env);
-                    }
-                    return;
-                }
-                let running = std::mem::take(&mut ch.running);
-                for c in running {
-                    self.cancel_thread(c);
-                }
-                let last = self.history.last_id;
-                let id1 = self
-                    .history
-                    .emit(last, "MapRunFailed", env.now, || Value::Null);
-                let id2 = self
-                    .history
-                    .emit(id1, "MapStateFailed", env.now, || Value::Null);
-                self.set_last_event(parent.thread, id2);
-                let f2 = Failure {
-                    error: Some("States.ExceedToleratedFailureThreshold".into()),
-                    cause: Some("The specified tolerated failure threshold was exceeded".into()),
-                };
-                let _ = f;
-                self.state_failed(parent.thread, f2, env);
-            }
             kind => {
                 let is_map = matches!(kind, ChildKind::Map { .. });
                 let running = std::mem::take(&mut ch.running);
