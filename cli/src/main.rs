@@ -614,8 +614,11 @@ fn run(args: RunArgs) -> ExitCode {
         progress: Some(&report),
     };
     let mut last_save = Instant::now();
+    let mut saved_map_runs = 0;
     let mut checkpoint = |e: &Execution| {
-        if e.is_finished() || last_save.elapsed().as_millis() >= 250 {
+        // Throttled, except when a Map Run starts or ends: a resumed execution must find it.
+        if e.is_finished() || last_save.elapsed().as_millis() >= 250 || e.map_runs_in_flight() != saved_map_runs {
+            saved_map_runs = e.map_runs_in_flight();
             if let Err(err) = store.save(e) {
                 eprintln!("mapfleet: cannot save the execution: {err}");
             }

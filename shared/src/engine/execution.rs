@@ -2559,6 +2559,12 @@ impl Execution {
         }
     }
 
+    /// How many Map Runs the execution waits on (a checkpoint must record each one, or a
+    /// resumed run would start it afresh).
+    pub fn map_runs_in_flight(&self) -> usize {
+        self.map_runs.len()
+    }
+
     /// The compiled machine this execution runs.
     pub fn machine_arc(&self) -> Arc<StateMachine> {
         self.machine()

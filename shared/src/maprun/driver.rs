@@ -461,8 +461,14 @@ pub fn drive(job: Job<'_>) -> Outcome {
                 }
             }
             let now = clock.now();
+            // One checkpoint per batch of finished children (everything that finished since the
+            // last one): a child that finished is never run again after a crash.
+            let finished = events.iter().any(|e| matches!(e, MapRunEvent::ChildSucceeded { .. } | MapRunEvent::ChildFailed { .. }));
             for ev in events {
                 pending.extend(run.apply(ev, now));
+            }
+            if finished {
+                let _ = checkpoints.save(&mut run);
             }
             if last_save.elapsed() >= CHECKPOINT_EVERY {
                 let _ = checkpoints.save(&mut run);

@@ -962,9 +962,12 @@ fn throughput() {
     t.put("t.jsonl", &jsonl);
     t.put("t.json", &json_doc);
     t.put("t.csv.gz", &gzip(&csv));
-    for (key, ty, len) in
-        [("t.csv", "CSV", csv.len()), ("t.jsonl", "JSONL", jsonl.len()), ("t.json", "JSON", json_doc.len()), ("t.csv.gz", "CSV", csv.len())]
-    {
+    for (key, ty, len) in [
+        ("t.csv", "CSV", csv.len()),
+        ("t.jsonl", "JSONL", jsonl.len()),
+        ("t.json", "JSON", json_doc.len()),
+        ("t.csv.gz", "CSV", csv.len()),
+    ] {
         let s = get_spec(key, json!({"InputType": ty}));
         let start = std::time::Instant::now();
         let n = open(t.dyn_store(), &s, None).unwrap().count();
