@@ -92,23 +92,11 @@ const POLL: StdDuration = StdDuration::from_millis(100);
 /// empty for one loaded from a checkpoint (its pending tasks and timers are re-issued).
 pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: RunOptions<'_>) {
     let (tx, rx) = mpsc::channel::<(u64, Done)>();
-    // Defaults for Distributed Maps when the caller gave none.
-    let default_ports = match opts.map_runs {
-        Some(_) => None,
-        None => crate::maprun::checkpoint::SqliteStore::in_memory().ok().map(|store| {
-            let store: Box<dyn crate::maprun::checkpoint::CheckpointStore> = Box::new(store);
-            store
-        }),
-    };
-    let empty_store: Arc<dyn crate::storage::ObjectStore> =
-        Arc::new(crate::storage::LocalFolderStore::new(std::env::temp_dir().join("mapfleet-no-buckets")));
-    let fallback_ports = default_ports.as_ref().map(|c| MapRunPorts {
-        store: empty_store.clone(),
-        checkpoints: c.as_ref(),
-        workers: 0,
-        progress: None,
-    });
-    let ports: Option<&MapRunPorts<'_>> = opts.map_runs.or(fallback_ports.as_ref());
+    // Defaults for Distributed Maps when the caller gave none, made on first use: most
+    // executions (every Map Run child among them) never start a Map Run.
+    let default_checkpoints: std::sync::OnceLock<Option<crate::maprun::checkpoint::SqliteStore>> =
+        std::sync::OnceLock::new();
+    let default_ports: std::sync::OnceLock<Option<MapRunPorts<'_>>> = std::sync::OnceLock::new();
     let root = exec.machine_arc();
     let fast_forward = matches!(opts.time, TimeMode::Virtual(_));
     let mut timers: BTreeSet<(DateTime<Utc>, u64)> = BTreeSet::new();
@@ -145,6 +133,19 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                             TimeMode::Virtual(c) => *c,
                         };
                         let root = root.clone();
+                        let ports = opts.map_runs.or_else(|| {
+                            default_ports
+                                .get_or_init(|| {
+                                    let store: Arc<dyn crate::storage::ObjectStore> = Arc::new(
+                                        crate::storage::LocalFolderStore::new(std::env::temp_dir().join("mapfleet-no-buckets")),
+                                    );
+                                    default_checkpoints
+                                        .get_or_init(|| crate::maprun::checkpoint::SqliteStore::in_memory().ok())
+                                        .as_ref()
+                                        .map(|c| MapRunPorts { store, checkpoints: c, workers: 0, progress: None })
+                                })
+                                .as_ref()
+                        });
                         match ports {
                             Some(ports) => {
                                 scope.spawn(move || {

@@ -36,9 +36,15 @@ pub struct MapRunSummary {
 }
 
 pub trait CheckpointStore: Send + Sync {
-    /// Saves the run record and the children in `run.dirty` (then clears it), atomically.
+    /// Saves the run record and the children in `run.dirty` atomically, then clears the dirty
+    /// set and drops the saved finished children from memory.
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError>;
+    /// Loads a run with its unfinished children (finished ones stay in the store).
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError>;
+    /// Every saved child of a run, in index order, streamed.
+    fn for_each_child(&self, map_run_arn: &str, f: &mut dyn FnMut(Child)) -> Result<(), CheckpointError>;
+    /// The saved children that failed, timed out or were aborted (what a redrive re-runs).
+    fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError>;
     /// The Map Runs of an execution, oldest first.
     fn list(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, CheckpointError>;
 }
@@ -51,8 +57,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, CheckpointError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| CheckpointError::Store(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| CheckpointError::Store(format!("{}: {e}", dir.display())))?;
         }
         Self::init(Connection::open(path)?)
     }
@@ -75,99 +80,110 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS children (
                  arn TEXT NOT NULL,
                  idx INTEGER NOT NULL,
+                 status TEXT NOT NULL,
                  record TEXT NOT NULL,
                  PRIMARY KEY (arn, idx)
              );",
         )?;
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-        })
+        Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, CheckpointError> {
-        self.conn
-            .lock()
-            .map_err(|_| CheckpointError::Store("the connection lock is poisoned".into()))
+        self.conn.lock().map_err(|_| CheckpointError::Store("the connection lock is poisoned".into()))
     }
+
+    fn children_where(&self, map_run_arn: &str, statuses: &str) -> Result<Vec<Child>, CheckpointError> {
+        let conn = self.lock()?;
+        let sql = format!("SELECT idx, record FROM children WHERE arn = ?1 AND status IN ({statuses}) ORDER BY idx");
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params![map_run_arn], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (idx, text) = row?;
+            out.push(parse_child(map_run_arn, idx, &text)?);
+        }
+        Ok(out)
+    }
+}
+
+fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, CheckpointError> {
+    serde_json::from_str(text)
+        .map_err(|e| CheckpointError::Corrupt { key: format!("{map_run_arn}#{idx}"), message: e.to_string() })
 }
 
 impl CheckpointStore for SqliteStore {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
-        let record =
-            serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
-        let mut conn = self.lock()?;
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO map_runs (arn, execution_arn, seq, record)
-             VALUES (?1, ?2, (SELECT COUNT(*) FROM map_runs), ?3)
-             ON CONFLICT(arn) DO UPDATE SET record = excluded.record",
-            params![run.map_run_arn, run.execution_arn, record],
-        )?;
+        let record = serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO children (arn, idx, record) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(arn, idx) DO UPDATE SET record = excluded.record",
+            let mut conn = self.lock()?;
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO map_runs (arn, execution_arn, seq, record)
+                 VALUES (?1, ?2, (SELECT COUNT(*) FROM map_runs), ?3)
+                 ON CONFLICT(arn) DO UPDATE SET record = excluded.record",
+                params![run.map_run_arn, run.execution_arn, record],
             )?;
-            for idx in &run.dirty {
-                if let Some(c) = run.children.get(*idx as usize) {
-                    let text = serde_json::to_string(c)
-                        .map_err(|e| CheckpointError::Store(e.to_string()))?;
-                    stmt.execute(params![run.map_run_arn, *idx as i64, text])?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO children (arn, idx, status, record) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(arn, idx) DO UPDATE SET status = excluded.status, record = excluded.record",
+                )?;
+                for idx in &run.dirty {
+                    if let Some(c) = run.window.get(idx) {
+                        let text = serde_json::to_string(c).map_err(|e| CheckpointError::Store(e.to_string()))?;
+                        stmt.execute(params![run.map_run_arn, *idx as i64, c.status.as_str(), text])?;
+                    }
                 }
             }
+            tx.commit()?;
         }
-        tx.commit()?;
         run.dirty.clear();
+        run.evict_saved();
         Ok(())
     }
 
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError> {
-        let conn = self.lock()?;
-        let record: Option<String> = conn
-            .query_row(
-                "SELECT record FROM map_runs WHERE arn = ?1",
-                params![map_run_arn],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(record) = record else {
-            return Ok(None);
+        let record: Option<String> = {
+            let conn = self.lock()?;
+            conn.query_row("SELECT record FROM map_runs WHERE arn = ?1", params![map_run_arn], |r| r.get(0))
+                .optional()?
         };
-        let mut run: MapRun =
-            serde_json::from_str(&record).map_err(|e| CheckpointError::Corrupt {
-                key: map_run_arn.to_string(),
-                message: e.to_string(),
-            })?;
-        let mut stmt =
-            conn.prepare("SELECT idx, record FROM children WHERE arn = ?1 ORDER BY idx")?;
-        let rows = stmt.query_map(params![map_run_arn], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
-        for row in rows {
-            let (idx, text) = row?;
-            let child: Child =
-                serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
-                    key: format!("{map_run_arn}#{idx}"),
-                    message: e.to_string(),
-                })?;
-            run.children.push(child);
+        let Some(record) = record else { return Ok(None) };
+        let mut run: MapRun = serde_json::from_str(&record)
+            .map_err(|e| CheckpointError::Corrupt { key: map_run_arn.to_string(), message: e.to_string() })?;
+        for child in self.children_where(map_run_arn, "'PENDING', 'PENDING_REDRIVE', 'RUNNING'")? {
+            run.hold(child);
         }
-        // Children that were running when the process died are dispatched again (a child
-        // is re-run, never duplicated: its record is keyed by index).
-        run.running = 0;
-        run.next_pending = 0;
+        // Children that were running when the process died are dispatched again (a child is
+        // re-run, never duplicated: its record is keyed by index).
         run.reading = false;
         run.writing = false;
-        for c in &mut run.children {
-            if c.status == super::ChildStatus::Running {
-                c.status = if c.redrive_count > 0 {
-                    super::ChildStatus::PendingRedrive
-                } else {
-                    super::ChildStatus::Pending
-                };
-            }
+        let running: Vec<(u64, bool)> = run
+            .window
+            .values()
+            .filter(|c| c.status == super::ChildStatus::Running)
+            .map(|c| (c.index, c.redrive_count > 0))
+            .collect();
+        for (index, redriven) in running {
+            run.requeue(index, redriven);
         }
         Ok(Some(run))
+    }
+
+    fn for_each_child(&self, map_run_arn: &str, f: &mut dyn FnMut(Child)) -> Result<(), CheckpointError> {
+        let conn = self.lock()?;
+        let mut stmt = conn.prepare("SELECT idx, record FROM children WHERE arn = ?1 ORDER BY idx")?;
+        let mut rows = stmt.query(params![map_run_arn])?;
+        while let Some(row) = rows.next()? {
+            let idx: i64 = row.get(0)?;
+            let text: String = row.get(1)?;
+            f(parse_child(map_run_arn, idx, &text)?);
+        }
+        Ok(())
+    }
+
+    fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError> {
+        self.children_where(map_run_arn, "'FAILED', 'TIMED_OUT', 'ABORTED'")
     }
 
     fn list(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, CheckpointError> {

@@ -225,70 +225,89 @@ fn writer_status(s: ChildStatus) -> writer::ChildStatus {
     }
 }
 
-/// The ResultWriter / result records of a run's children, in item order.
-pub fn records(run: &MapRun) -> Vec<ChildRecord> {
+/// One child's ResultWriter record.
+pub fn record(run: &MapRun, c: &super::Child) -> ChildRecord {
     let express = run.child_type == super::ExecutionTypeTag::Express;
-    let exec_prefix = run
-        .state_machine_arn
-        .replacen(":stateMachine:", ":execution:", 1);
-    run.children
-        .iter()
-        .map(|c| {
-            let status = writer_status(c.status);
-            match (status, c.start_date, c.stop_date) {
-                (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => {
-                    ChildRecord::pending(c.input.clone())
-                }
-                (_, Some(start), Some(stop)) => {
-                    let mut r = ChildRecord::finished(
-                        format!("{exec_prefix}:{}", c.name),
-                        c.name.clone(),
-                        run.state_machine_arn.clone(),
-                        c.input.clone(),
-                        status,
-                        start,
-                        stop,
-                        c.redrive_count,
-                        express,
-                    );
-                    r.output = c.output.clone();
-                    r.error = c.error.clone();
-                    r.cause = c.cause.clone();
-                    r
+    let status = writer_status(c.status);
+    match (status, c.start_date, c.stop_date) {
+        (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => ChildRecord::pending(c.input.clone()),
+        (_, Some(start), Some(stop)) => {
+            let exec_prefix = run.state_machine_arn.replacen(":stateMachine:", ":execution:", 1);
+            let mut r = ChildRecord::finished(
+                format!("{exec_prefix}:{}", c.name),
+                c.name.clone(),
+                run.state_machine_arn.clone(),
+                c.input.clone(),
+                status,
+                start,
+                stop,
+                c.redrive_count,
+                express,
+            );
+            r.output = c.output.clone();
+            r.error = c.error.clone();
+            r.cause = c.cause.clone();
+            r
+        }
+    }
+}
+
+/// Streams every child's record, in item order, from the checkpoint store (the run is saved
+/// first, so the store holds every child).
+fn for_each_record(
+    run: &mut MapRun,
+    checkpoints: &dyn CheckpointStore,
+    f: &mut dyn FnMut(ChildRecord) -> Result<(), (String, String)>,
+) -> Result<(), (String, String)> {
+    let store_err = |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
+    checkpoints.save(run).map_err(store_err)?;
+    let mut failure = None;
+    let view: &MapRun = run;
+    checkpoints
+        .for_each_child(&view.map_run_arn, &mut |c| {
+            if failure.is_none() {
+                if let Err(e) = f(record(view, &c)) {
+                    failure = Some(e);
                 }
             }
         })
-        .collect()
+        .map_err(store_err)?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn write_results(
-    run: &MapRun,
+    run: &mut MapRun,
     spec: &WriterSpec,
     store: &dyn ObjectStore,
+    checkpoints: &dyn CheckpointStore,
 ) -> Result<(u64, Value), (String, String)> {
-    let recs = records(run);
-    let mut w = ResultWriter::new(store, spec, &run.map_run_arn)
-        .map_err(|e| (e.error_name().into(), e.cause()))?;
+    let named = |e: writer::WriterError| (e.error_name().to_string(), e.cause());
+    let mut w = ResultWriter::new(store, spec, &run.map_run_arn).map_err(named)?;
     if run.redrive_count > 0 {
-        let prior = writer::load_prior(store, spec, &run.map_run_arn)
-            .map_err(|e| (e.error_name().into(), e.cause()))?;
-        w = w.with_prior(prior);
+        w = w.with_prior(writer::load_prior(store, spec, &run.map_run_arn).map_err(named)?);
     }
     let bucket = w.bucket().to_string();
-    for r in &recs {
-        w.write(r).map_err(|e| (e.error_name().into(), e.cause()))?;
-    }
-    let outcome = w.finish().map_err(|e| (e.error_name().into(), e.cause()))?;
-    let written = run
-        .children
-        .iter()
-        .filter(|c| c.status.is_terminal())
-        .map(|c| c.items)
-        .sum();
-    Ok((
-        written,
-        writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key),
-    ))
+    for_each_record(run, checkpoints, &mut |r| w.write(&r).map_err(named))?;
+    let outcome = w.finish().map_err(named)?;
+    Ok((finished_items(run), writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key)))
+}
+
+fn finished_items(run: &MapRun) -> u64 {
+    let k = run.items;
+    k.succeeded + k.failed + k.timed_out + k.aborted
+}
+
+/// The Map state's result when nothing is exported, streamed from the checkpoint store.
+fn inline_result(run: &mut MapRun, checkpoints: &dyn CheckpointStore, t: writer::Transformation) -> Result<Value, (String, String)> {
+    let mut records = Vec::new();
+    for_each_record(run, checkpoints, &mut |r| {
+        records.push(r);
+        Ok(())
+    })?;
+    Ok(writer::inline_result(records.iter(), t))
 }
 
 /// Runs the job to the end of its Map Run.
@@ -401,7 +420,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         let _ = checkpoints.save(&mut run);
                         match writer.as_ref() {
                             Some(spec) if exports => {
-                                match write_results(&run, spec, store.as_ref()) {
+                                match write_results(&mut run, spec, store.as_ref(), checkpoints) {
                                     Ok((records, result)) => {
                                         writer_result = Some(result);
                                         events.push(MapRunEvent::ResultsWritten { records });
@@ -412,13 +431,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
                                 }
                             }
                             _ => {
-                                let records = run
-                                    .children
-                                    .iter()
-                                    .filter(|c| c.status.is_terminal())
-                                    .map(|c| c.items)
-                                    .sum();
-                                events.push(MapRunEvent::ResultsWritten { records });
+                                events.push(MapRunEvent::ResultsWritten { records: finished_items(&run) });
                             }
                         }
                     }
@@ -428,10 +441,10 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         cause,
                     } => {
                         final_result = Some(match status {
-                            MapRunStatus::Succeeded => Ok(match writer_result.take() {
-                                Some(r) => r,
-                                None => writer::inline_result(records(&run).iter(), inline_t),
-                            }),
+                            MapRunStatus::Succeeded => match writer_result.take() {
+                                Some(r) => Ok(r),
+                                None => inline_result(&mut run, checkpoints, inline_t),
+                            },
                             _ => Err((
                                 error.clone().unwrap_or_else(|| "States.Runtime".into()),
                                 cause.clone().unwrap_or_default(),

@@ -17,7 +17,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod driver;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,8 @@ pub enum MapRunEvent {
         cause: String,
     },
     Abort,
-    Redrive,
+    /// Redrive the run; `unsuccessful` are its failed, timed-out and aborted children.
+    Redrive { unsuccessful: Vec<Child> },
     Update {
         settings: Settings,
     },
@@ -175,7 +176,12 @@ pub enum MapRunAction {
     },
 }
 
-/// A Map Run, serializable as its checkpoint.
+/// A Map Run, serializable as its checkpoint (the run record; children are stored one row each
+/// by the checkpoint store).
+///
+/// Memory stays bounded: only children that are unfinished, or finished but not yet saved,
+/// are held (`window`); counters are kept up to date on every transition, and finished
+/// children are read back from the checkpoint store when results are written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MapRun {
     pub map_run_arn: String,
@@ -198,17 +204,22 @@ pub struct MapRun {
     pub writing: bool,
     /// Set once the threshold was crossed (or the run aborted): nothing new is dispatched.
     pub stopping: Option<(MapRunStatus, Option<String>, Option<String>)>,
-    /// Kept apart from the run's own record by the checkpoint store (one row per child).
+    /// `itemCounts` and `executionCounts`, kept on every transition.
+    pub items: Counts,
+    pub executions: Counts,
+    /// Children created so far (the next child's index) and their items.
+    pub children_total: u64,
+    pub items_total: u64,
+    pub results_written: u64,
+    /// The children held in memory (see the type's doc).
     #[serde(skip)]
-    pub children: Vec<Child>,
+    pub window: BTreeMap<u64, Child>,
+    /// Indices of PENDING / PENDING_REDRIVE children, in dispatch order.
+    #[serde(skip)]
+    pub pending: BTreeSet<u64>,
     /// Children changed since the last checkpoint.
     #[serde(skip)]
     pub dirty: BTreeSet<u64>,
-    pub results_written: u64,
-    /// Children currently RUNNING (kept so dispatch is O(1)).
-    pub running: u64,
-    /// Lowest index that may still be PENDING / PENDING_REDRIVE.
-    pub next_pending: usize,
 }
 
 /// Serializable stand-in for [`ExecutionType`].
@@ -249,6 +260,36 @@ pub fn child_name(map_run_arn: &str, index: u64) -> String {
     uuid::Uuid::from_bytes(b).to_string()
 }
 
+impl Counts {
+    fn slot(&mut self, s: ChildStatus) -> &mut u64 {
+        match s {
+            ChildStatus::Pending | ChildStatus::PendingRedrive => &mut self.pending,
+            ChildStatus::Running => &mut self.running,
+            ChildStatus::Succeeded => &mut self.succeeded,
+            ChildStatus::Failed => &mut self.failed,
+            ChildStatus::TimedOut => &mut self.timed_out,
+            ChildStatus::Aborted => &mut self.aborted,
+        }
+    }
+
+    fn moved(&mut self, from: Option<ChildStatus>, to: ChildStatus, w: u64) {
+        match from {
+            Some(f) => {
+                let slot = self.slot(f);
+                *slot = slot.saturating_sub(w);
+                if f == ChildStatus::PendingRedrive {
+                    self.pending_redrive = self.pending_redrive.saturating_sub(w);
+                }
+            }
+            None => self.total += w,
+        }
+        *self.slot(to) += w;
+        if to == ChildStatus::PendingRedrive {
+            self.pending_redrive += w;
+        }
+    }
+}
+
 impl MapRun {
     pub fn new(
         map_run_arn: String,
@@ -278,11 +319,14 @@ impl MapRun {
             reading: false,
             writing: false,
             stopping: None,
-            children: Vec::new(),
-            dirty: BTreeSet::new(),
+            items: Counts::default(),
+            executions: Counts::default(),
+            children_total: 0,
+            items_total: 0,
             results_written: 0,
-            running: 0,
-            next_pending: 0,
+            window: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -294,31 +338,71 @@ impl MapRun {
         }
     }
 
+    /// A child held in memory.
+    pub fn child(&self, index: u64) -> Option<&Child> {
+        self.window.get(&index)
+    }
+
+    /// Moves a child to `to`, keeping the counters, the pending set and the dirty set.
+    fn set_status(&mut self, index: u64, to: ChildStatus) {
+        let Some(c) = self.window.get_mut(&index) else { return };
+        let from = c.status;
+        c.status = to;
+        let w = c.items;
+        self.items.moved(Some(from), to, w);
+        self.executions.moved(Some(from), to, 1);
+        match to {
+            ChildStatus::Pending | ChildStatus::PendingRedrive => {
+                self.pending.insert(index);
+            }
+            _ => {
+                self.pending.remove(&index);
+            }
+        }
+        self.dirty.insert(index);
+    }
+
+    /// Adds a child (a loaded checkpoint, a redrive): its counts are already in the run's
+    /// counters when `counted`.
+    pub fn hold(&mut self, child: Child) {
+        if matches!(child.status, ChildStatus::Pending | ChildStatus::PendingRedrive) {
+            self.pending.insert(child.index);
+        }
+        self.window.insert(child.index, child);
+    }
+
+    /// A child that was RUNNING when its process died goes back to the queue.
+    pub fn requeue(&mut self, index: u64, redriven: bool) {
+        self.set_status(index, if redriven { ChildStatus::PendingRedrive } else { ChildStatus::Pending });
+        if let Some(c) = self.window.get_mut(&index) {
+            if redriven {
+                c.redrive_count = c.redrive_count.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Drops the finished children that are saved (called by the checkpoint store).
+    pub fn evict_saved(&mut self) {
+        let dirty = &self.dirty;
+        self.window.retain(|i, c| !c.status.is_terminal() || dirty.contains(i));
+    }
+
     /// Applies one event; returns what to do next.
     pub fn apply(&mut self, event: MapRunEvent, now: DateTime<Utc>) -> Vec<MapRunAction> {
         let mut out = Vec::new();
         match event {
             MapRunEvent::Start => {}
-            MapRunEvent::ChildrenRead {
-                inputs,
-                position,
-                done,
-            } => {
+            MapRunEvent::ChildrenRead { inputs, position, done } => {
                 self.reading = false;
                 self.reader_position = Some(position);
                 self.reader_done = done;
-                let first_item = self
-                    .children
-                    .last()
-                    .map(|c| c.first_item + c.items)
-                    .unwrap_or(0);
-                let mut next_item = first_item;
                 for (input, items) in inputs {
-                    let index = self.children.len() as u64;
-                    self.children.push(Child {
+                    let index = self.children_total;
+                    self.children_total += 1;
+                    let child = Child {
                         index,
                         name: child_name(&self.map_run_arn, index),
-                        first_item: next_item,
+                        first_item: self.items_total,
                         items,
                         input,
                         status: ChildStatus::Pending,
@@ -328,9 +412,12 @@ impl MapRun {
                         start_date: None,
                         stop_date: None,
                         redrive_count: 0,
-                    });
+                    };
+                    self.items_total += items;
+                    self.items.moved(None, ChildStatus::Pending, items);
+                    self.executions.moved(None, ChildStatus::Pending, 1);
+                    self.hold(child);
                     self.dirty.insert(index);
-                    next_item += items;
                 }
             }
             MapRunEvent::ReaderFailed { error, cause } => {
@@ -338,32 +425,29 @@ impl MapRun {
                 self.begin_stop(MapRunStatus::Failed, Some(error), Some(cause), &mut out);
             }
             MapRunEvent::ChildSucceeded { index, output } => {
-                if let Some(c) = self.running_child(index) {
-                    c.status = ChildStatus::Succeeded;
-                    c.output = Some(output);
-                    c.error = None;
-                    c.cause = None;
-                    c.stop_date = Some(now);
-                    self.running -= 1;
+                if self.is_running(index) {
+                    if let Some(c) = self.window.get_mut(&index) {
+                        c.output = Some(output);
+                        c.error = None;
+                        c.cause = None;
+                        c.stop_date = Some(now);
+                    }
+                    self.set_status(index, ChildStatus::Succeeded);
                 }
             }
-            MapRunEvent::ChildFailed {
-                index,
-                status,
-                error,
-                cause,
-            } => {
+            MapRunEvent::ChildFailed { index, status, error, cause } => {
                 let status = match status {
                     ChildStatus::TimedOut | ChildStatus::Aborted => status,
                     _ => ChildStatus::Failed,
                 };
-                if let Some(c) = self.running_child(index) {
-                    c.status = status;
-                    c.output = None;
-                    c.error = error;
-                    c.cause = cause;
-                    c.stop_date = Some(now);
-                    self.running -= 1;
+                if self.is_running(index) {
+                    if let Some(c) = self.window.get_mut(&index) {
+                        c.output = None;
+                        c.error = error;
+                        c.cause = cause;
+                        c.stop_date = Some(now);
+                    }
+                    self.set_status(index, status);
                     if self.threshold_exceeded() && self.stopping.is_none() {
                         self.begin_stop(
                             MapRunStatus::Failed,
@@ -377,22 +461,13 @@ impl MapRun {
             MapRunEvent::ResultsWritten { records } => {
                 self.writing = false;
                 self.results_written = records;
-                let (status, error, cause) =
-                    self.stopping
-                        .clone()
-                        .unwrap_or((MapRunStatus::Succeeded, None, None));
+                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
                 self.finish(status, error, cause, now, &mut out);
                 return out;
             }
             MapRunEvent::WriterFailed { error, cause } => {
                 self.writing = false;
-                self.finish(
-                    MapRunStatus::Failed,
-                    Some(error),
-                    Some(cause),
-                    now,
-                    &mut out,
-                );
+                self.finish(MapRunStatus::Failed, Some(error), Some(cause), now, &mut out);
                 return out;
             }
             MapRunEvent::Abort => {
@@ -400,8 +475,8 @@ impl MapRun {
                     self.begin_stop(MapRunStatus::Aborted, None, None, &mut out);
                 }
             }
-            MapRunEvent::Redrive => {
-                self.redrive(now, &mut out);
+            MapRunEvent::Redrive { unsuccessful } => {
+                self.redrive(unsuccessful, now, &mut out);
             }
             MapRunEvent::Update { settings } => {
                 if self.status == MapRunStatus::Running {
@@ -423,13 +498,8 @@ impl MapRun {
         out
     }
 
-    fn running_child(&mut self, index: u64) -> Option<&mut Child> {
-        let c = self
-            .children
-            .get_mut(index as usize)
-            .filter(|c| c.status == ChildStatus::Running)?;
-        self.dirty.insert(index);
-        Some(c)
+    fn is_running(&self, index: u64) -> bool {
+        self.window.get(&index).is_some_and(|c| c.status == ChildStatus::Running)
     }
 
     /// Failed-or-timed-out items against the thresholds (spec §4.5): an unset field does not
@@ -448,9 +518,7 @@ impl MapRun {
             _ => {
                 let count_exceeded = count.is_some_and(|c| bad > c);
                 let pct_exceeded = pct.is_some_and(|p| {
-                    self.reader_done
-                        && counts.total > 0
-                        && (bad as f64) * 100.0 > p * counts.total as f64
+                    self.reader_done && counts.total > 0 && (bad as f64) * 100.0 > p * counts.total as f64
                 });
                 count_exceeded || pct_exceeded
             }
@@ -470,16 +538,12 @@ impl MapRun {
         self.stopping = Some((status, error, cause));
         // Standard children are stopped (ABORTED); Express children cannot be: the run waits.
         if self.child_type == ExecutionTypeTag::Standard {
-            for c in self
-                .children
-                .iter_mut()
-                .filter(|c| c.status == ChildStatus::Running)
-            {
-                c.status = ChildStatus::Aborted;
-                self.dirty.insert(c.index);
-                out.push(MapRunAction::StopChild { index: c.index });
+            let running: Vec<u64> =
+                self.window.values().filter(|c| c.status == ChildStatus::Running).map(|c| c.index).collect();
+            for index in running {
+                self.set_status(index, ChildStatus::Aborted);
+                out.push(MapRunAction::StopChild { index });
             }
-            self.running = 0;
         }
     }
 
@@ -490,56 +554,33 @@ impl MapRun {
         }
         if self.stopping.is_none() {
             let limit = self.limit();
-            while self.running < limit && self.next_pending < self.children.len() {
-                let c = &mut self.children[self.next_pending];
-                self.next_pending += 1;
-                let redrive = match c.status {
-                    ChildStatus::Pending => false,
-                    ChildStatus::PendingRedrive => true,
-                    _ => continue,
-                };
-                c.status = ChildStatus::Running;
-                self.dirty.insert(c.index);
+            while self.executions.running < limit {
+                let Some(index) = self.pending.iter().next().copied() else { break };
+                let redrive = self.window.get(&index).is_some_and(|c| c.status == ChildStatus::PendingRedrive);
+                self.set_status(index, ChildStatus::Running);
+                let Some(c) = self.window.get_mut(&index) else { continue };
                 c.start_date = Some(now);
                 c.stop_date = None;
                 if redrive {
                     c.redrive_count += 1;
                 }
-                self.running += 1;
-                out.push(MapRunAction::StartChild {
-                    index: c.index,
-                    name: c.name.clone(),
-                    input: c.input.clone(),
-                    redrive,
-                });
+                out.push(MapRunAction::StartChild { index, name: c.name.clone(), input: c.input.clone(), redrive });
             }
-            let buffered = self.children.len() - self.next_pending;
-            if !self.reader_done && !self.reading && buffered < READ_AHEAD / 2 {
+            if !self.reader_done && !self.reading && self.pending.len() < READ_AHEAD / 2 {
                 self.reading = true;
-                out.push(MapRunAction::Read {
-                    position: self.reader_position.clone(),
-                    max_children: READ_AHEAD,
-                });
+                out.push(MapRunAction::Read { position: self.reader_position.clone(), max_children: READ_AHEAD });
             }
         }
-        let idle = self.running == 0 && !self.reading;
-        let exhausted = self.stopping.is_some()
-            || (self.reader_done && self.next_pending >= self.children.len());
+        let idle = self.executions.running == 0 && !self.reading;
+        let exhausted = self.stopping.is_some() || (self.reader_done && self.pending.is_empty());
         if idle && exhausted {
             if self.has_writer {
                 self.writing = true;
                 out.push(MapRunAction::WriteResults);
             } else {
-                let (status, error, cause) =
-                    self.stopping
-                        .clone()
-                        .unwrap_or((MapRunStatus::Succeeded, None, None));
-                self.results_written = self
-                    .children
-                    .iter()
-                    .filter(|c| c.status.is_terminal())
-                    .map(|c| c.items)
-                    .sum();
+                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
+                let k = self.items;
+                self.results_written = k.succeeded + k.failed + k.timed_out + k.aborted;
                 self.finish(status, error, cause, now, out);
             }
         }
@@ -558,17 +599,13 @@ impl MapRun {
         self.cause = cause.clone();
         self.stop_date = Some(now);
         self.stopping = None;
-        out.push(MapRunAction::Finish {
-            status,
-            error,
-            cause,
-        });
+        out.push(MapRunAction::Finish { status, error, cause });
     }
 
-    /// Redrive (spec §5.4): unsuccessful children run again — Standard children failed, timed
-    /// out or aborted; Express children failed or timed out (aborted ones too: they never
-    /// finished) — and never-started ones start. Successful children never re-run.
-    fn redrive(&mut self, now: DateTime<Utc>, out: &mut Vec<MapRunAction>) {
+    /// Redrive (spec §5.4): `unsuccessful` are the children that failed, timed out or were
+    /// aborted (the edge reads them back from the checkpoint store); they run again, as do
+    /// never-started ones. Successful children never re-run.
+    fn redrive(&mut self, unsuccessful: Vec<Child>, now: DateTime<Utc>, out: &mut Vec<MapRunAction>) {
         if !matches!(self.status, MapRunStatus::Failed | MapRunStatus::Aborted) {
             return;
         }
@@ -576,10 +613,7 @@ impl MapRun {
             out.push(MapRunAction::Finish {
                 status: self.status,
                 error: Some("States.Runtime".into()),
-                cause: Some(format!(
-                    "The Map Run '{}' has been redriven {MAX_REDRIVES} times, the maximum.",
-                    self.map_run_arn
-                )),
+                cause: Some(format!("The Map Run '{}' has been redriven {MAX_REDRIVES} times, the maximum.", self.map_run_arn)),
             });
             return;
         }
@@ -592,47 +626,34 @@ impl MapRun {
         self.stopping = None;
         self.writing = false;
         self.reading = false;
-        self.next_pending = 0;
-        for c in &mut self.children {
-            if matches!(
-                c.status,
-                ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted
-            ) {
-                c.status = ChildStatus::PendingRedrive;
-                self.dirty.insert(c.index);
+        for c in unsuccessful {
+            if !self.window.contains_key(&c.index) {
+                self.window.insert(c.index, c);
             }
+        }
+        let again: Vec<u64> = self
+            .window
+            .values()
+            .filter(|c| matches!(c.status, ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted))
+            .map(|c| c.index)
+            .collect();
+        for index in again {
+            self.set_status(index, ChildStatus::PendingRedrive);
         }
         self.schedule(now, out);
     }
 
     /// `itemCounts`.
     pub fn item_counts(&self) -> Counts {
-        self.counts(|c| c.items)
+        self.finished_view(self.items)
     }
 
     /// `executionCounts`.
     pub fn execution_counts(&self) -> Counts {
-        self.counts(|_| 1)
+        self.finished_view(self.executions)
     }
 
-    fn counts(&self, weight: impl Fn(&Child) -> u64) -> Counts {
-        let mut k = Counts::default();
-        for c in &self.children {
-            let w = weight(c);
-            k.total += w;
-            match c.status {
-                ChildStatus::Pending => k.pending += w,
-                ChildStatus::PendingRedrive => {
-                    k.pending += w;
-                    k.pending_redrive += w;
-                }
-                ChildStatus::Running => k.running += w,
-                ChildStatus::Succeeded => k.succeeded += w,
-                ChildStatus::Failed => k.failed += w,
-                ChildStatus::TimedOut => k.timed_out += w,
-                ChildStatus::Aborted => k.aborted += w,
-            }
-        }
+    fn finished_view(&self, mut k: Counts) -> Counts {
         if self.status != MapRunStatus::Running {
             k.results_written = self.results_written.min(k.total);
             k.pending_redrive = 0;
@@ -647,20 +668,14 @@ impl MapRun {
         d.insert("executionCounts".into(), self.execution_counts().to_json());
         d.insert("itemCounts".into(), self.item_counts().to_json());
         d.insert("mapRunArn".into(), json!(self.map_run_arn));
-        d.insert(
-            "maxConcurrency".into(),
-            json!(self.settings.max_concurrency),
-        );
+        d.insert("maxConcurrency".into(), json!(self.settings.max_concurrency));
         if self.redrive_count > 0 {
             d.insert("redriveCount".into(), json!(self.redrive_count));
         }
         if let Some(t) = self.redrive_date {
             d.insert("redriveDate".into(), json!(timestamp::format(t)));
         }
-        d.insert(
-            "startDate".into(),
-            json!(timestamp::format(self.start_date)),
-        );
+        d.insert("startDate".into(), json!(timestamp::format(self.start_date)));
         d.insert(
             "status".into(),
             json!(match self.status {
@@ -673,29 +688,12 @@ impl MapRun {
         if let Some(t) = self.stop_date {
             d.insert("stopDate".into(), json!(timestamp::format(t)));
         }
-        d.insert(
-            "toleratedFailureCount".into(),
-            json!(self.settings.tolerated_failure_count.unwrap_or(0)),
-        );
+        d.insert("toleratedFailureCount".into(), json!(self.settings.tolerated_failure_count.unwrap_or(0)));
         d.insert(
             "toleratedFailurePercentage".into(),
             json!(self.settings.tolerated_failure_percentage.unwrap_or(0.0)),
         );
         Value::Object(d)
-    }
-
-    /// The Map state's result without a ResultWriter: child outputs in order; tolerated
-    /// failures appear as their error records.
-    pub fn inline_result(&self) -> Value {
-        Value::Array(
-            self.children
-                .iter()
-                .map(|c| match (&c.output, c.status) {
-                    (Some(o), ChildStatus::Succeeded) => o.clone(),
-                    _ => json!({"Error": c.error, "Cause": c.cause}),
-                })
-                .collect(),
-        )
     }
 }
 
