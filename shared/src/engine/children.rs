@@ -30,6 +30,8 @@ pub struct InProcessChildren<'a> {
     pub clock: &'a dyn Clock,
     /// Children run on a virtual clock that jumps (`--fast-forward`, tests).
     pub fast_forward: bool,
+    /// The processor has no Task or Wait: a child runs to its end in one `apply`.
+    pub pure: bool,
 }
 
 impl InProcessChildren<'_> {
@@ -72,6 +74,14 @@ impl ChildRunner for InProcessChildren<'_> {
         // child's failed attempt is not kept on one machine, so it restarts too.
         let info = self.child_info(name, input.clone(), u32::from(redrive));
         let mut exec = Execution::new(self.processor.clone(), Value::Null, info, false);
+        if self.pure {
+            let env = super::execution::Env {
+                now: self.clock.now(),
+                entropy: self.entropy,
+            };
+            exec.apply(Event::Start, &env);
+            return outcome(exec);
+        }
         let virtual_clock = VirtualClock::new(self.clock.now());
         let time = if self.fast_forward {
             TimeMode::Virtual(&virtual_clock)
@@ -90,31 +100,35 @@ impl ChildRunner for InProcessChildren<'_> {
                 map_runs: None,
             },
         );
-        match exec.status {
-            ExecutionStatus::Succeeded => ChildOutcome {
-                status: ChildStatus::Succeeded,
-                output: exec.output.take(),
-                error: None,
-                cause: None,
-            },
-            ExecutionStatus::TimedOut => ChildOutcome {
-                status: ChildStatus::TimedOut,
-                output: None,
-                error: exec.error.take().or(Some("States.Timeout".into())),
-                cause: exec.cause.take(),
-            },
-            ExecutionStatus::Aborted => ChildOutcome {
-                status: ChildStatus::Aborted,
-                output: None,
-                error: exec.error.take(),
-                cause: exec.cause.take(),
-            },
-            ExecutionStatus::Failed | ExecutionStatus::Running => ChildOutcome {
-                status: ChildStatus::Failed,
-                output: None,
-                error: exec.error.take(),
-                cause: exec.cause.take(),
-            },
-        }
+        outcome(exec)
+    }
+}
+
+fn outcome(mut exec: Execution) -> ChildOutcome {
+    match exec.status {
+        ExecutionStatus::Succeeded => ChildOutcome {
+            status: ChildStatus::Succeeded,
+            output: exec.output.take(),
+            error: None,
+            cause: None,
+        },
+        ExecutionStatus::TimedOut => ChildOutcome {
+            status: ChildStatus::TimedOut,
+            output: None,
+            error: exec.error.take().or(Some("States.Timeout".into())),
+            cause: exec.cause.take(),
+        },
+        ExecutionStatus::Aborted => ChildOutcome {
+            status: ChildStatus::Aborted,
+            output: None,
+            error: exec.error.take(),
+            cause: exec.cause.take(),
+        },
+        ExecutionStatus::Failed | ExecutionStatus::Running => ChildOutcome {
+            status: ChildStatus::Failed,
+            output: None,
+            error: exec.error.take(),
+            cause: exec.cause.take(),
+        },
     }
 }

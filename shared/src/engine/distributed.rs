@@ -97,23 +97,18 @@ fn map_item(item: &Item) -> Value {
     Value::Object(m)
 }
 
-/// Evaluates the ItemSelector for one item, in the parent's scope.
+/// Evaluates the ItemSelector for one item, in the parent's scope. `base` is the context
+/// object without `Map` (built once per Map Run); only `Map.Item` changes per item.
 fn select(
     template: &Template,
     req: &MapRunRequest,
+    base: &Map<String, Value>,
     entropy: &dyn Entropy,
     item: &Item,
 ) -> Result<Value, AslError> {
-    let context = context_object(
-        &req.parent,
-        &StateContext {
-            name: &req.state_name,
-            entered_time: req.entered_time,
-            retry_count: Some(0),
-            task_token: None,
-            map_item: Some(map_item(item)),
-        },
-    );
+    let mut context = base.clone();
+    context.insert("Map".into(), json!({ "Item": map_item(item) }));
+    let context = Value::Object(context);
     match template {
         Template::JsonPath(t) => t.eval(&Scope {
             input: &req.effective_input,
@@ -205,6 +200,7 @@ pub fn run_map_run(
         entropy,
         clock,
         fast_forward,
+        pure: super::execution::is_pure(&map.item_processor),
     };
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -222,8 +218,21 @@ pub fn run_map_run(
     .min(limit as usize)
     .max(1);
     let selector = map.item_selector.as_ref();
+    let base = match context_object(
+        &req.parent,
+        &StateContext {
+            name: &req.state_name,
+            entered_time: req.entered_time,
+            retry_count: Some(0),
+            task_token: None,
+            map_item: None,
+        },
+    ) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
     let select_fn = |item: &Item| match selector {
-        Some(t) => select(t, req, entropy, item),
+        Some(t) => select(t, req, &base, entropy, item),
         None => Ok(item.value.clone()),
     };
     let batch = req.batching.then(|| BatchSpec {

@@ -42,7 +42,11 @@ pub trait CheckpointStore: Send + Sync {
     /// Loads a run with its unfinished children (finished ones stay in the store).
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError>;
     /// Every saved child of a run, in index order, streamed.
-    fn for_each_child(&self, map_run_arn: &str, f: &mut dyn FnMut(Child)) -> Result<(), CheckpointError>;
+    fn for_each_child(
+        &self,
+        map_run_arn: &str,
+        f: &mut dyn FnMut(Child),
+    ) -> Result<(), CheckpointError>;
     /// The saved children that failed, timed out or were aborted (what a redrive re-runs).
     fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError>;
     /// The Map Runs of an execution, oldest first.
@@ -57,7 +61,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, CheckpointError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| CheckpointError::Store(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CheckpointError::Store(format!("{}: {e}", dir.display())))?;
         }
         Self::init(Connection::open(path)?)
     }
@@ -85,18 +90,28 @@ impl SqliteStore {
                  PRIMARY KEY (arn, idx)
              );",
         )?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, CheckpointError> {
-        self.conn.lock().map_err(|_| CheckpointError::Store("the connection lock is poisoned".into()))
+        self.conn
+            .lock()
+            .map_err(|_| CheckpointError::Store("the connection lock is poisoned".into()))
     }
 
-    fn children_where(&self, map_run_arn: &str, statuses: &str) -> Result<Vec<Child>, CheckpointError> {
+    fn children_where(
+        &self,
+        map_run_arn: &str,
+        statuses: &str,
+    ) -> Result<Vec<Child>, CheckpointError> {
         let conn = self.lock()?;
         let sql = format!("SELECT idx, record FROM children WHERE arn = ?1 AND status IN ({statuses}) ORDER BY idx");
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![map_run_arn], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map(params![map_run_arn], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (idx, text) = row?;
@@ -107,13 +122,16 @@ impl SqliteStore {
 }
 
 fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, CheckpointError> {
-    serde_json::from_str(text)
-        .map_err(|e| CheckpointError::Corrupt { key: format!("{map_run_arn}#{idx}"), message: e.to_string() })
+    serde_json::from_str(text).map_err(|e| CheckpointError::Corrupt {
+        key: format!("{map_run_arn}#{idx}"),
+        message: e.to_string(),
+    })
 }
 
 impl CheckpointStore for SqliteStore {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
-        let record = serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
+        let record =
+            serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
         {
             let mut conn = self.lock()?;
             let tx = conn.transaction()?;
@@ -130,8 +148,14 @@ impl CheckpointStore for SqliteStore {
                 )?;
                 for idx in &run.dirty {
                     if let Some(c) = run.window.get(idx) {
-                        let text = serde_json::to_string(c).map_err(|e| CheckpointError::Store(e.to_string()))?;
-                        stmt.execute(params![run.map_run_arn, *idx as i64, c.status.as_str(), text])?;
+                        let text = serde_json::to_string(c)
+                            .map_err(|e| CheckpointError::Store(e.to_string()))?;
+                        stmt.execute(params![
+                            run.map_run_arn,
+                            *idx as i64,
+                            c.status.as_str(),
+                            text
+                        ])?;
                     }
                 }
             }
@@ -145,12 +169,21 @@ impl CheckpointStore for SqliteStore {
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError> {
         let record: Option<String> = {
             let conn = self.lock()?;
-            conn.query_row("SELECT record FROM map_runs WHERE arn = ?1", params![map_run_arn], |r| r.get(0))
-                .optional()?
+            conn.query_row(
+                "SELECT record FROM map_runs WHERE arn = ?1",
+                params![map_run_arn],
+                |r| r.get(0),
+            )
+            .optional()?
         };
-        let Some(record) = record else { return Ok(None) };
-        let mut run: MapRun = serde_json::from_str(&record)
-            .map_err(|e| CheckpointError::Corrupt { key: map_run_arn.to_string(), message: e.to_string() })?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let mut run: MapRun =
+            serde_json::from_str(&record).map_err(|e| CheckpointError::Corrupt {
+                key: map_run_arn.to_string(),
+                message: e.to_string(),
+            })?;
         for child in self.children_where(map_run_arn, "'PENDING', 'PENDING_REDRIVE', 'RUNNING'")? {
             run.hold(child);
         }
@@ -170,9 +203,14 @@ impl CheckpointStore for SqliteStore {
         Ok(Some(run))
     }
 
-    fn for_each_child(&self, map_run_arn: &str, f: &mut dyn FnMut(Child)) -> Result<(), CheckpointError> {
+    fn for_each_child(
+        &self,
+        map_run_arn: &str,
+        f: &mut dyn FnMut(Child),
+    ) -> Result<(), CheckpointError> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare("SELECT idx, record FROM children WHERE arn = ?1 ORDER BY idx")?;
+        let mut stmt =
+            conn.prepare("SELECT idx, record FROM children WHERE arn = ?1 ORDER BY idx")?;
         let mut rows = stmt.query(params![map_run_arn])?;
         while let Some(row) = rows.next()? {
             let idx: i64 = row.get(0)?;

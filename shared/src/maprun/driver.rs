@@ -230,9 +230,13 @@ pub fn record(run: &MapRun, c: &super::Child) -> ChildRecord {
     let express = run.child_type == super::ExecutionTypeTag::Express;
     let status = writer_status(c.status);
     match (status, c.start_date, c.stop_date) {
-        (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => ChildRecord::pending(c.input.clone()),
+        (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => {
+            ChildRecord::pending(c.input.clone())
+        }
         (_, Some(start), Some(stop)) => {
-            let exec_prefix = run.state_machine_arn.replacen(":stateMachine:", ":execution:", 1);
+            let exec_prefix = run
+                .state_machine_arn
+                .replacen(":stateMachine:", ":execution:", 1);
             let mut r = ChildRecord::finished(
                 format!("{exec_prefix}:{}", c.name),
                 c.name.clone(),
@@ -259,7 +263,8 @@ fn for_each_record(
     checkpoints: &dyn CheckpointStore,
     f: &mut dyn FnMut(ChildRecord) -> Result<(), (String, String)>,
 ) -> Result<(), (String, String)> {
-    let store_err = |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
+    let store_err =
+        |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
     checkpoints.save(run).map_err(store_err)?;
     let mut failure = None;
     let view: &MapRun = run;
@@ -292,7 +297,10 @@ fn write_results(
     let bucket = w.bucket().to_string();
     for_each_record(run, checkpoints, &mut |r| w.write(&r).map_err(named))?;
     let outcome = w.finish().map_err(named)?;
-    Ok((finished_items(run), writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key)))
+    Ok((
+        finished_items(run),
+        writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key),
+    ))
 }
 
 fn finished_items(run: &MapRun) -> u64 {
@@ -301,7 +309,11 @@ fn finished_items(run: &MapRun) -> u64 {
 }
 
 /// The Map state's result when nothing is exported, streamed from the checkpoint store.
-fn inline_result(run: &mut MapRun, checkpoints: &dyn CheckpointStore, t: writer::Transformation) -> Result<Value, (String, String)> {
+fn inline_result(
+    run: &mut MapRun,
+    checkpoints: &dyn CheckpointStore,
+    t: writer::Transformation,
+) -> Result<Value, (String, String)> {
     let mut records = Vec::new();
     for_each_record(run, checkpoints, &mut |r| {
         records.push(r);
@@ -431,7 +443,9 @@ pub fn drive(job: Job<'_>) -> Outcome {
                                 }
                             }
                             _ => {
-                                events.push(MapRunEvent::ResultsWritten { records: finished_items(&run) });
+                                events.push(MapRunEvent::ResultsWritten {
+                                    records: finished_items(&run),
+                                });
                             }
                         }
                     }
@@ -476,7 +490,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
             let now = clock.now();
             // One checkpoint per batch of finished children (everything that finished since the
             // last one): a child that finished is never run again after a crash.
-            let finished = events.iter().any(|e| matches!(e, MapRunEvent::ChildSucceeded { .. } | MapRunEvent::ChildFailed { .. }));
+            let finished = events.iter().any(|e| {
+                matches!(
+                    e,
+                    MapRunEvent::ChildSucceeded { .. } | MapRunEvent::ChildFailed { .. }
+                )
+            });
             for ev in events {
                 pending.extend(run.apply(ev, now));
             }

@@ -142,7 +142,9 @@ pub enum MapRunEvent {
     },
     Abort,
     /// Redrive the run; `unsuccessful` are its failed, timed-out and aborted children.
-    Redrive { unsuccessful: Vec<Child> },
+    Redrive {
+        unsuccessful: Vec<Child>,
+    },
     Update {
         settings: Settings,
     },
@@ -345,7 +347,9 @@ impl MapRun {
 
     /// Moves a child to `to`, keeping the counters, the pending set and the dirty set.
     fn set_status(&mut self, index: u64, to: ChildStatus) {
-        let Some(c) = self.window.get_mut(&index) else { return };
+        let Some(c) = self.window.get_mut(&index) else {
+            return;
+        };
         let from = c.status;
         c.status = to;
         let w = c.items;
@@ -365,7 +369,10 @@ impl MapRun {
     /// Adds a child (a loaded checkpoint, a redrive): its counts are already in the run's
     /// counters when `counted`.
     pub fn hold(&mut self, child: Child) {
-        if matches!(child.status, ChildStatus::Pending | ChildStatus::PendingRedrive) {
+        if matches!(
+            child.status,
+            ChildStatus::Pending | ChildStatus::PendingRedrive
+        ) {
             self.pending.insert(child.index);
         }
         self.window.insert(child.index, child);
@@ -373,7 +380,14 @@ impl MapRun {
 
     /// A child that was RUNNING when its process died goes back to the queue.
     pub fn requeue(&mut self, index: u64, redriven: bool) {
-        self.set_status(index, if redriven { ChildStatus::PendingRedrive } else { ChildStatus::Pending });
+        self.set_status(
+            index,
+            if redriven {
+                ChildStatus::PendingRedrive
+            } else {
+                ChildStatus::Pending
+            },
+        );
         if let Some(c) = self.window.get_mut(&index) {
             if redriven {
                 c.redrive_count = c.redrive_count.saturating_sub(1);
@@ -384,7 +398,8 @@ impl MapRun {
     /// Drops the finished children that are saved (called by the checkpoint store).
     pub fn evict_saved(&mut self) {
         let dirty = &self.dirty;
-        self.window.retain(|i, c| !c.status.is_terminal() || dirty.contains(i));
+        self.window
+            .retain(|i, c| !c.status.is_terminal() || dirty.contains(i));
     }
 
     /// Applies one event; returns what to do next.
@@ -392,7 +407,11 @@ impl MapRun {
         let mut out = Vec::new();
         match event {
             MapRunEvent::Start => {}
-            MapRunEvent::ChildrenRead { inputs, position, done } => {
+            MapRunEvent::ChildrenRead {
+                inputs,
+                position,
+                done,
+            } => {
                 self.reading = false;
                 self.reader_position = Some(position);
                 self.reader_done = done;
@@ -435,7 +454,12 @@ impl MapRun {
                     self.set_status(index, ChildStatus::Succeeded);
                 }
             }
-            MapRunEvent::ChildFailed { index, status, error, cause } => {
+            MapRunEvent::ChildFailed {
+                index,
+                status,
+                error,
+                cause,
+            } => {
                 let status = match status {
                     ChildStatus::TimedOut | ChildStatus::Aborted => status,
                     _ => ChildStatus::Failed,
@@ -461,13 +485,22 @@ impl MapRun {
             MapRunEvent::ResultsWritten { records } => {
                 self.writing = false;
                 self.results_written = records;
-                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
+                let (status, error, cause) =
+                    self.stopping
+                        .clone()
+                        .unwrap_or((MapRunStatus::Succeeded, None, None));
                 self.finish(status, error, cause, now, &mut out);
                 return out;
             }
             MapRunEvent::WriterFailed { error, cause } => {
                 self.writing = false;
-                self.finish(MapRunStatus::Failed, Some(error), Some(cause), now, &mut out);
+                self.finish(
+                    MapRunStatus::Failed,
+                    Some(error),
+                    Some(cause),
+                    now,
+                    &mut out,
+                );
                 return out;
             }
             MapRunEvent::Abort => {
@@ -499,7 +532,9 @@ impl MapRun {
     }
 
     fn is_running(&self, index: u64) -> bool {
-        self.window.get(&index).is_some_and(|c| c.status == ChildStatus::Running)
+        self.window
+            .get(&index)
+            .is_some_and(|c| c.status == ChildStatus::Running)
     }
 
     /// Failed-or-timed-out items against the thresholds (spec §4.5): an unset field does not
@@ -518,7 +553,9 @@ impl MapRun {
             _ => {
                 let count_exceeded = count.is_some_and(|c| bad > c);
                 let pct_exceeded = pct.is_some_and(|p| {
-                    self.reader_done && counts.total > 0 && (bad as f64) * 100.0 > p * counts.total as f64
+                    self.reader_done
+                        && counts.total > 0
+                        && (bad as f64) * 100.0 > p * counts.total as f64
                 });
                 count_exceeded || pct_exceeded
             }
@@ -538,8 +575,12 @@ impl MapRun {
         self.stopping = Some((status, error, cause));
         // Standard children are stopped (ABORTED); Express children cannot be: the run waits.
         if self.child_type == ExecutionTypeTag::Standard {
-            let running: Vec<u64> =
-                self.window.values().filter(|c| c.status == ChildStatus::Running).map(|c| c.index).collect();
+            let running: Vec<u64> = self
+                .window
+                .values()
+                .filter(|c| c.status == ChildStatus::Running)
+                .map(|c| c.index)
+                .collect();
             for index in running {
                 self.set_status(index, ChildStatus::Aborted);
                 out.push(MapRunAction::StopChild { index });
@@ -555,20 +596,35 @@ impl MapRun {
         if self.stopping.is_none() {
             let limit = self.limit();
             while self.executions.running < limit {
-                let Some(index) = self.pending.iter().next().copied() else { break };
-                let redrive = self.window.get(&index).is_some_and(|c| c.status == ChildStatus::PendingRedrive);
+                let Some(index) = self.pending.iter().next().copied() else {
+                    break;
+                };
+                let redrive = self
+                    .window
+                    .get(&index)
+                    .is_some_and(|c| c.status == ChildStatus::PendingRedrive);
                 self.set_status(index, ChildStatus::Running);
-                let Some(c) = self.window.get_mut(&index) else { continue };
+                let Some(c) = self.window.get_mut(&index) else {
+                    continue;
+                };
                 c.start_date = Some(now);
                 c.stop_date = None;
                 if redrive {
                     c.redrive_count += 1;
                 }
-                out.push(MapRunAction::StartChild { index, name: c.name.clone(), input: c.input.clone(), redrive });
+                out.push(MapRunAction::StartChild {
+                    index,
+                    name: c.name.clone(),
+                    input: c.input.clone(),
+                    redrive,
+                });
             }
             if !self.reader_done && !self.reading && self.pending.len() < READ_AHEAD / 2 {
                 self.reading = true;
-                out.push(MapRunAction::Read { position: self.reader_position.clone(), max_children: READ_AHEAD });
+                out.push(MapRunAction::Read {
+                    position: self.reader_position.clone(),
+                    max_children: READ_AHEAD,
+                });
             }
         }
         let idle = self.executions.running == 0 && !self.reading;
@@ -578,7 +634,10 @@ impl MapRun {
                 self.writing = true;
                 out.push(MapRunAction::WriteResults);
             } else {
-                let (status, error, cause) = self.stopping.clone().unwrap_or((MapRunStatus::Succeeded, None, None));
+                let (status, error, cause) =
+                    self.stopping
+                        .clone()
+                        .unwrap_or((MapRunStatus::Succeeded, None, None));
                 let k = self.items;
                 self.results_written = k.succeeded + k.failed + k.timed_out + k.aborted;
                 self.finish(status, error, cause, now, out);
@@ -599,13 +658,22 @@ impl MapRun {
         self.cause = cause.clone();
         self.stop_date = Some(now);
         self.stopping = None;
-        out.push(MapRunAction::Finish { status, error, cause });
+        out.push(MapRunAction::Finish {
+            status,
+            error,
+            cause,
+        });
     }
 
     /// Redrive (spec §5.4): `unsuccessful` are the children that failed, timed out or were
     /// aborted (the edge reads them back from the checkpoint store); they run again, as do
     /// never-started ones. Successful children never re-run.
-    fn redrive(&mut self, unsuccessful: Vec<Child>, now: DateTime<Utc>, out: &mut Vec<MapRunAction>) {
+    fn redrive(
+        &mut self,
+        unsuccessful: Vec<Child>,
+        now: DateTime<Utc>,
+        out: &mut Vec<MapRunAction>,
+    ) {
         if !matches!(self.status, MapRunStatus::Failed | MapRunStatus::Aborted) {
             return;
         }
@@ -613,7 +681,10 @@ impl MapRun {
             out.push(MapRunAction::Finish {
                 status: self.status,
                 error: Some("States.Runtime".into()),
-                cause: Some(format!("The Map Run '{}' has been redriven {MAX_REDRIVES} times, the maximum.", self.map_run_arn)),
+                cause: Some(format!(
+                    "The Map Run '{}' has been redriven {MAX_REDRIVES} times, the maximum.",
+                    self.map_run_arn
+                )),
             });
             return;
         }
@@ -634,7 +705,12 @@ impl MapRun {
         let again: Vec<u64> = self
             .window
             .values()
-            .filter(|c| matches!(c.status, ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted))
+            .filter(|c| {
+                matches!(
+                    c.status,
+                    ChildStatus::Failed | ChildStatus::TimedOut | ChildStatus::Aborted
+                )
+            })
             .map(|c| c.index)
             .collect();
         for index in again {
@@ -668,14 +744,20 @@ impl MapRun {
         d.insert("executionCounts".into(), self.execution_counts().to_json());
         d.insert("itemCounts".into(), self.item_counts().to_json());
         d.insert("mapRunArn".into(), json!(self.map_run_arn));
-        d.insert("maxConcurrency".into(), json!(self.settings.max_concurrency));
+        d.insert(
+            "maxConcurrency".into(),
+            json!(self.settings.max_concurrency),
+        );
         if self.redrive_count > 0 {
             d.insert("redriveCount".into(), json!(self.redrive_count));
         }
         if let Some(t) = self.redrive_date {
             d.insert("redriveDate".into(), json!(timestamp::format(t)));
         }
-        d.insert("startDate".into(), json!(timestamp::format(self.start_date)));
+        d.insert(
+            "startDate".into(),
+            json!(timestamp::format(self.start_date)),
+        );
         d.insert(
             "status".into(),
             json!(match self.status {
@@ -688,7 +770,10 @@ impl MapRun {
         if let Some(t) = self.stop_date {
             d.insert("stopDate".into(), json!(timestamp::format(t)));
         }
-        d.insert("toleratedFailureCount".into(), json!(self.settings.tolerated_failure_count.unwrap_or(0)));
+        d.insert(
+            "toleratedFailureCount".into(),
+            json!(self.settings.tolerated_failure_count.unwrap_or(0)),
+        );
         d.insert(
             "toleratedFailurePercentage".into(),
             json!(self.settings.tolerated_failure_percentage.unwrap_or(0.0)),

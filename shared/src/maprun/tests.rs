@@ -80,8 +80,13 @@ fn reads_then_dispatches_within_max_concurrency() {
         );
     }
     assert_eq!(r.status, MapRunStatus::Succeeded);
-    let outputs: Vec<Value> = (0..5).map(|i| r.child(i).unwrap().output.clone().unwrap()).collect();
-    assert_eq!(outputs, vec![json!("a"), json!(1), json!(2), json!(3), json!(4)]);
+    let outputs: Vec<Value> = (0..5)
+        .map(|i| r.child(i).unwrap().output.clone().unwrap())
+        .collect();
+    assert_eq!(
+        outputs,
+        vec![json!("a"), json!(1), json!(2), json!(3), json!(4)]
+    );
     let c = r.item_counts();
     assert_eq!(
         (
@@ -280,7 +285,12 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
     // Children 2 and 3 were never started: PENDING.
     assert_eq!(r.item_counts().pending, 2);
 
-    let a = r.apply(MapRunEvent::Redrive { unsuccessful: Vec::new() }, t0());
+    let a = r.apply(
+        MapRunEvent::Redrive {
+            unsuccessful: Vec::new(),
+        },
+        t0(),
+    );
     assert_eq!(r.redrive_count, 1);
     assert_eq!(
         a,
@@ -309,7 +319,8 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
         }]
     ));
     assert_eq!(
-        r.child(0).unwrap().redrive_count, 0,
+        r.child(0).unwrap().redrive_count,
+        0,
         "a successful child is never re-run"
     );
     assert_eq!(r.child(1).unwrap().redrive_count, 1);
@@ -337,11 +348,23 @@ fn redrive_is_refused_after_a_success_and_capped() {
         },
         t0(),
     );
-    assert!(r.apply(MapRunEvent::Redrive { unsuccessful: Vec::new() }, t0()).is_empty());
+    assert!(r
+        .apply(
+            MapRunEvent::Redrive {
+                unsuccessful: Vec::new()
+            },
+            t0()
+        )
+        .is_empty());
     let mut r = run(0, None, None, false);
     r.status = MapRunStatus::Failed;
     r.redrive_count = MAX_REDRIVES;
-    let a = r.apply(MapRunEvent::Redrive { unsuccessful: Vec::new() }, t0());
+    let a = r.apply(
+        MapRunEvent::Redrive {
+            unsuccessful: Vec::new(),
+        },
+        t0(),
+    );
     assert!(
         matches!(&a[..], [MapRunAction::Finish { error: Some(e), .. }] if e == "States.Runtime")
     );
@@ -407,11 +430,17 @@ fn checkpoints_round_trip_and_resume_running_children() {
     assert!(r.child(0).is_none());
     assert_eq!(r.window.len(), 2);
     let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
-    assert_eq!(loaded.window.len(), 2, "only unfinished children are loaded");
+    assert_eq!(
+        loaded.window.len(),
+        2,
+        "only unfinished children are loaded"
+    );
     assert_eq!(loaded.item_counts().succeeded, 1);
     assert_eq!(loaded.item_counts().pending, 2);
     let mut saved = Vec::new();
-    store.for_each_child(&r.map_run_arn, &mut |c| saved.push((c.index, c.status))).unwrap();
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| saved.push((c.index, c.status)))
+        .unwrap();
     assert_eq!(saved[0], (0, ChildStatus::Succeeded));
     assert_eq!(loaded.reader_position, Some(json!({"byte": 42})));
     // Child 1 and 2 were RUNNING when saved: they run again, child 0 does not.

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The 1M-row CSV Distributed Map job end to end (read → ItemSelector → Choice/Pass children →
+# ResultWriter) on the embedded default, against a floor measured in the same run (CSV parse +
+# JSON build + write of the same rows), with peak RSS at N and 10×N/10 rows to show it is flat.
+#   bash benches/csv_job.sh [ROWS]   (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows="${1:-1000000}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cargo build --release -p mapfleet --quiet
+cargo bench --bench csv_floor --no-run --quiet 2>/dev/null || true
+bin=target/release/mapfleet
+
+run_job() { # ROWS → "seconds rss_kb"
+  local n="$1" data="$work/data-$1"
+  python3 examples/csv-orders/gen.py "$data" "$n" > /dev/null
+  /usr/bin/time -f "%e %M" -o "$work/time" "$bin" run examples/csv-orders/csv-orders.asl.json \
+      --data "$data" --state "$work/state-$n" > "$work/out-$n.json"
+  grep -q '"status":"SUCCEEDED"' "$work/out-$n.json" || { cat "$work/out-$n.json"; exit 1; }
+  cat "$work/time"
+}
+
+small=$((rows / 10))
+read -r t_small rss_small < <(run_job "$small")
+read -r t_big rss_big < <(run_job "$rows")
+floor_line=$(cargo bench --bench csv_floor --quiet -- "$work/data-$rows/demo/orders.csv" "$work/floor.jsonl" | grep csv_floor)
+t_floor=$(echo "$floor_line" | sed -E 's/.*seconds=([0-9.]+).*/\1/')
+python3 - "$rows" "$t_big" "$t_floor" "$small" "$rss_small" "$rss_big" <<'PY'
+import sys
+rows, t, floor, small, rss_small, rss_big = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+print(f"csv_job: rows={rows} seconds={t:.2f} rows_per_s={rows/t:.0f}")
+print(f"csv_job: floor seconds={floor:.3f} rows_per_s={rows/floor:.0f} (CSV parse + JSON build + write, same machine, same run)")
+print(f"csv_job: ratio job/floor = {t/floor:.1f}x")
+print(f"csv_job: peak RSS {rss_small/1024:.0f} MB at {small} rows, {rss_big/1024:.0f} MB at {rows} rows (x{rss_big/max(rss_small,1):.2f} for 10x the rows)")
+PY
