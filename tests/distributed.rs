@@ -246,3 +246,65 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
         .collect();
     assert_eq!(rows, (0..12).collect::<Vec<_>>(), "every row once, in order");
 }
+
+#[test]
+fn redrive_reruns_only_unsuccessful_children_and_the_manifest_covers_all_successes() {
+    let dir = tmp("redrive");
+    let rows: String = (0..8).map(|i| format!("r{i},{i}\n")).collect();
+    write(&dir.join("data/bkt/in.csv"), &format!("name,n\n{rows}"));
+    let log = dir.join("calls.log");
+    let fixed = dir.join("fixed");
+    let mut def = csv_map(true, json!({"MaxConcurrency": 1}));
+    def["States"]["M"]["ItemProcessor"]["States"]["Ok"] = json!({
+        "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:work", "End": true
+    });
+    // Row 2 fails until the "fixed" marker exists.
+    let cmd = format!(
+        "arn:aws:lambda:us-east-1:123456789012:function:work=in=$(cat); echo \"$in\" >> {log}; \
+         case \"$in\" in *'\"row\":2'*) [ -f {fixed} ] || {{ echo '{{\"errorType\":\"Flaky\",\"errorMessage\":\"not yet\"}}'; exit 1; }};; esac; \
+         echo '{{\"ok\":true}}'",
+        log = log.display(),
+        fixed = fixed.display()
+    );
+    let o = run(&dir, &def, &json!({"key": "in.csv"}), "rd1", &["--task-command", &cmd]);
+    let d = describe(&o);
+    assert_eq!(d["status"], "FAILED", "{d}");
+    assert_eq!(d["error"], "States.ExceedToleratedFailureThreshold");
+    let first = std::fs::read_to_string(&log).unwrap().lines().count();
+    assert_eq!(first, 3, "rows 0 and 1 succeed, row 2 fails, the rest never start");
+
+    // Redriving a succeeded execution is refused; this one is redrivable.
+    std::fs::write(&fixed, "").unwrap();
+    let state = dir.join("state").display().to_string();
+    let data = dir.join("data").display().to_string();
+    let o = Command::new(bin())
+        .args(["redrive", "rd1", "--state", &state, "--data", &data, "--task-command", &cmd])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = describe(&o);
+    assert_eq!(d["status"], "SUCCEEDED");
+    assert_eq!(d["redriveCount"], 1);
+    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(calls.len(), 3 + 6, "only row 2 and the 5 never-started rows run again");
+    assert!(!calls[3..].iter().any(|c| c.contains("\"row\":0") || c.contains("\"row\":1")));
+
+    let out = output_of(&d);
+    let id = out["MapRunArn"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let manifest = read_json(&dir.join("data/bkt/out").join(&id).join("manifest.json"));
+    let mut rows = Vec::new();
+    for f in manifest["ResultFiles"]["SUCCEEDED"].as_array().unwrap() {
+        let key = f["Key"].as_str().unwrap();
+        for r in read_json(&dir.join("data/bkt").join(key)).as_array().unwrap() {
+            rows.push(serde_json::from_str::<Value>(r["Input"].as_str().unwrap()).unwrap()["row"].as_i64().unwrap());
+        }
+    }
+    rows.sort();
+    rows.dedup();
+    assert_eq!(rows, (0..8).collect::<Vec<_>>(), "the manifest references every success across attempts");
+    assert_eq!(manifest["ResultFiles"]["FAILED"], json!([]));
+
+    let again = Command::new(bin()).args(["redrive", "rd1", "--state", &state]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("ExecutionNotRedrivable"));
+}

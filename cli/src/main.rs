@@ -95,6 +95,24 @@ enum Cmd {
         #[arg(long)]
         state: Option<PathBuf>,
     },
+    /// Redrive a FAILED, TIMED_OUT or ABORTED execution (RedriveExecution): only its
+    /// unsuccessful states re-run; a Distributed Map re-runs only its unsuccessful children.
+    Redrive {
+        /// Execution name or ARN.
+        execution: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long = "task-command")]
+        task_command: Vec<String>,
+        #[arg(long)]
+        lambda_endpoint: Option<String>,
+        #[arg(long)]
+        fast_forward: bool,
+        #[arg(long)]
+        trace: bool,
+    },
     /// Print a Map Run (DescribeMapRun shape).
     DescribeMapRun {
         map_run_arn: String,
@@ -209,6 +227,7 @@ fn main() -> ExitCode {
             lambda_endpoint,
             trace,
         } => run(RunArgs {
+            redrive: false,
             data,
             definition,
             input,
@@ -221,6 +240,27 @@ fn main() -> ExitCode {
             trace,
         }),
         Cmd::Validate { definition, json } => cmd_validate(&definition, json),
+        Cmd::Redrive {
+            execution,
+            state,
+            data,
+            task_command,
+            lambda_endpoint,
+            fast_forward,
+            trace,
+        } => run(RunArgs {
+            redrive: true,
+            data,
+            definition: PathBuf::new(),
+            input: None,
+            kind: Kind::Standard,
+            name: Some(execution),
+            fast_forward,
+            state,
+            task_command,
+            lambda_endpoint,
+            trace,
+        }),
         Cmd::DescribeMapRun { map_run_arn, state } => {
             let dir = state_dir(state);
             match SqliteStore::open(&dir.root().join("checkpoints.sqlite"))
@@ -481,6 +521,8 @@ fn cmd_validate(path: &PathBuf, as_json: bool) -> ExitCode {
 }
 
 struct RunArgs {
+    /// Redrive the execution named `name` instead of starting `definition`.
+    redrive: bool,
     data: Option<PathBuf>,
     definition: PathBuf,
     input: Option<String>,
@@ -511,9 +553,20 @@ fn read_input(arg: &Option<String>) -> Result<Value, String> {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let (text, def) = match read_definition(&args.definition) {
-        Ok(v) => v,
-        Err(e) => return usage(e),
+    // A redrive runs the definition the execution was started with.
+    let (text, def) = if args.redrive {
+        let name = args.name.clone().unwrap_or_default();
+        let name = name.rsplit(':').next().unwrap_or(&name).to_string();
+        match state_dir(args.state.clone()).load(&name) {
+            Ok(Some(e)) => (e.definition.to_string(), e.definition.clone()),
+            Ok(None) => return usage(format!("ExecutionDoesNotExist: no execution '{name}'")),
+            Err(e) => return usage(format!("cannot read execution '{name}': {e}")),
+        }
+    } else {
+        match read_definition(&args.definition) {
+            Ok(v) => v,
+            Err(e) => return usage(e),
+        }
     };
     let machine = match parse_definition_str(&text) {
         Ok(m) => Arc::new(m),
@@ -547,7 +600,8 @@ fn run(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|| "StateMachine".into());
     let name = args
         .name
-        .clone()
+        .as_deref()
+        .map(|n| n.rsplit(':').next().unwrap_or(n).to_string())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let exec_type = match args.kind {
         Kind::Standard => ExecutionType::Standard,
@@ -564,6 +618,17 @@ fn run(args: RunArgs) -> ExitCode {
 
     // Same name in the same state folder: resume a running execution, or report a finished one.
     let (mut exec, initial) = match store.load(&name) {
+        Ok(Some(mut existing)) if args.redrive => {
+            if let Err(reason) = existing.redrivable() {
+                return usage(format!("ExecutionNotRedrivable: {reason}"));
+            }
+            existing.attach(machine.clone());
+            existing.history.record = args.trace;
+            (existing, vec![Event::Redrive])
+        }
+        Ok(None) if args.redrive => {
+            return usage(format!("ExecutionDoesNotExist: no execution '{name}'"))
+        }
         Ok(Some(mut existing)) => {
             if existing.is_finished() {
                 println!("{}", describe(&existing));
@@ -617,7 +682,10 @@ fn run(args: RunArgs) -> ExitCode {
     let mut saved_map_runs = 0;
     let mut checkpoint = |e: &Execution| {
         // Throttled, except when a Map Run starts or ends: a resumed execution must find it.
-        if e.is_finished() || last_save.elapsed().as_millis() >= 250 || e.map_runs_in_flight() != saved_map_runs {
+        if e.is_finished()
+            || last_save.elapsed().as_millis() >= 250
+            || e.map_runs_in_flight() != saved_map_runs
+        {
             saved_map_runs = e.map_runs_in_flight();
             if let Err(err) = store.save(e) {
                 eprintln!("mapfleet: cannot save the execution: {err}");

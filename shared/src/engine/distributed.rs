@@ -58,6 +58,9 @@ pub struct MapRunRequest {
     pub effective_input: Value,
     /// Variables visible to the ItemSelector (evaluated in the parent's scope).
     pub vars: Map<String, Value>,
+    /// The parent was redriven: redrive this (existing) Map Run.
+    #[serde(default)]
+    pub redrive: bool,
 }
 
 /// The ports a Map Run needs beyond the parent's.
@@ -240,7 +243,13 @@ pub fn run_map_run(
         max_bytes: req.batch_max_bytes,
         batch_input: req.batch_input.clone(),
     });
+    let redrive = if req.redrive {
+        Some(ports.checkpoints.unsuccessful(&req.map_run_arn).map_err(|e| runtime(e.to_string()))?)
+    } else {
+        None
+    };
     let outcome = drive(Job {
+        redrive,
         run,
         items,
         select: Some(&select_fn),

@@ -179,7 +179,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                     }
                 }
             }
-            if exec.is_finished() {
+            if exec.is_finished() && events.is_empty() {
                 break;
             }
             // Next event: queued ones first, then completed tasks, callbacks, timers.

@@ -87,6 +87,8 @@ pub enum Event {
     TimerFired {
         timer: u64,
     },
+    /// RedriveExecution: re-run the state the execution failed in (see [`Execution::redrivable`]).
+    Redrive,
     /// A Distributed Map's Map Run ended: the Map state's result, or its error and cause.
     MapRunEnded {
         run: u64,
@@ -243,6 +245,18 @@ struct Thread {
     status: ThreadStatus,
 }
 
+/// The top-level state an execution stopped in, with what re-running it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RedrivePoint {
+    state: StateId,
+    input: Value,
+    vars: Map<String, Value>,
+    map_run: Option<MapRunRequest>,
+}
+
+/// Redrives of one execution at most (as for Map Runs, spec §4.8).
+pub const MAX_EXECUTION_REDRIVES: u32 = 1000;
+
 /// A failure on its way up: the error name and cause as AWS reports them.
 #[derive(Debug, Clone)]
 struct Failure {
@@ -282,6 +296,15 @@ pub struct Execution {
     /// Map Runs in flight: the thread waiting on each and its request.
     #[serde(default)]
     map_runs: HashMap<u64, (u64, MapRunRequest)>,
+    /// Where a redrive starts again: the top-level state the execution stopped in.
+    #[serde(default)]
+    redrive_point: Option<RedrivePoint>,
+    /// The Map Run of the last Distributed Map that failed (a redrive redrives it).
+    #[serde(default)]
+    failed_map_run: Option<MapRunRequest>,
+    /// Set by a redrive until the Distributed Map it re-enters picks its Map Run up again.
+    #[serde(default)]
+    redrive_map_run: Option<MapRunRequest>,
     timers: HashMap<u64, (TimerPurpose, DateTime<Utc>)>,
     next_id: u64,
     #[serde(skip)]
@@ -460,6 +483,9 @@ impl Execution {
             scopes: HashMap::new(),
             tasks: HashMap::new(),
             map_runs: HashMap::new(),
+            redrive_point: None,
+            failed_map_run: None,
+            redrive_map_run: None,
             timers: HashMap::new(),
             next_id: 1,
             machine: Some(machine),
@@ -557,6 +583,13 @@ impl Execution {
 
     /// Applies one event; returns the effects to perform.
     pub fn apply(&mut self, event: Event, env: &Env<'_>) -> Vec<Action> {
+        if let Event::Redrive = event {
+            if self.redrivable().is_ok() {
+                self.redrive(env);
+                self.run_ready(env);
+            }
+            return std::mem::take(&mut self.actions);
+        }
         if self.is_finished() {
             return Vec::new();
         }
@@ -616,7 +649,11 @@ impl Execution {
             }
             Event::TimerFired { timer } => self.on_timer(timer, env),
             Event::MapRunEnded { run, result } => self.on_map_run_ended(run, result, env),
+            Event::Redrive => {}
             Event::Abort { error, cause } => {
+                if let Some(root) = self.root_thread() {
+                    self.capture_redrive_point(root);
+                }
                 self.cancel_all();
                 self.finish(
                     ExecutionStatus::Aborted,
@@ -830,6 +867,9 @@ impl Execution {
                 }
             }
             TimerPurpose::ExecutionTimeout => {
+                if let Some(root) = self.root_thread() {
+                    self.capture_redrive_point(root);
+                }
                 self.finish(
                     ExecutionStatus::TimedOut,
                     None,
@@ -2463,12 +2503,21 @@ impl Execution {
         };
         let info = self.info_for(tid).clone();
         let label = m.label.clone().unwrap_or_else(|| state.name.clone());
-        let map_run_arn = format!(
-            "{}/{}:{}",
-            info.state_machine_arn.replacen(":stateMachine:", ":mapRun:", 1),
-            label,
-            env.entropy.uuid_v4()
-        );
+        let here = self.threads.get(&tid).map(|t| (t.path.clone(), t.state));
+        // A redrive re-enters the Map state: it redrives the same Map Run (spec §5.4).
+        let redriven = match self.redrive_map_run.take() {
+            Some(prev) if here.as_ref() == Some(&(prev.path.clone(), prev.state)) => Some(prev.map_run_arn),
+            _ => None,
+        };
+        let redrive = redriven.is_some();
+        let map_run_arn = redriven.unwrap_or_else(|| {
+            format!(
+                "{}/{}:{}",
+                info.state_machine_arn.replacen(":stateMachine:", ":mapRun:", 1),
+                label,
+                env.entropy.uuid_v4()
+            )
+        });
         let mut vars = Map::new();
         self.vars(tid).for_each_var(&mut |k, v| {
             vars.insert(k.to_string(), v.clone());
@@ -2497,6 +2546,7 @@ impl Execution {
             express_children: m.processor_config.execution_type == crate::asl::ExecutionType::Express,
             effective_input: effective.clone(),
             vars,
+            redrive,
         };
         let started = self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}));
         let arn = map_run_arn.clone();
@@ -2547,6 +2597,7 @@ impl Execution {
                 }
             }
             Err((error, cause)) => {
+                self.failed_map_run = Some(req.clone());
                 let (e2, c2) = (error.clone(), cause.clone());
                 let id1 = self.history.emit(last, "MapRunFailed", env.now, || json!({"error": e2, "cause": c2}));
                 let id2 = self.history.emit(id1, "MapStateFailed", env.now, || Value::Null);
@@ -2557,6 +2608,84 @@ impl Execution {
                 self.state_failed(tid, Failure { error: Some(error), cause: Some(cause) }, env);
             }
         }
+    }
+
+    fn root_thread(&self) -> Option<u64> {
+        self.threads.iter().find(|(_, t)| t.parent.is_none()).map(|(id, _)| *id)
+    }
+
+    /// Remembers where the top-level thread stopped, so a redrive can start there again.
+    fn capture_redrive_point(&mut self, root: u64) {
+        let Some(th) = self.threads.get(&root) else { return };
+        let vars = self.scopes.get(&th.scope).map(|s| s.vars.clone()).unwrap_or_default();
+        let in_flight = self.map_runs.values().find(|(t, _)| *t == root).map(|(_, r)| r.clone());
+        let failed = self.failed_map_run.take().filter(|r| r.path.is_empty() && r.state == th.state);
+        self.redrive_point = Some(RedrivePoint {
+            state: th.state,
+            input: Value::clone(&th.input),
+            vars,
+            map_run: in_flight.or(failed),
+        });
+    }
+
+    /// Whether RedriveExecution may redrive this execution, or AWS's reason why not
+    /// (spec §5.2).
+    pub fn redrivable(&self) -> Result<(), String> {
+        match self.status {
+            ExecutionStatus::Running => Err("Execution is RUNNING and cannot be redriven".into()),
+            ExecutionStatus::Succeeded => Err("Execution is SUCCEEDED and cannot be redriven".into()),
+            _ if self.info.execution_type == crate::asl::ExecutionType::Express => {
+                Err("Express executions cannot be redriven".into())
+            }
+            _ if self.info.redrive_count >= MAX_EXECUTION_REDRIVES => {
+                Err(format!("Execution has been redriven {MAX_EXECUTION_REDRIVES} times, the maximum"))
+            }
+            _ if self.redrive_point.is_none() => Err("Execution has no state to redrive from".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Redrive (spec §5.3): the top-level state the execution stopped in runs again with the
+    /// input it had, retry counters reset; states that had succeeded are not re-run. A
+    /// Distributed Map redrives its Map Run; a Parallel or inline Map re-runs as a whole.
+    fn redrive(&mut self, env: &Env<'_>) {
+        let Some(point) = self.redrive_point.take() else { return };
+        self.info.redrive_count += 1;
+        self.info.redrive_time = Some(env.now);
+        self.status = ExecutionStatus::Running;
+        self.output = None;
+        self.error = None;
+        self.cause = None;
+        self.stop_time = None;
+        let count = self.info.redrive_count;
+        let last = self.history.last_id;
+        let redriven = self.history.emit(last, "ExecutionRedriven", env.now, || json!({"redriveCount": count}));
+        if let Some(secs) = self.machine().timeout_seconds {
+            let timer = self.fresh_id();
+            self.add_timer(timer, TimerPurpose::ExecutionTimeout, env.now + Duration::seconds(secs as i64));
+        }
+        self.redrive_map_run = point.map_run;
+        let scope = self.fresh_id();
+        self.scopes.insert(scope, VarScope { parent: None, vars: point.vars });
+        let tid = self.fresh_id();
+        self.threads.insert(
+            tid,
+            Thread {
+                parent: None,
+                path: Vec::new(),
+                scope,
+                state: point.state,
+                input: Arc::new(point.input),
+                entered_event: 0,
+                entered_time: env.now,
+                retry_counts: Vec::new(),
+                retry_total: 0,
+                last_event: redriven,
+                slot: 0,
+                status: ThreadStatus::Ready { retry: false },
+            },
+        );
+        self.ready.push_back(tid);
     }
 
     /// How many Map Runs the execution waits on (a checkpoint must record each one, or a
@@ -2925,6 +3054,9 @@ impl Execution {
         };
         let parent = th.parent.clone();
         let last = th.last_event;
+        if parent.is_none() {
+            self.capture_redrive_point(tid);
+        }
         self.cancel_thread(tid);
         let Some(parent) = parent else {
             self.finish(

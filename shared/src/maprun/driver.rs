@@ -47,6 +47,8 @@ pub type Selector<'a> = &'a (dyn Fn(&Item) -> Result<Value, AslError> + Sync);
 
 pub struct Job<'a> {
     pub run: MapRun,
+    /// Redrive the (loaded) run: its failed, timed-out and aborted children.
+    pub redrive: Option<Vec<super::Child>>,
     pub items: Items,
     pub select: Option<Selector<'a>>,
     pub batch: Option<BatchSpec>,
@@ -325,6 +327,7 @@ fn inline_result(
 /// Runs the job to the end of its Map Run.
 pub fn drive(job: Job<'_>) -> Outcome {
     let Job {
+        redrive,
         mut run,
         items,
         select,
@@ -395,7 +398,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
             });
         }
         drop(done_tx);
-        let mut pending = run.apply(MapRunEvent::Start, clock.now());
+        // A run still RUNNING (its process died) just resumes.
+        let first = match redrive {
+            Some(unsuccessful) if run.status != MapRunStatus::Running => MapRunEvent::Redrive { unsuccessful },
+            _ => MapRunEvent::Start,
+        };
+        let mut pending = run.apply(first, clock.now());
         let mut last_save = Instant::now();
         loop {
             let mut events = Vec::new();
