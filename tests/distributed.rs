@@ -308,3 +308,40 @@ fn redrive_reruns_only_unsuccessful_children_and_the_manifest_covers_all_success
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("ExecutionNotRedrivable"));
 }
+
+#[test]
+fn replay_reruns_one_recorded_child_and_checks_it_against_the_record() {
+    let dir = tmp("replay");
+    write(&dir.join("data/bkt/in.csv"), "name,n\nada,1\nbob,bad\n");
+    let o = run(&dir, &csv_map(true, json!({"ToleratedFailureCount": 1})), &json!({"key": "in.csv"}), "rp1", &[]);
+    let out = output_of(&describe(&o));
+    let id = out["MapRunArn"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let folder = dir.join("data/bkt/out").join(&id);
+    let state = dir.join("state").display().to_string();
+    let ok = Command::new(bin())
+        .args(["replay", folder.join("SUCCEEDED_0.json").to_str().unwrap(), "--index", "0", "--state", &state, "--trace"])
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let summary: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(summary["matchesRecord"], true);
+    let kinds: Vec<String> = String::from_utf8_lossy(&ok.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("ExecutionStarted"));
+    assert!(kinds.contains(&"PassStateExited".to_string()), "{kinds:?}");
+    let failed = Command::new(bin())
+        .args(["replay", folder.join("FAILED_0.json").to_str().unwrap(), "--index", "0", "--state", &state])
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let summary: Value = serde_json::from_slice(&failed.stdout).unwrap();
+    assert_eq!((summary["error"].as_str(), summary["matchesRecord"].as_bool()), (Some("BadRow"), Some(true)));
+    let missing = Command::new(bin())
+        .args(["replay", folder.join("SUCCEEDED_0.json").to_str().unwrap(), "--index", "9", "--state", &state])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}

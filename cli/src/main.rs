@@ -2,6 +2,7 @@
 
 mod invoke;
 mod progress;
+mod replay;
 mod store;
 
 /// The engine allocates many small JSON values: mimalloc is markedly faster at that.
@@ -104,6 +105,23 @@ enum Cmd {
         state: Option<PathBuf>,
         #[arg(long)]
         data: Option<PathBuf>,
+        #[arg(long = "task-command")]
+        task_command: Vec<String>,
+        #[arg(long)]
+        lambda_endpoint: Option<String>,
+        #[arg(long)]
+        fast_forward: bool,
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Re-run one recorded child from a SUCCEEDED_n / FAILED_n result file, showing its states
+    /// one by one (with --trace) and whether it reproduces the record.
+    Replay {
+        result_file: PathBuf,
+        #[arg(long)]
+        index: usize,
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[arg(long = "task-command")]
         task_command: Vec<String>,
         #[arg(long)]
@@ -261,6 +279,56 @@ fn main() -> ExitCode {
             lambda_endpoint,
             trace,
         }),
+        Cmd::Replay {
+            result_file,
+            index,
+            state,
+            task_command,
+            lambda_endpoint,
+            fast_forward,
+            trace,
+        } => {
+            let dir = state_dir(state);
+            let record = match replay::read_record(&result_file, index) {
+                Ok(r) => r,
+                Err(e) => return usage(e),
+            };
+            let (processor, _) = match replay::processor_for(&result_file, &record, &dir) {
+                Ok(p) => p,
+                Err(e) => {
+                    return usage(format!(
+                        "cannot find the ItemProcessor for this record: {e}"
+                    ))
+                }
+            };
+            let mut commands = HashMap::new();
+            for tc in &task_command {
+                match tc.split_once('=') {
+                    Some((r, c)) => {
+                        commands.insert(r.to_string(), c.to_string());
+                    }
+                    None => {
+                        return usage(format!("--task-command takes RESOURCE=COMMAND, got '{tc}'"))
+                    }
+                }
+            }
+            let invoker = LocalInvoker {
+                commands,
+                lambda_endpoint,
+            };
+            match replay::replay(processor, &record, &invoker, fast_forward) {
+                Ok((exec, same)) => {
+                    if trace {
+                        for ev in &exec.history.events {
+                            eprintln!("{}", serde_json::to_string(ev).unwrap_or_default());
+                        }
+                    }
+                    println!("{}", replay::summary(&exec, same));
+                    exit_for(exec.status)
+                }
+                Err(e) => usage(e),
+            }
+        }
         Cmd::DescribeMapRun { map_run_arn, state } => {
             let dir = state_dir(state);
             match SqliteStore::open(&dir.root().join("checkpoints.sqlite"))
