@@ -54,9 +54,9 @@ pub fn evaluate(
                 Value::Bool(b) => Ok(b),
                 other => Err(AslError::query(format!(
                     "The JSONata expression '{}' specified for the field '{}' returned an unexpected result type. Expected 'boolean', but was '{}' for value: {}",
-                    condition_source(t.source()),
+                    t.quoted_source(),
                     field,
-                    json_type(&other),
+                    super::jsonata::type_name(&other),
                     serde_json::to_string(&other).unwrap_or_default()
                 ))),
             }
@@ -66,28 +66,6 @@ pub fn evaluate(
             op,
             operand,
         } => compare(variable, *op, operand, scope),
-    }
-}
-
-fn condition_source(v: &Value) -> String {
-    match v {
-        Value::String(s) => s
-            .strip_prefix("{%")
-            .and_then(|r| r.strip_suffix("%}"))
-            .map(|r| r.trim().to_string())
-            .unwrap_or_else(|| s.clone()),
-        other => serde_json::to_string(other).unwrap_or_default(),
-    }
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

@@ -152,6 +152,15 @@ impl JsonataTemplate {
         matches!(*self.node, Node::Literal(_))
     }
 
+    /// How AWS quotes the field in messages: the expression without its `{% %}` delimiters,
+    /// or the literal as compact JSON.
+    pub fn quoted_source(&self) -> String {
+        match self.expression_source() {
+            Some(e) => e.to_string(),
+            None => serde_json::to_string(&self.source).unwrap_or_default(),
+        }
+    }
+
     /// The JSONata source (trimmed, without the delimiters) of a single-expression template.
     pub fn expression_source(&self) -> Option<&str> {
         match &*self.node {

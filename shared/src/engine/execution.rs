@@ -1698,8 +1698,8 @@ impl Execution {
                             _ => {
                                 return Err(AslError::query(format!(
                                     "The JSONata expression '{}' specified for the field 'Seconds' returned an unexpected result type. Expected 'integer', but was '{}' for value: {}",
-                                    expression_source(t),
-                                    type_name(&v),
+                                    t.quoted_source(),
+                                    crate::asl::jsonata::type_name(&v),
                                     compact(&v)
                                 )))
                             }
@@ -1842,9 +1842,9 @@ impl Execution {
                     Some(n) => Ok(n),
                     None => Err(AslError::query(format!(
                         "The JSONata expression '{}' specified for the field '{}' returned an unexpected result type. Expected 'integer', but was '{}' for value: {}",
-                        expression_source(t),
+                        t.quoted_source(),
                         field,
-                        type_name(&v),
+                        crate::asl::jsonata::type_name(&v),
                         compact(&v)
                     ))),
                 }
@@ -2210,8 +2210,8 @@ impl Execution {
                 if !v.is_array() {
                     return Err(AslError::query(format!(
                         "The JSONata expression '{}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
-                        expression_source(t),
-                        type_name(&v),
+                        t.quoted_source(),
+                        crate::asl::jsonata::type_name(&v),
                         compact(&v)
                     )));
                 }
@@ -3240,30 +3240,6 @@ fn as_integer(v: &Value) -> Option<i64> {
     }
 }
 
-/// The text of a JSONata field as AWS quotes it in messages: the expression without its
-/// `{% %}` delimiters, or the JSON literal.
-fn expression_source(t: &JsonataTemplate) -> String {
-    match t.source() {
-        Value::String(s) => s
-            .strip_prefix("{%")
-            .and_then(|r| r.strip_suffix("%}"))
-            .map(|r| r.trim().to_string())
-            .unwrap_or_else(|| s.clone()),
-        other => compact(other),
-    }
-}
-
-/// JSON type names as AWS's messages use them.
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
 
 /// Whether a retrier's/catcher's `ErrorEquals` matches an error.
 fn error_matches(list: &[String], name: &ErrorName, is_task: bool) -> bool {
