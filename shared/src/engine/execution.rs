@@ -242,6 +242,9 @@ struct Thread {
     last_event: u64,
     /// Map iteration index or Parallel branch index.
     slot: usize,
+    /// Whether `scope` is the thread's own (else it shares its parent's: no Assign inside).
+    #[serde(default = "yes")]
+    own_scope: bool,
     status: ThreadStatus,
 }
 
@@ -730,6 +733,7 @@ impl Execution {
                 retry_total: 0,
                 last_event: started,
                 slot: 0,
+                own_scope: true,
                 status: ThreadStatus::Ready { retry: false },
             },
         );
@@ -2126,14 +2130,7 @@ impl Execution {
         for (i, branch) in p.branches.iter().enumerate() {
             let mut bpath = path.clone();
             bpath.push((sid, i as u32));
-            let child_scope = self.fresh_id();
-            self.scopes.insert(
-                child_scope,
-                VarScope {
-                    parent: Some(scope),
-                    vars: Map::new(),
-                },
-            );
+            let (child_scope, own_scope) = self.child_scope(scope, branch);
             let child = self.fresh_id();
             self.threads.insert(
                 child,
@@ -2152,6 +2149,7 @@ impl Execution {
                     retry_total: 0,
                     last_event: started,
                     slot: i,
+                    own_scope,
                     status: ThreadStatus::Ready { retry: false },
                 },
             );
@@ -2610,6 +2608,17 @@ impl Execution {
         }
     }
 
+    /// The variable scope of a new branch or iteration: its own when anything inside assigns
+    /// variables, else its parent's (read-only sharing: nothing to create or drop).
+    fn child_scope(&mut self, parent: u64, machine: &StateMachine) -> (u64, bool) {
+        if !assigns(machine) {
+            return (parent, false);
+        }
+        let scope = self.fresh_id();
+        self.scopes.insert(scope, VarScope { parent: Some(parent), vars: Map::new() });
+        (scope, true)
+    }
+
     fn root_thread(&self) -> Option<u64> {
         self.threads.iter().find(|(_, t)| t.parent.is_none()).map(|(id, _)| *id)
     }
@@ -2682,6 +2691,7 @@ impl Execution {
                 retry_total: 0,
                 last_event: redriven,
                 slot: 0,
+                own_scope: true,
                 status: ThreadStatus::Ready { retry: false },
             },
         );
@@ -2842,14 +2852,7 @@ impl Execution {
             };
             let mut cpath = path;
             cpath.push((sid, 0));
-            let child_scope = self.fresh_id();
-            self.scopes.insert(
-                child_scope,
-                VarScope {
-                    parent: Some(scope),
-                    vars: Map::new(),
-                },
-            );
+            let (child_scope, own_scope) = self.child_scope(scope, &m.item_processor);
             let child = self.fresh_id();
             let name = &state.name;
             let last = self.history.emit(
@@ -2876,6 +2879,7 @@ impl Execution {
                     retry_total: 0,
                     last_event: last,
                     slot: index,
+                    own_scope,
                     status: ThreadStatus::Ready { retry: false },
                 },
             );
@@ -2924,7 +2928,9 @@ impl Execution {
         let Some(th) = self.threads.remove(&tid) else {
             return;
         };
-        self.scopes.remove(&th.scope);
+        if th.own_scope {
+            self.scopes.remove(&th.scope);
+        }
         let Some(parent) = th.parent else {
             self.finish(
                 ExecutionStatus::Succeeded,
@@ -3002,7 +3008,9 @@ impl Execution {
         let Some(th) = self.threads.remove(&tid) else {
             return;
         };
-        self.scopes.remove(&th.scope);
+        if th.own_scope {
+            self.scopes.remove(&th.scope);
+        }
         match th.status {
             ThreadStatus::InTask { task } => {
                 if let Some(t) = self.tasks.remove(&task) {
@@ -3391,4 +3399,20 @@ fn iterations_machine(state: &State, m: &crate::asl::Map) -> StateMachine {
         timeout_seconds: None,
         version: None,
     }
+}
+
+/// Whether any state of a (sub)machine, nested ones included, assigns variables.
+fn assigns(machine: &StateMachine) -> bool {
+    fn catch(c: &[Catcher]) -> bool {
+        c.iter().any(|c| c.assign.is_some())
+    }
+    machine.states.iter().any(|st| match &st.kind {
+        StateKind::Pass(p) => p.io.assign.is_some(),
+        StateKind::Succeed(_) | StateKind::Fail(_) => false,
+        StateKind::Wait(w) => w.io.assign.is_some(),
+        StateKind::Choice(c) => c.io.assign.is_some() || c.choices.iter().any(|b| b.assign.is_some()),
+        StateKind::Task(t) => t.io.assign.is_some() || catch(&t.catch),
+        StateKind::Parallel(p) => p.io.assign.is_some() || catch(&p.catch) || p.branches.iter().any(assigns),
+        StateKind::Map(m) => m.io.assign.is_some() || catch(&m.catch) || assigns(&m.item_processor),
+    })
 }
