@@ -2335,6 +2335,16 @@ impl Execution {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.status = ThreadStatus::Children(Box::new(children));
         }
+        if !self.history.record && len > 0 && super::lean::eligible(&m.item_processor) {
+            if let Some((results, events)) = self.run_lean_iterations(tid, state, m, env) {
+                if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                    ch.results = results.into_iter().map(Some).collect();
+                    ch.next_to_start = len;
+                }
+                self.history.last_id += events;
+                return Ok(self.map_done(tid, state, env));
+            }
+        }
         if self.parallel
             && len >= PARALLEL_MIN_ITEMS
             && !self.history.record
@@ -2707,6 +2717,71 @@ impl Execution {
     /// The compiled machine this execution runs.
     pub fn machine_arc(&self) -> Arc<StateMachine> {
         self.machine()
+    }
+
+    /// Runs an inline Map's iterations on the lean path ([`super::lean`]), on all cores when
+    /// there are many. Returns the outputs in item order and the history events the exact path
+    /// would have counted, or `None` to fall back to the exact path.
+    fn run_lean_iterations(
+        &self,
+        tid: u64,
+        state: &State,
+        m: &crate::asl::Map,
+        env: &Env<'_>,
+    ) -> Option<(Vec<Value>, u64)> {
+        let th = self.threads.get(&tid)?;
+        let ThreadStatus::Children(ch) = &th.status else { return None };
+        let ChildKind::Map { items, effective_input, .. } = &ch.kind else { return None };
+        let mut vars = Map::new();
+        self.vars(tid).for_each_var(&mut |k, v| {
+            vars.insert(k.to_string(), v.clone());
+        });
+        let info = self.info_for(tid);
+        let lean = super::lean::LeanEnv { info, vars: &vars, entropy: env.entropy, now: env.now };
+        let processor = &m.item_processor;
+        let run_slice = |first: usize, slice: &[Value]| -> Option<(Vec<Value>, u64)> {
+            let mut out = Vec::with_capacity(slice.len());
+            let mut events = 0;
+            for (i, item) in slice.iter().enumerate() {
+                let input = match &m.item_selector {
+                    Some(Template::JsonPath(t)) => {
+                        let map_item = json!({"Index": first + i, "Value": item});
+                        self.eval_payload(tid, state, t, effective_input, None, Some(map_item), env).ok()?
+                    }
+                    Some(Template::Jsonata(_)) => return None,
+                    None => item.clone(),
+                };
+                let (o, e) = super::lean::run_item(processor, input, &lean)?;
+                out.push(o);
+                // MapIterationStarted and MapIterationSucceeded, then the states' own.
+                events += 2 + e;
+            }
+            Some((out, events))
+        };
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+        if !self.parallel || workers < 2 || items.len() < PARALLEL_MIN_ITEMS {
+            return run_slice(0, items);
+        }
+        let chunk = items.len().div_ceil(workers);
+        let outcomes: Vec<Option<(Vec<Value>, u64)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(chunk)
+                .enumerate()
+                .map(|(n, slice)| {
+                    let run_slice = &run_slice;
+                    scope.spawn(move || run_slice(n * chunk, slice))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+        });
+        let mut results = Vec::with_capacity(items.len());
+        let mut events = 0;
+        for o in outcomes {
+            let (mut r, e) = o?;
+            results.append(&mut r);
+            events += e;
+        }
+        Some((results, events))
     }
 
     /// Runs the iterations of an inline Map whose processor has no side effects (no Task, no

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod execution;
 pub mod handlers;
 pub mod history;
+pub mod lean;
 pub mod test_state;
 
 pub use context::ExecutionInfo;

@@ -192,3 +192,32 @@ fn payload_limit_check_agrees_with_the_serialized_size() {
         assert_eq!(exceeds_payload_limit(&v), json_size(&v) > PAYLOAD_LIMIT, "size {}", json_size(&v));
     }
 }
+
+#[test]
+fn lean_iterations_match_the_exact_path() {
+    struct Never;
+    impl TaskInvoker for Never {
+        fn invoke(&self, r: &TaskRequest) -> TaskOutcome {
+            handlers::no_integration(r)
+        }
+    }
+    for n in [3usize, 700] {
+        let def = json!({"StartAt": "M", "States": {"M": {
+            "Type": "Map", "ItemsPath": "$.items",
+            "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "state.$": "$$.State.Name"},
+            "ItemProcessor": {"StartAt": "P", "States": {
+                "P": {"Type": "Pass", "InputPath": "$", "Parameters": {"v.$": "$.v", "i.$": "$.i", "name.$": "$$.State.Name", "label.$": "States.Format('n{}', $.v)"}, "ResultPath": "$.p", "OutputPath": "$.p", "Next": "C"},
+                "C": {"Type": "Choice", "Choices": [{"Variable": "$.v", "NumericGreaterThan": 5, "Next": "Big"}], "Default": "S"},
+                "Big": {"Type": "Pass", "Result": {"size": "big"}, "ResultPath": "$.class", "Next": "S"},
+                "S": {"Type": "Succeed", "OutputPath": "$"}
+            }},
+            "End": true}}});
+        let items: Vec<usize> = (0..n).collect();
+        let input = json!({"items": items});
+        let (lean, _) = run_with(def.clone(), input.clone(), &Never, false);
+        let (exact, _) = run_with(def, input, &Never, true);
+        assert_eq!(lean.status, ExecutionStatus::Succeeded, "{:?}", lean.cause);
+        assert_eq!(lean.output, exact.output);
+        assert_eq!(lean.history.last_id, exact.history.last_id, "event ids must match for {n} items");
+    }
+}
