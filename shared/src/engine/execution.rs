@@ -2198,7 +2198,26 @@ impl Execution {
         } else {
             self.input_path(tid, state, &m.io.input_path, raw)?
         };
+        // The items borrowed from the input, when the lean path may run them without copying
+        // them first.
+        let lean_view: Option<&Vec<Value>> = if !distributed
+            && !self.history.record
+            && m.item_reader.is_none()
+            && !matches!(m.item_selector, Some(Template::Jsonata(_)))
+            && super::lean::eligible(&m.item_processor)
+        {
+            match &m.items {
+                None => effective.as_array(),
+                Some(ItemsSource::Path(p)) if p.is_definite() && *p.root() == Root::Input => {
+                    p.select_ref(&effective).and_then(Value::as_array)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
         let items_value = match &m.items {
+            _ if lean_view.is_some() => Value::Array(Vec::new()),
             // An ItemReader reads the items; ItemsPath does not apply to the input then.
             _ if m.item_reader.is_some() => Value::Array(Vec::new()),
             Some(ItemsSource::Path(p)) => self.select_path(tid, state, p, &effective)?,
@@ -2312,11 +2331,39 @@ impl Execution {
             };
             return self.start_map_run(tid, state, m, raw, &effective, items, settings, env);
         }
-        let last = self.thread_last_event(tid);
+        let mut items = items;
+        let mut started_at = None;
+        if let Some(view) = lean_view {
+            let len = view.len();
+            let last = self.thread_last_event(tid);
+            let started = self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}));
+            self.set_last_event(tid, started);
+            if let Some((results, events)) = self.run_lean_iterations(tid, state, m, view, &effective, env) {
+                let children = Children {
+                    kind: ChildKind::Map { items: Vec::new(), effective_input: Value::Null, max_concurrency: 0 },
+                    results: results.into_iter().map(Some).collect(),
+                    next_to_start: len,
+                    running: Vec::new(),
+                    last_event: started,
+                };
+                if let Some(t) = self.threads.get_mut(&tid) {
+                    t.status = ThreadStatus::Children(Box::new(children));
+                }
+                self.history.last_id += events;
+                return Ok(self.map_done(tid, state, env));
+            }
+            // Something the lean path does not handle: run the items the exact way.
+            items = view.clone();
+            started_at = Some(started);
+        }
         let len = items.len();
-        let started =
-            self.history
-                .emit(last, "MapStateStarted", env.now, || json!({"length": len}));
+        let started = match started_at {
+            Some(id) => id,
+            None => {
+                let last = self.thread_last_event(tid);
+                self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}))
+            }
+        };
         let last_event = started;
         self.set_last_event(tid, last_event);
         let limit = if max_concurrency == 0 { INLINE_MAP_DEFAULT_CONCURRENCY } else { max_concurrency };
@@ -2335,8 +2382,22 @@ impl Execution {
         if let Some(t) = self.threads.get_mut(&tid) {
             t.status = ThreadStatus::Children(Box::new(children));
         }
-        if !self.history.record && len > 0 && super::lean::eligible(&m.item_processor) {
-            if let Some((results, events)) = self.run_lean_iterations(tid, state, m, env) {
+        let lean_again = !self.history.record && len > 0 && started_at.is_none() && super::lean::eligible(&m.item_processor);
+        let lean = if lean_again {
+            match self.threads.get(&tid).map(|t| &t.status) {
+                Some(ThreadStatus::Children(ch)) => match &ch.kind {
+                    ChildKind::Map { items, effective_input, .. } => {
+                        self.run_lean_iterations(tid, state, m, items, effective_input, env)
+                    }
+                    ChildKind::Parallel => None,
+                },
+                _ => None,
+            }
+        } else {
+            None
+        };
+        {
+            if let Some((results, events)) = lean {
                 if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
                     ch.results = results.into_iter().map(Some).collect();
                     ch.next_to_start = len;
@@ -2722,16 +2783,16 @@ impl Execution {
     /// Runs an inline Map's iterations on the lean path ([`super::lean`]), on all cores when
     /// there are many. Returns the outputs in item order and the history events the exact path
     /// would have counted, or `None` to fall back to the exact path.
+    #[allow(clippy::too_many_arguments)]
     fn run_lean_iterations(
         &self,
         tid: u64,
         state: &State,
         m: &crate::asl::Map,
+        items: &[Value],
+        effective_input: &Value,
         env: &Env<'_>,
     ) -> Option<(Vec<Value>, u64)> {
-        let th = self.threads.get(&tid)?;
-        let ThreadStatus::Children(ch) = &th.status else { return None };
-        let ChildKind::Map { items, effective_input, .. } = &ch.kind else { return None };
         let mut vars = Map::new();
         self.vars(tid).for_each_var(&mut |k, v| {
             vars.insert(k.to_string(), v.clone());

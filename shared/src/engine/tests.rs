@@ -221,3 +221,29 @@ fn lean_iterations_match_the_exact_path() {
         assert_eq!(lean.history.last_id, exact.history.last_id, "event ids must match for {n} items");
     }
 }
+
+#[test]
+fn lean_iterations_fall_back_exactly_on_errors() {
+    struct Never;
+    impl TaskInvoker for Never {
+        fn invoke(&self, r: &TaskRequest) -> TaskOutcome {
+            handlers::no_integration(r)
+        }
+    }
+    // Item 600 matches no rule and there is no Default: States.NoChoiceMatched.
+    let def = json!({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.items",
+        "ItemProcessor": {"StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericLessThan": 600, "Next": "S"},
+                                                 {"Variable": "$", "NumericGreaterThan": 600, "Next": "S"}]},
+            "S": {"Type": "Succeed"}
+        }},
+        "End": true}}});
+    let items: Vec<usize> = (0..800).collect();
+    let input = json!({"items": items});
+    let (lean, _) = run_with(def.clone(), input.clone(), &Never, false);
+    let (exact, _) = run_with(def, input, &Never, true);
+    assert_eq!(lean.status, ExecutionStatus::Failed);
+    assert_eq!(lean.error.as_deref(), Some("States.NoChoiceMatched"));
+    assert_eq!((&lean.error, &lean.cause, lean.history.last_id), (&exact.error, &exact.cause, exact.history.last_id));
+}
