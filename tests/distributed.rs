@@ -230,7 +230,20 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
     let before = std::fs::read_to_string(&log).map(|s| s.lines().count()).unwrap_or(0);
     assert!(before < 12, "the run finished before it could be killed ({before} calls)");
 
-    let o = Command::new(bin()).args(args("k1")).output().unwrap();
+    // `mapfleet resume` takes the saved definition and checkpoints.
+    let o = Command::new(bin())
+        .args([
+            "resume",
+            "k1",
+            "--state",
+            dir.join("state").to_str().unwrap(),
+            "--data",
+            dir.join("data").to_str().unwrap(),
+            "--task-command",
+            &cmd,
+        ])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let total = std::fs::read_to_string(&log).unwrap().lines().count();
     // At most the one child in flight at the kill runs twice.
@@ -344,4 +357,26 @@ fn replay_reruns_one_recorded_child_and_checks_it_against_the_record() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn result_files_roll_over_at_the_configured_size() {
+    let dir = tmp("rollover");
+    let rows: String = (0..20).map(|i| format!("row{i},{i}\n")).collect();
+    write(&dir.join("data/bkt/in.csv"), &format!("name,n\n{rows}"));
+    let o = run(&dir, &csv_map(true, json!({})), &json!({"key": "in.csv"}), "ro1", &["--result-file-bytes", "2000"]);
+    let out = output_of(&describe(&o));
+    let id = out["MapRunArn"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let manifest = read_json(&dir.join("data/bkt/out").join(&id).join("manifest.json"));
+    let files = manifest["ResultFiles"]["SUCCEEDED"].as_array().unwrap();
+    assert!(files.len() > 1, "{manifest}");
+    let mut total = 0;
+    for (n, f) in files.iter().enumerate() {
+        assert!(f["Key"].as_str().unwrap().ends_with(&format!("SUCCEEDED_{n}.json")));
+        let path = dir.join("data/bkt").join(f["Key"].as_str().unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), f["Size"].as_u64().unwrap());
+        assert!(f["Size"].as_u64().unwrap() <= 2000);
+        total += read_json(&path).as_array().unwrap().len();
+    }
+    assert_eq!(total, 20);
 }

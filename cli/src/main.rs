@@ -83,6 +83,26 @@ enum Cmd {
         /// Print the execution history on stderr.
         #[arg(long)]
         trace: bool,
+        /// Roll ResultWriter files over past this many bytes (default 5 GB, as AWS).
+        #[arg(long)]
+        result_file_bytes: Option<u64>,
+    },
+    /// Resume a run that was interrupted (killed), from its checkpoints.
+    Resume {
+        /// Execution name or ARN.
+        execution: String,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long = "task-command")]
+        task_command: Vec<String>,
+        #[arg(long)]
+        lambda_endpoint: Option<String>,
+        #[arg(long)]
+        fast_forward: bool,
+        #[arg(long)]
+        trace: bool,
     },
     /// Validate a definition; exits 2 when it is invalid.
     Validate {
@@ -244,8 +264,11 @@ fn main() -> ExitCode {
             task_command,
             lambda_endpoint,
             trace,
+            result_file_bytes,
         } => run(RunArgs {
             redrive: false,
+            resume: false,
+            result_file_bytes,
             data,
             definition,
             input,
@@ -258,6 +281,29 @@ fn main() -> ExitCode {
             trace,
         }),
         Cmd::Validate { definition, json } => cmd_validate(&definition, json),
+        Cmd::Resume {
+            execution,
+            state,
+            data,
+            task_command,
+            lambda_endpoint,
+            fast_forward,
+            trace,
+        } => run(RunArgs {
+            redrive: false,
+            resume: true,
+            result_file_bytes: None,
+            data,
+            definition: PathBuf::new(),
+            input: None,
+            kind: Kind::Standard,
+            name: Some(execution),
+            fast_forward,
+            state,
+            task_command,
+            lambda_endpoint,
+            trace,
+        }),
         Cmd::Redrive {
             execution,
             state,
@@ -268,6 +314,8 @@ fn main() -> ExitCode {
             trace,
         } => run(RunArgs {
             redrive: true,
+            resume: false,
+            result_file_bytes: None,
             data,
             definition: PathBuf::new(),
             input: None,
@@ -591,6 +639,10 @@ fn cmd_validate(path: &PathBuf, as_json: bool) -> ExitCode {
 struct RunArgs {
     /// Redrive the execution named `name` instead of starting `definition`.
     redrive: bool,
+    /// Resume the execution named `name` (its saved definition) instead of starting one.
+    resume: bool,
+    /// ResultWriter rollover size.
+    result_file_bytes: Option<u64>,
     data: Option<PathBuf>,
     definition: PathBuf,
     input: Option<String>,
@@ -622,7 +674,7 @@ fn read_input(arg: &Option<String>) -> Result<Value, String> {
 
 fn run(args: RunArgs) -> ExitCode {
     // A redrive runs the definition the execution was started with.
-    let (text, def) = if args.redrive {
+    let (text, def) = if args.redrive || args.resume {
         let name = args.name.clone().unwrap_or_default();
         let name = name.rsplit(':').next().unwrap_or(&name).to_string();
         match state_dir(args.state.clone()).load(&name) {
@@ -694,7 +746,7 @@ fn run(args: RunArgs) -> ExitCode {
             existing.history.record = args.trace;
             (existing, vec![Event::Redrive])
         }
-        Ok(None) if args.redrive => {
+        Ok(None) if args.redrive || args.resume => {
             return usage(format!("ExecutionDoesNotExist: no execution '{name}'"))
         }
         Ok(Some(mut existing)) => {
@@ -745,6 +797,7 @@ fn run(args: RunArgs) -> ExitCode {
         checkpoints: &checkpoints,
         workers: 0,
         progress: Some(&report),
+        max_result_file_bytes: args.result_file_bytes,
     };
     let mut last_save = Instant::now();
     let mut saved_map_runs = 0;

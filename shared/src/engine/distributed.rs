@@ -70,6 +70,8 @@ pub struct MapRunPorts<'a> {
     /// Worker threads for children; 0 = choose (cores for side-effect-free processors).
     pub workers: usize,
     pub progress: Option<&'a (dyn Fn(&MapRun) + Sync)>,
+    /// ResultWriter files roll over past this many bytes (default: AWS's 5 GB).
+    pub max_result_file_bytes: Option<u64>,
 }
 
 /// Finds the Map state a request is about.
@@ -159,7 +161,12 @@ pub fn run_map_run(
     };
     let writer = match &req.writer {
         Some(w) => {
-            Some(WriterSpec::from_json(w).map_err(|e| (e.error_name().to_string(), e.cause()))?)
+            let spec =
+                WriterSpec::from_json(w).map_err(|e| (e.error_name().to_string(), e.cause()))?;
+            Some(match ports.max_result_file_bytes {
+                Some(n) => spec.with_max_file_bytes(n),
+                None => spec,
+            })
         }
         None => None,
     };
@@ -244,7 +251,12 @@ pub fn run_map_run(
         batch_input: req.batch_input.clone(),
     });
     let redrive = if req.redrive {
-        Some(ports.checkpoints.unsuccessful(&req.map_run_arn).map_err(|e| runtime(e.to_string()))?)
+        Some(
+            ports
+                .checkpoints
+                .unsuccessful(&req.map_run_arn)
+                .map_err(|e| runtime(e.to_string()))?,
+        )
     } else {
         None
     };

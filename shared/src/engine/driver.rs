@@ -142,7 +142,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                                     default_checkpoints
                                         .get_or_init(|| crate::maprun::checkpoint::SqliteStore::in_memory().ok())
                                         .as_ref()
-                                        .map(|c| MapRunPorts { store, checkpoints: c, workers: 0, progress: None })
+                                        .map(|c| MapRunPorts { store, checkpoints: c, workers: 0, progress: None, max_result_file_bytes: None })
                                 })
                                 .as_ref()
                         });

@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use crate::asl::jsonpath::{JsonPath, Root};
 use crate::asl::scope::Scope;
 use crate::asl::template::PayloadTemplate;
-use crate::asl::{choice, Io, PathField, QueryLanguage, State, StateKind, StateMachine, Template, Transition};
+use crate::asl::{
+    choice, Io, PathField, QueryLanguage, State, StateKind, StateMachine, Template, Transition,
+};
 use crate::ports::Entropy;
 
 use super::context::{context_object, ExecutionInfo, StateContext};
@@ -23,7 +25,9 @@ pub(crate) fn eligible(machine: &StateMachine) -> bool {
         st.query_language == QueryLanguage::JsonPath
             && match &st.kind {
                 StateKind::Pass(p) => p.io.assign.is_none(),
-                StateKind::Choice(c) => c.io.assign.is_none() && c.choices.iter().all(|b| b.assign.is_none()),
+                StateKind::Choice(c) => {
+                    c.io.assign.is_none() && c.choices.iter().all(|b| b.assign.is_none())
+                }
                 StateKind::Succeed(_) => true,
                 _ => false,
             }
@@ -42,7 +46,13 @@ impl LeanEnv<'_> {
     fn context(&self, state: &State) -> Value {
         context_object(
             self.info,
-            &StateContext { name: &state.name, entered_time: self.now, retry_count: None, task_token: None, map_item: None },
+            &StateContext {
+                name: &state.name,
+                entered_time: self.now,
+                retry_count: None,
+                task_token: None,
+                map_item: None,
+            },
         )
     }
 
@@ -60,8 +70,18 @@ impl LeanEnv<'_> {
     }
 
     fn template(&self, state: &State, t: &PayloadTemplate, input: &Value) -> Option<Value> {
-        let ctx = if t.uses_context() { self.context(state) } else { Value::Null };
-        t.eval(&Scope { input, context: &ctx, vars: self.vars, entropy: self.entropy }).ok()
+        let ctx = if t.uses_context() {
+            self.context(state)
+        } else {
+            Value::Null
+        };
+        t.eval(&Scope {
+            input,
+            context: &ctx,
+            vars: self.vars,
+            entropy: self.entropy,
+        })
+        .ok()
     }
 
     fn output_path(&self, state: &State, field: &PathField, v: Value) -> Option<Value> {
@@ -80,7 +100,11 @@ impl LeanEnv<'_> {
 
 /// Runs one item; returns its output and the history events the exact path would have
 /// emitted for its states (two per state).
-pub(crate) fn run_item(machine: &StateMachine, mut input: Value, env: &LeanEnv<'_>) -> Option<(Value, u64)> {
+pub(crate) fn run_item(
+    machine: &StateMachine,
+    mut input: Value,
+    env: &LeanEnv<'_>,
+) -> Option<(Value, u64)> {
     let mut id = machine.start_at;
     let mut events = 0u64;
     loop {
@@ -111,25 +135,43 @@ pub(crate) fn run_item(machine: &StateMachine, mut input: Value, env: &LeanEnv<'
                         target
                     }
                 };
-                (env.output_path(state, &p.io.output_path, merged)?, p.transition)
+                (
+                    env.output_path(state, &p.io.output_path, merged)?,
+                    p.transition,
+                )
             }
             StateKind::Choice(c) => {
                 let effective = env.effective(state, &c.io, input)?;
                 let mut next = None;
                 for b in &c.choices {
-                    let ctx = if b.rule.uses_context() { env.context(state) } else { Value::Null };
-                    let scope = Scope { input: &effective, context: &ctx, vars: env.vars, entropy: env.entropy };
+                    let ctx = if b.rule.uses_context() {
+                        env.context(state)
+                    } else {
+                        Value::Null
+                    };
+                    let scope = Scope {
+                        input: &effective,
+                        context: &ctx,
+                        vars: env.vars,
+                        entropy: env.entropy,
+                    };
                     if choice::evaluate(&b.rule, &scope, None, 0).ok()? {
                         next = Some(b.next);
                         break;
                     }
                 }
                 let next = next.or(c.default)?;
-                (env.output_path(state, &c.io.output_path, effective)?, Transition::Next(next))
+                (
+                    env.output_path(state, &c.io.output_path, effective)?,
+                    Transition::Next(next),
+                )
             }
             StateKind::Succeed(s) => {
                 let effective = env.effective(state, &s.io, input)?;
-                (env.output_path(state, &s.io.output_path, effective)?, Transition::End)
+                (
+                    env.output_path(state, &s.io.output_path, effective)?,
+                    Transition::End,
+                )
             }
             _ => return None,
         };
