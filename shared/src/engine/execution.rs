@@ -9,6 +9,8 @@
 //! reads the clock or draws random numbers except through [`Env`].
 
 use std::borrow::Cow;
+
+use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -2823,18 +2825,10 @@ impl Execution {
         if !self.parallel || workers < 2 || items.len() < PARALLEL_MIN_ITEMS {
             return run_slice(0, items);
         }
-        let chunk = items.len().div_ceil(workers);
-        let outcomes: Vec<Option<(Vec<Value>, u64)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = items
-                .chunks(chunk)
-                .enumerate()
-                .map(|(n, slice)| {
-                    let run_slice = &run_slice;
-                    scope.spawn(move || run_slice(n * chunk, slice))
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().ok().flatten()).collect()
-        });
+        let chunk = items.len().div_ceil(workers * 8).max(64);
+        // CPU-bound: rayon spreads the slices over the cores.
+        let outcomes: Vec<Option<(Vec<Value>, u64)>> =
+            items.par_chunks(chunk).enumerate().map(|(n, slice)| run_slice(n * chunk, slice)).collect();
         let mut results = Vec::with_capacity(items.len());
         let mut events = 0;
         for o in outcomes {
