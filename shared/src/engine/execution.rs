@@ -247,6 +247,10 @@ struct Thread {
     /// Whether `scope` is the thread's own (else it shares its parent's: no Assign inside).
     #[serde(default = "yes")]
     own_scope: bool,
+    /// When the thread's Parallel/Map state failed: that state and the results of the
+    /// branches or iterations that had finished (a redrive re-runs only the others).
+    #[serde(default)]
+    done_slots: Option<(StateId, Vec<Option<Value>>)>,
     status: ThreadStatus,
 }
 
@@ -257,6 +261,9 @@ struct RedrivePoint {
     input: Value,
     vars: Map<String, Value>,
     map_run: Option<MapRunRequest>,
+    /// A failed Parallel's or inline Map's finished branches/iterations, by slot.
+    #[serde(default)]
+    done_slots: Option<Vec<Option<Value>>>,
 }
 
 /// Redrives of one execution at most (as for Map Runs, spec §4.8).
@@ -310,6 +317,9 @@ pub struct Execution {
     /// Set by a redrive until the Distributed Map it re-enters picks its Map Run up again.
     #[serde(default)]
     redrive_map_run: Option<MapRunRequest>,
+    /// Set by a redrive until the Parallel/inline Map it re-enters reuses these results.
+    #[serde(default)]
+    redrive_slots: Option<(StateId, Vec<Option<Value>>)>,
     timers: HashMap<u64, (TimerPurpose, DateTime<Utc>)>,
     next_id: u64,
     #[serde(skip)]
@@ -491,6 +501,7 @@ impl Execution {
             redrive_point: None,
             failed_map_run: None,
             redrive_map_run: None,
+            redrive_slots: None,
             timers: HashMap::new(),
             next_id: 1,
             machine: Some(machine),
@@ -736,6 +747,7 @@ impl Execution {
                 last_event: started,
                 slot: 0,
                 own_scope: true,
+                done_slots: None,
                 status: ThreadStatus::Ready { retry: false },
             },
         );
@@ -2117,9 +2129,10 @@ impl Execution {
             .emit(last, "ParallelStateStarted", env.now, || Value::Null);
         self.set_last_event(tid, started);
         let n = p.branches.len();
+        let kept = self.take_redrive_slots(tid).filter(|d| d.len() == n);
         let mut children = Children {
             kind: ChildKind::Parallel,
-            results: vec![None; n],
+            results: kept.clone().unwrap_or_else(|| vec![None; n]),
             next_to_start: n,
             running: Vec::new(),
             last_event: started,
@@ -2130,6 +2143,9 @@ impl Execution {
         };
         let sid = self.threads.get(&tid).map(|t| t.state).unwrap_or(0);
         for (i, branch) in p.branches.iter().enumerate() {
+            if kept.as_ref().is_some_and(|d| d[i].is_some()) {
+                continue;
+            }
             let mut bpath = path.clone();
             bpath.push((sid, i as u32));
             let (child_scope, own_scope) = self.child_scope(scope, branch);
@@ -2152,14 +2168,16 @@ impl Execution {
                     last_event: started,
                     slot: i,
                     own_scope,
+                    done_slots: None,
                     status: ThreadStatus::Ready { retry: false },
                 },
             );
             children.running.push(child);
             self.ready.push_back(child);
         }
-        if n == 0 {
-            return Ok(self.parallel_done(tid, state, Vec::new(), env));
+        if children.running.is_empty() {
+            let results = children.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect();
+            return Ok(self.parallel_done(tid, state, results, env));
         }
         if let Some(t) = self.threads.get_mut(&tid) {
             t.status = ThreadStatus::Children(Box::new(children));
@@ -2202,7 +2220,9 @@ impl Execution {
         };
         // The items borrowed from the input, when the lean path may run them without copying
         // them first.
+        let kept = if distributed { None } else { self.take_redrive_slots(tid) };
         let lean_view: Option<&Vec<Value>> = if !distributed
+            && kept.is_none()
             && !self.history.record
             && m.item_reader.is_none()
             && !matches!(m.item_selector, Some(Template::Jsonata(_)))
@@ -2376,15 +2396,24 @@ impl Execution {
                 effective_input: if m.item_selector.is_some() { effective.into_owned() } else { Value::Null },
                 max_concurrency: limit,
             },
-            results: vec![None; len],
+            // A redrive keeps the iterations that had finished.
+            results: kept.clone().filter(|d| d.len() == len).unwrap_or_else(|| vec![None; len]),
             next_to_start: 0,
             running: Vec::new(),
             last_event,
         };
+        let partial = children.results.iter().any(Option::is_some);
         if let Some(t) = self.threads.get_mut(&tid) {
             t.status = ThreadStatus::Children(Box::new(children));
         }
-        let lean_again = !self.history.record && len > 0 && started_at.is_none() && super::lean::eligible(&m.item_processor);
+        if partial && children_all_done(self.threads.get(&tid)) {
+            return Ok(self.map_done(tid, state, env));
+        }
+        let lean_again = !partial
+            && !self.history.record
+            && len > 0
+            && started_at.is_none()
+            && super::lean::eligible(&m.item_processor);
         let lean = if lean_again {
             match self.threads.get(&tid).map(|t| &t.status) {
                 Some(ThreadStatus::Children(ch)) => match &ch.kind {
@@ -2409,6 +2438,7 @@ impl Execution {
             }
         }
         if self.parallel
+            && !partial
             && len >= PARALLEL_MIN_ITEMS
             && !self.history.record
             && is_pure(&m.item_processor)
@@ -2692,6 +2722,15 @@ impl Execution {
         (scope, true)
     }
 
+    /// The finished slots a redrive kept for the top-level state `tid` is entering.
+    fn take_redrive_slots(&mut self, tid: u64) -> Option<Vec<Option<Value>>> {
+        let th = self.threads.get(&tid)?;
+        if th.parent.is_some() || self.redrive_slots.as_ref().map(|(s, _)| *s) != Some(th.state) {
+            return None;
+        }
+        self.redrive_slots.take().map(|(_, d)| d)
+    }
+
     fn root_thread(&self) -> Option<u64> {
         self.threads.iter().find(|(_, t)| t.parent.is_none()).map(|(id, _)| *id)
     }
@@ -2702,11 +2741,13 @@ impl Execution {
         let vars = self.scopes.get(&th.scope).map(|s| s.vars.clone()).unwrap_or_default();
         let in_flight = self.map_runs.values().find(|(t, _)| *t == root).map(|(_, r)| r.clone());
         let failed = self.failed_map_run.take().filter(|r| r.path.is_empty() && r.state == th.state);
+        let done_slots = th.done_slots.clone().filter(|(s, _)| *s == th.state).map(|(_, d)| d);
         self.redrive_point = Some(RedrivePoint {
             state: th.state,
             input: Value::clone(&th.input),
             vars,
             map_run: in_flight.or(failed),
+            done_slots,
         });
     }
 
@@ -2747,6 +2788,7 @@ impl Execution {
             self.add_timer(timer, TimerPurpose::ExecutionTimeout, env.now + Duration::seconds(secs as i64));
         }
         self.redrive_map_run = point.map_run;
+        self.redrive_slots = point.done_slots.map(|d| (point.state, d));
         let scope = self.fresh_id();
         self.scopes.insert(scope, VarScope { parent: None, vars: point.vars });
         let tid = self.fresh_id();
@@ -2765,6 +2807,7 @@ impl Execution {
                 last_event: redriven,
                 slot: 0,
                 own_scope: true,
+                done_slots: None,
                 status: ThreadStatus::Ready { retry: false },
             },
         );
@@ -2951,6 +2994,13 @@ impl Execution {
                 return Ok(());
             }
             let index = ch.next_to_start;
+            if ch.results.get(index).is_some_and(Option::is_some) {
+                // Finished before a redrive: not run again.
+                if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                    ch.next_to_start += 1;
+                }
+                continue;
+            }
             let (path, scope, sid, last_event) = (th.path.clone(), th.scope, th.state, ch.last_event);
             let child_input = match &m.item_selector {
                 Some(Template::JsonPath(t)) => {
@@ -3010,6 +3060,7 @@ impl Execution {
                     last_event: last,
                     slot: index,
                     own_scope,
+                    done_slots: None,
                     status: ThreadStatus::Ready { retry: false },
                 },
             );
@@ -3224,6 +3275,13 @@ impl Execution {
             kind => {
                 let is_map = matches!(kind, ChildKind::Map { .. });
                 let running = std::mem::take(&mut ch.running);
+                // Kept for a redrive, which re-runs only the branches/iterations that did not
+                // finish — unless the failure was States.DataLimitExceeded (spec §5.3).
+                let done = if f.error.as_deref() == Some("States.DataLimitExceeded") {
+                    None
+                } else {
+                    Some((pstate_id, std::mem::take(&mut ch.results)))
+                };
                 for c in running {
                     self.cancel_thread(c);
                 }
@@ -3247,6 +3305,7 @@ impl Execution {
                 self.set_last_event(parent.thread, id);
                 if let Some(pt) = self.threads.get_mut(&parent.thread) {
                     pt.status = ThreadStatus::Ready { retry: true };
+                    pt.done_slots = done;
                 }
                 self.state_failed(parent.thread, f, env);
             }
@@ -3545,4 +3604,12 @@ fn assigns(machine: &StateMachine) -> bool {
         StateKind::Parallel(p) => p.io.assign.is_some() || catch(&p.catch) || p.branches.iter().any(assigns),
         StateKind::Map(m) => m.io.assign.is_some() || catch(&m.catch) || assigns(&m.item_processor),
     })
+}
+
+/// Whether a thread waiting on children has every result (a redrive may have kept them all).
+fn children_all_done(th: Option<&Thread>) -> bool {
+    match th.map(|t| &t.status) {
+        Some(ThreadStatus::Children(ch)) => ch.results.iter().all(Option::is_some),
+        _ => false,
+    }
 }

@@ -11,7 +11,12 @@ use crate::asl::parse::parse_definition;
 use crate::asl::ExecutionType;
 use crate::ports::{Clock, SeededEntropy, VirtualClock};
 
-fn run_with(def: Value, input: Value, invoker: &dyn TaskInvoker, record: bool) -> (Execution, VirtualClock) {
+fn run_with(
+    def: Value,
+    input: Value,
+    invoker: &dyn TaskInvoker,
+    record: bool,
+) -> (Execution, VirtualClock) {
     let machine = Arc::new(parse_definition(&def).expect("valid definition"));
     let clock = VirtualClock::new(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
     let info = ExecutionInfo::local("M", "e", input, clock.now(), ExecutionType::Standard);
@@ -20,7 +25,14 @@ fn run_with(def: Value, input: Value, invoker: &dyn TaskInvoker, record: bool) -
     run_to_completion(
         &mut exec,
         vec![Event::Start],
-        RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker, callbacks: None, on_change: None, map_runs: None },
+        RunOptions {
+            time: TimeMode::Virtual(&clock),
+            entropy: &entropy,
+            invoker,
+            callbacks: None,
+            on_change: None,
+            map_runs: None,
+        },
     );
     (exec, clock)
 }
@@ -55,8 +67,14 @@ fn pure_inline_map_on_all_cores_matches_the_sequential_result() {
     assert_eq!(fast.status, ExecutionStatus::Succeeded);
     assert_eq!(fast.output, slow.output);
     assert_eq!(fast.output.as_ref().unwrap()["n"], json!(2000));
-    assert_eq!(fast.output.as_ref().unwrap()["first"], json!({"s": 0, "k": "x"}));
-    assert_eq!(fast.output.as_ref().unwrap()["last"], json!([{"s": 3998, "k": "x"}]));
+    assert_eq!(
+        fast.output.as_ref().unwrap()["first"],
+        json!({"s": 0, "k": "x"})
+    );
+    assert_eq!(
+        fast.output.as_ref().unwrap()["last"],
+        json!([{"s": 3998, "k": "x"}])
+    );
     assert_eq!(fast.history.last_id, slow.history.last_id);
 }
 
@@ -73,7 +91,10 @@ fn failing_iteration_falls_back_to_the_exact_path() {
     let (slow, _) = run_with(def, input, &Never, true);
     assert_eq!(fast.status, ExecutionStatus::Failed);
     assert_eq!(fast.error.as_deref(), Some("Bad"));
-    assert_eq!((fast.error, fast.cause, fast.history.last_id), (slow.error, slow.cause, slow.history.last_id));
+    assert_eq!(
+        (fast.error, fast.cause, fast.history.last_id),
+        (slow.error, slow.cause, slow.history.last_id)
+    );
 }
 
 /// Fails the first `n` calls, then succeeds; records when each call happened.
@@ -88,7 +109,10 @@ impl TaskInvoker for Flaky {
         self.calls.lock().unwrap().push(r.input.to_string());
         if *left > 0 {
             *left -= 1;
-            TaskOutcome::Failed { error: Some("Flaky".into()), cause: Some("try again".into()) }
+            TaskOutcome::Failed {
+                error: Some("Flaky".into()),
+                cause: Some("try again".into()),
+            }
         } else {
             TaskOutcome::Succeeded(json!({"ok": true}))
         }
@@ -102,14 +126,20 @@ fn retry_backoff_runs_on_the_virtual_clock() {
         "Parameters": {"FunctionName": "f", "Payload": {"attempt.$": "$$.State.RetryCount"}},
         "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 2, "BackoffRate": 3, "MaxAttempts": 3}],
         "End": true}}});
-    let flaky = Flaky { left: Mutex::new(2), calls: Mutex::new(Vec::new()) };
+    let flaky = Flaky {
+        left: Mutex::new(2),
+        calls: Mutex::new(Vec::new()),
+    };
     let (exec, clock) = run_with(def, json!({}), &flaky, false);
     assert_eq!(exec.status, ExecutionStatus::Succeeded, "{:?}", exec.cause);
     let calls = flaky.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 3);
     assert!(calls[2].contains("\"attempt\":2"), "{calls:?}");
     // 2 s, then 6 s of back-off elapsed on the virtual clock.
-    assert_eq!((clock.now() - Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()).num_seconds(), 8);
+    assert_eq!(
+        (clock.now() - Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()).num_seconds(),
+        8
+    );
 }
 
 #[test]
@@ -121,10 +151,16 @@ fn exhausted_retries_go_to_catch() {
               "Catch": [{"ErrorEquals": ["Flaky"], "ResultPath": "$.err", "Next": "Done"}],
               "End": true},
         "Done": {"Type": "Succeed"}}});
-    let flaky = Flaky { left: Mutex::new(5), calls: Mutex::new(Vec::new()) };
+    let flaky = Flaky {
+        left: Mutex::new(5),
+        calls: Mutex::new(Vec::new()),
+    };
     let (exec, _) = run_with(def, json!({"a": 1}), &flaky, false);
     assert_eq!(exec.status, ExecutionStatus::Succeeded);
-    assert_eq!(exec.output, Some(json!({"a": 1, "err": {"Error": "Flaky", "Cause": "try again"}})));
+    assert_eq!(
+        exec.output,
+        Some(json!({"a": 1, "err": {"Error": "Flaky", "Cause": "try again"}}))
+    );
     assert_eq!(flaky.calls.lock().unwrap().len(), 2);
 }
 
@@ -160,7 +196,10 @@ fn a_saved_execution_resumes_where_it_stopped() {
     let info = ExecutionInfo::local("M", "e", json!({}), now, ExecutionType::Standard);
     let mut exec = Execution::new(machine.clone(), def, info, true);
     let entropy = SeededEntropy::new(1);
-    let env = Env { now, entropy: &entropy };
+    let env = Env {
+        now,
+        entropy: &entropy,
+    };
     let actions = exec.apply(Event::Start, &env);
     let task = match &actions[..] {
         [Action::InvokeTask(req)] => req.task,
@@ -170,11 +209,25 @@ fn a_saved_execution_resumes_where_it_stopped() {
     let mut loaded: Execution = serde_json::from_str(&saved).unwrap();
     loaded.attach(machine);
     assert!(matches!(&loaded.pending_actions()[..], [Action::InvokeTask(r)] if r.task == task));
-    loaded.apply(Event::TaskSucceeded { task, output: json!({"Payload": 7}) }, &env);
+    loaded.apply(
+        Event::TaskSucceeded {
+            task,
+            output: json!({"Payload": 7}),
+        },
+        &env,
+    );
     assert_eq!(loaded.status, ExecutionStatus::Succeeded);
     assert_eq!(loaded.output, Some(json!({"a": 1, "t": {"p": 7}})));
     // A duplicate completion is ignored.
-    assert!(loaded.apply(Event::TaskSucceeded { task, output: json!({}) }, &env).is_empty());
+    assert!(loaded
+        .apply(
+            Event::TaskSucceeded {
+                task,
+                output: json!({})
+            },
+            &env
+        )
+        .is_empty());
 }
 
 #[test]
@@ -189,7 +242,12 @@ fn payload_limit_check_agrees_with_the_serialized_size() {
         json!((0..40_000).collect::<Vec<_>>()),
     ];
     for v in cases {
-        assert_eq!(exceeds_payload_limit(&v), json_size(&v) > PAYLOAD_LIMIT, "size {}", json_size(&v));
+        assert_eq!(
+            exceeds_payload_limit(&v),
+            json_size(&v) > PAYLOAD_LIMIT,
+            "size {}",
+            json_size(&v)
+        );
     }
 }
 
@@ -218,7 +276,10 @@ fn lean_iterations_match_the_exact_path() {
         let (exact, _) = run_with(def, input, &Never, true);
         assert_eq!(lean.status, ExecutionStatus::Succeeded, "{:?}", lean.cause);
         assert_eq!(lean.output, exact.output);
-        assert_eq!(lean.history.last_id, exact.history.last_id, "event ids must match for {n} items");
+        assert_eq!(
+            lean.history.last_id, exact.history.last_id,
+            "event ids must match for {n} items"
+        );
     }
 }
 
@@ -245,5 +306,97 @@ fn lean_iterations_fall_back_exactly_on_errors() {
     let (exact, _) = run_with(def, input, &Never, true);
     assert_eq!(lean.status, ExecutionStatus::Failed);
     assert_eq!(lean.error.as_deref(), Some("States.NoChoiceMatched"));
-    assert_eq!((&lean.error, &lean.cause, lean.history.last_id), (&exact.error, &exact.cause, exact.history.last_id));
+    assert_eq!(
+        (&lean.error, &lean.cause, lean.history.last_id),
+        (&exact.error, &exact.cause, exact.history.last_id)
+    );
+}
+
+/// Fails the first call whose input has `"fail": true`; counts calls per input.
+struct FailOnce {
+    failed: Mutex<bool>,
+    calls: Mutex<Vec<Value>>,
+}
+
+impl TaskInvoker for FailOnce {
+    fn invoke(&self, r: &TaskRequest) -> TaskOutcome {
+        self.calls.lock().unwrap().push(r.input.clone());
+        let mut failed = self.failed.lock().unwrap();
+        if r.input["fail"] == json!(true) && !*failed {
+            *failed = true;
+            return TaskOutcome::Failed {
+                error: Some("Boom".into()),
+                cause: Some("first time".into()),
+            };
+        }
+        TaskOutcome::Succeeded(json!({"done": r.input["id"]}))
+    }
+}
+
+fn redrive_once(def: Value, input: Value) -> (Execution, Vec<Value>, usize) {
+    let invoker = FailOnce {
+        failed: Mutex::new(false),
+        calls: Mutex::new(Vec::new()),
+    };
+    let (mut exec, clock) = run_with(def, input, &invoker, false);
+    assert_eq!(exec.status, ExecutionStatus::Failed, "{:?}", exec.cause);
+    let first = invoker.calls.lock().unwrap().len();
+    assert!(exec.redrivable().is_ok());
+    let entropy = SeededEntropy::new(9);
+    run_to_completion(
+        &mut exec,
+        vec![Event::Redrive],
+        RunOptions {
+            time: TimeMode::Virtual(&clock),
+            entropy: &entropy,
+            invoker: &invoker,
+            callbacks: None,
+            on_change: None,
+            map_runs: None,
+        },
+    );
+    let calls = invoker.calls.lock().unwrap().clone();
+    (exec, calls, first)
+}
+
+#[test]
+fn redrive_reruns_only_the_failed_parallel_branch() {
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": "a", "End": true}}},
+        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "f", "id": "t", "fail": true}, "End": true}}},
+        {"StartAt": "C", "States": {"C": {"Type": "Pass", "Result": "c", "End": true}}}
+    ]}}});
+    let (exec, calls, first) = redrive_once(def, json!({}));
+    assert_eq!(exec.status, ExecutionStatus::Succeeded, "{:?}", exec.cause);
+    assert_eq!(exec.info.redrive_count, 1);
+    assert_eq!(
+        (first, calls.len()),
+        (1, 2),
+        "only the failed branch runs again"
+    );
+    assert_eq!(exec.output, Some(json!(["a", {"done": "t"}, "c"])));
+}
+
+#[test]
+fn redrive_reruns_only_failed_and_unstarted_map_iterations() {
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1, "End": true,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "f", "id.$": "$.id", "fail.$": "$.fail"}, "End": true}}}}}});
+    let input = json!({"items": [{"id": 1, "fail": false}, {"id": 2, "fail": true}, {"id": 3, "fail": false}]});
+    let (exec, calls, first) = redrive_once(def, input);
+    assert_eq!(exec.status, ExecutionStatus::Succeeded, "{:?}", exec.cause);
+    assert_eq!(
+        first, 2,
+        "item 1 succeeded, item 2 failed, item 3 never started"
+    );
+    let rerun: Vec<i64> = calls[first..]
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rerun, vec![2, 3]);
+    assert_eq!(
+        exec.output,
+        Some(json!([{"done": 1}, {"done": 2}, {"done": 3}]))
+    );
 }
