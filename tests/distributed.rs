@@ -380,3 +380,52 @@ fn result_files_roll_over_at_the_configured_size() {
     }
     assert_eq!(total, 20);
 }
+
+#[test]
+fn a_redriven_standard_child_resumes_from_the_state_that_failed() {
+    let dir = tmp("inplace");
+    write(&dir.join("data/bkt/in.csv"), "name,n\nonly,1\n");
+    let log = dir.join("calls.log");
+    let fixed = dir.join("fixed");
+    let mut def = csv_map(false, json!({}));
+    def["States"]["M"]["ItemProcessor"]["StartAt"] = json!("First");
+    def["States"]["M"]["ItemProcessor"]["States"] = json!({
+        "First": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:first", "ResultPath": "$.first", "Next": "Second"},
+        "Second": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:second",
+                   "Parameters": {"rc.$": "$$.Execution.RedriveCount"}, "End": true}
+    });
+    let first = format!(
+        "arn:aws:lambda:us-east-1:123456789012:function:first=cat > /dev/null; echo first >> {}; echo '\"one\"'",
+        log.display()
+    );
+    let second = format!(
+        "arn:aws:lambda:us-east-1:123456789012:function:second=in=$(cat); echo \"second $in\" >> {log}; \
+         [ -f {fixed} ] || {{ echo '{{\"errorType\":\"NotYet\",\"errorMessage\":\"x\"}}'; exit 1; }}; echo \"$in\"",
+        log = log.display(),
+        fixed = fixed.display()
+    );
+    let o = run(&dir, &def, &json!({"key": "in.csv"}), "ip1", &["--task-command", &first, "--task-command", &second]);
+    assert_eq!(describe(&o)["status"], "FAILED");
+    std::fs::write(&fixed, "").unwrap();
+    let o = Command::new(bin())
+        .args([
+            "redrive",
+            "ip1",
+            "--state",
+            dir.join("state").to_str().unwrap(),
+            "--data",
+            dir.join("data").to_str().unwrap(),
+            "--task-command",
+            &first,
+            "--task-command",
+            &second,
+        ])
+        .output()
+        .unwrap();
+    let d = describe(&o);
+    assert_eq!(d["status"], "SUCCEEDED", "{d}");
+    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(calls.iter().filter(|c| c.as_str() == "first").count(), 1, "the child resumed at Second: {calls:?}");
+    assert!(calls.last().unwrap().contains("\"rc\":1"), "{calls:?}");
+    assert_eq!(output_of(&d), json!([{"rc": 1}]));
+}

@@ -69,9 +69,41 @@ impl InProcessChildren<'_> {
 }
 
 impl ChildRunner for InProcessChildren<'_> {
-    fn run_child(&self, _index: u64, name: &str, input: &Value, redrive: bool) -> ChildOutcome {
-        // A redriven Express child restarts from its original input (spec §5.4); a Standard
-        // child's failed attempt is not kept on one machine, so it restarts too.
+    fn run_child(
+        &self,
+        _index: u64,
+        name: &str,
+        input: &Value,
+        redrive: bool,
+        snapshot: Option<&str>,
+    ) -> ChildOutcome {
+        let virtual_clock = VirtualClock::new(self.clock.now());
+        let time = if self.fast_forward {
+            TimeMode::Virtual(&virtual_clock)
+        } else {
+            TimeMode::Real(self.clock)
+        };
+        let options = |time| RunOptions {
+            time,
+            entropy: self.entropy,
+            invoker: self.invoker,
+            callbacks: self.callbacks,
+            on_change: None,
+            map_runs: None,
+        };
+        // A redriven Standard child resumes from the state it stopped in, with its RedriveCount
+        // incremented (spec §5.4); an Express child (or one with no saved state) restarts from
+        // its input.
+        if redrive && self.child_type == ExecutionType::Standard {
+            if let Some(mut exec) = snapshot.and_then(|s| serde_json::from_str::<Execution>(s).ok())
+            {
+                exec.attach(self.processor.clone());
+                if exec.redrivable().is_ok() {
+                    run_to_completion(&mut exec, vec![Event::Redrive], options(time));
+                    return self.outcome(exec);
+                }
+            }
+        }
         let info = self.child_info(name, input.clone(), u32::from(redrive));
         let mut exec = Execution::new(self.processor.clone(), Value::Null, info, false);
         if self.pure {
@@ -80,27 +112,27 @@ impl ChildRunner for InProcessChildren<'_> {
                 entropy: self.entropy,
             };
             exec.apply(Event::Start, &env);
-            return outcome(exec);
+            return self.outcome(exec);
         }
-        let virtual_clock = VirtualClock::new(self.clock.now());
-        let time = if self.fast_forward {
-            TimeMode::Virtual(&virtual_clock)
+        run_to_completion(&mut exec, vec![Event::Start], options(time));
+        self.outcome(exec)
+    }
+}
+
+impl InProcessChildren<'_> {
+    /// The outcome, with the execution kept for a later in-place redrive when a Standard
+    /// child did not succeed.
+    fn outcome(&self, exec: Execution) -> ChildOutcome {
+        let keep =
+            self.child_type == ExecutionType::Standard && exec.status != ExecutionStatus::Succeeded;
+        let snapshot = if keep {
+            serde_json::to_string(&exec).ok()
         } else {
-            TimeMode::Real(self.clock)
+            None
         };
-        run_to_completion(
-            &mut exec,
-            vec![Event::Start],
-            RunOptions {
-                time,
-                entropy: self.entropy,
-                invoker: self.invoker,
-                callbacks: self.callbacks,
-                on_change: None,
-                map_runs: None,
-            },
-        );
-        outcome(exec)
+        let mut o = outcome(exec);
+        o.snapshot = snapshot;
+        o
     }
 }
 
@@ -111,24 +143,28 @@ fn outcome(mut exec: Execution) -> ChildOutcome {
             output: exec.output.take(),
             error: None,
             cause: None,
+            snapshot: None,
         },
         ExecutionStatus::TimedOut => ChildOutcome {
             status: ChildStatus::TimedOut,
             output: None,
             error: exec.error.take().or(Some("States.Timeout".into())),
             cause: exec.cause.take(),
+            snapshot: None,
         },
         ExecutionStatus::Aborted => ChildOutcome {
             status: ChildStatus::Aborted,
             output: None,
             error: exec.error.take(),
             cause: exec.cause.take(),
+            snapshot: None,
         },
         ExecutionStatus::Failed | ExecutionStatus::Running => ChildOutcome {
             status: ChildStatus::Failed,
             output: None,
             error: exec.error.take(),
             cause: exec.cause.take(),
+            snapshot: None,
         },
     }
 }

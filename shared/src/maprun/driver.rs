@@ -25,13 +25,23 @@ pub struct ChildOutcome {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub cause: Option<String>,
+    /// A Standard child that did not succeed: its execution, to redrive in place later.
+    pub snapshot: Option<String>,
 }
 
 /// Runs child executions (in-process on one machine; Lambda workers in the fleet).
 pub trait ChildRunner: Sync {
     /// Runs child `index` named `name` on `input` to its end. `redrive`: the child failed in
     /// an earlier attempt and is redriven.
-    fn run_child(&self, index: u64, name: &str, input: &Value, redrive: bool) -> ChildOutcome;
+    /// `snapshot`: a redriven Standard child's execution as it stopped, to resume in place.
+    fn run_child(
+        &self,
+        index: u64,
+        name: &str,
+        input: &Value,
+        redrive: bool,
+        snapshot: Option<&str>,
+    ) -> ChildOutcome;
 }
 
 /// Where the items come from.
@@ -373,7 +383,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
     }
     let exports = writer.as_ref().is_some_and(|w| w.destination.is_some());
     let inline_t = WriterSpec::inline_transformation(writer.as_ref());
-    let (job_tx, job_rx) = mpsc::channel::<(u64, String, Value, bool)>();
+    let (job_tx, job_rx) = mpsc::channel::<(u64, String, Value, bool, Option<String>)>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = mpsc::channel::<(u64, ChildOutcome)>();
     let mut final_result: Option<Result<Value, (String, String)>> = None;
@@ -388,10 +398,10 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     Ok(guard) => guard.recv(),
                     Err(_) => return,
                 };
-                let Ok((index, name, input, redrive)) = next else {
+                let Ok((index, name, input, redrive, snapshot)) = next else {
                     return;
                 };
-                let outcome = runner.run_child(index, &name, &input, redrive);
+                let outcome = runner.run_child(index, &name, &input, redrive, snapshot.as_deref());
                 if tx.send((index, outcome)).is_err() {
                     return;
                 }
@@ -400,7 +410,9 @@ pub fn drive(job: Job<'_>) -> Outcome {
         drop(done_tx);
         // A run still RUNNING (its process died) just resumes.
         let first = match redrive {
-            Some(unsuccessful) if run.status != MapRunStatus::Running => MapRunEvent::Redrive { unsuccessful },
+            Some(unsuccessful) if run.status != MapRunStatus::Running => {
+                MapRunEvent::Redrive { unsuccessful }
+            }
             _ => MapRunEvent::Start,
         };
         let mut pending = run.apply(first, clock.now());
@@ -427,10 +439,11 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         name,
                         input,
                         redrive,
+                        snapshot,
                     } => {
                         // A closed channel means the workers are gone: the child stays RUNNING
                         // in the checkpoint and runs again on resume.
-                        let _ = job_tx.send((index, name, input, redrive));
+                        let _ = job_tx.send((index, name, input, redrive, snapshot));
                     }
                     MapRunAction::StopChild { .. } => {
                         // In-process children cannot be interrupted mid-state; the run no longer
@@ -544,6 +557,7 @@ fn child_event(index: u64, o: ChildOutcome) -> MapRunEvent {
             status,
             error: o.error,
             cause: o.cause,
+            snapshot: o.snapshot,
         },
     }
 }

@@ -106,6 +106,9 @@ pub struct Child {
     pub stop_date: Option<DateTime<Utc>>,
     /// How many times this child was redriven (Standard) or restarted (Express).
     pub redrive_count: u32,
+    /// A failed Standard child's execution, kept so a redrive resumes it where it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// What the edge tells the Map Run.
@@ -132,6 +135,9 @@ pub enum MapRunEvent {
         status: ChildStatus,
         error: Option<String>,
         cause: Option<String>,
+        /// A Standard child's execution as it stopped (a redrive resumes it in place).
+        #[serde(default)]
+        snapshot: Option<String>,
     },
     ResultsWritten {
         records: u64,
@@ -164,6 +170,8 @@ pub enum MapRunAction {
         name: String,
         input: Value,
         redrive: bool,
+        /// With `redrive`: the child's execution as it stopped, to resume in place.
+        snapshot: Option<String>,
     },
     StopChild {
         index: u64,
@@ -431,6 +439,7 @@ impl MapRun {
                         start_date: None,
                         stop_date: None,
                         redrive_count: 0,
+                        snapshot: None,
                     };
                     self.items_total += items;
                     self.items.moved(None, ChildStatus::Pending, items);
@@ -450,6 +459,7 @@ impl MapRun {
                         c.error = None;
                         c.cause = None;
                         c.stop_date = Some(now);
+                        c.snapshot = None;
                     }
                     self.set_status(index, ChildStatus::Succeeded);
                 }
@@ -459,6 +469,7 @@ impl MapRun {
                 status,
                 error,
                 cause,
+                snapshot,
             } => {
                 let status = match status {
                     ChildStatus::TimedOut | ChildStatus::Aborted => status,
@@ -470,6 +481,7 @@ impl MapRun {
                         c.error = error;
                         c.cause = cause;
                         c.stop_date = Some(now);
+                        c.snapshot = snapshot;
                     }
                     self.set_status(index, status);
                     if self.threshold_exceeded() && self.stopping.is_none() {
@@ -617,6 +629,7 @@ impl MapRun {
                     name: c.name.clone(),
                     input: c.input.clone(),
                     redrive,
+                    snapshot: if redrive { c.snapshot.clone() } else { None },
                 });
             }
             if !self.reader_done && !self.reading && self.pending.len() < READ_AHEAD / 2 {

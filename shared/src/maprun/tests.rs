@@ -118,6 +118,7 @@ fn any_failure_fails_when_no_tolerance_is_set() {
             status: ChildStatus::Failed,
             error: Some("E".into()),
             cause: None,
+            snapshot: None,
         },
         t0(),
     );
@@ -154,6 +155,7 @@ fn tolerated_count_boundary() {
                         status: ChildStatus::TimedOut,
                         error: None,
                         cause: None,
+                        snapshot: None,
                     },
                     t0(),
                 );
@@ -199,6 +201,7 @@ fn tolerated_percentage_boundary_is_strictly_greater() {
                         status: ChildStatus::Failed,
                         error: None,
                         cause: None,
+                        snapshot: None,
                     },
                     t0(),
                 );
@@ -269,6 +272,7 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
             status: ChildStatus::Failed,
             error: Some("X".into()),
             cause: None,
+            snapshot: None,
         },
         t0(),
     );
@@ -298,7 +302,8 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
             index: 1,
             name: child_name(&r.map_run_arn, 1),
             input: json!({"i": 1}),
-            redrive: true
+            redrive: true,
+            snapshot: None
         }]
     );
     for i in 1..4 {
