@@ -336,3 +336,21 @@ fn trace_prints_history_with_aws_event_names() {
         ]
     );
 }
+
+#[test]
+fn every_bundled_example_validates() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).expect("examples") {
+        let dir = entry.expect("entry").path();
+        for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = f.path();
+            if p.to_string_lossy().ends_with(".asl.json") {
+                let o = run(&["validate", p.to_str().unwrap()], None);
+                assert_eq!(o.status.code(), Some(0), "{}: {}", p.display(), String::from_utf8_lossy(&o.stdout));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 6, "only {checked} examples found");
+}
