@@ -146,17 +146,21 @@ impl CheckpointStore for SqliteStore {
                     "INSERT INTO children (arn, idx, status, record) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT(arn, idx) DO UPDATE SET status = excluded.status, record = excluded.record",
                 )?;
-                for idx in &run.dirty {
-                    if let Some(c) = run.window.get(idx) {
-                        let text = serde_json::to_string(c)
-                            .map_err(|e| CheckpointError::Store(e.to_string()))?;
-                        stmt.execute(params![
-                            run.map_run_arn,
-                            *idx as i64,
-                            c.status.as_str(),
-                            text
-                        ])?;
-                    }
+                // Serialize in parallel, then insert in one transaction.
+                use rayon::prelude::*;
+                let dirty: Vec<&Child> =
+                    run.dirty.iter().filter_map(|i| run.window.get(i)).collect();
+                let rows: Vec<Result<(i64, &'static str, String), CheckpointError>> = dirty
+                    .par_iter()
+                    .map(|c| {
+                        serde_json::to_string(c)
+                            .map(|t| (c.index as i64, c.status.as_str(), t))
+                            .map_err(|e| CheckpointError::Store(e.to_string()))
+                    })
+                    .collect();
+                for row in rows {
+                    let (idx, status, text) = row?;
+                    stmt.execute(params![run.map_run_arn, idx, status, text])?;
                 }
             }
             tx.commit()?;

@@ -177,49 +177,79 @@ impl Source<'_> {
         position: &Option<Value>,
         max: usize,
     ) -> Result<(Vec<(Value, u64)>, Value, bool), (String, String)> {
+        use rayon::prelude::*;
+        /// Items read, then shaped by ItemSelector in parallel, per block.
+        const BLOCK: usize = 1024;
         let mut out = Vec::new();
         let mut checkpoint = position.clone().unwrap_or(Value::Null);
         loop {
             if out.len() >= max {
                 return Ok((out, checkpoint, false));
             }
-            let Some((item, before)) = self.next_item(position)? else {
+            let mut block: Vec<(Item, Value)> = Vec::with_capacity(BLOCK);
+            let mut exhausted = false;
+            while block.len() < BLOCK {
+                match self.next_item(position)? {
+                    Some(x) => block.push(x),
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+            let after_block = self.position_now();
+            let select = self.select;
+            let inputs: Vec<Result<Value, (String, String)>> = block
+                .par_iter()
+                .map(|(item, _)| match select {
+                    Some(f) => f(item).map_err(|e| (e.name.as_str().to_string(), e.cause)),
+                    None => Ok(item.value.clone()),
+                })
+                .collect();
+            let n = block.len();
+            // Where reading resumes after item k: before item k + 1, or after the block.
+            let befores: Vec<Value> = block.iter().map(|(_, b)| b.clone()).collect();
+            let after = |k: usize| {
+                befores
+                    .get(k + 1)
+                    .cloned()
+                    .unwrap_or_else(|| after_block.clone())
+            };
+            for (k, ((item, before), input)) in block.into_iter().zip(inputs).enumerate() {
+                let input = input?;
+                let index = item.index;
+                match self.batcher.as_mut() {
+                    None => {
+                        if crate::engine::execution::exceeds_payload_limit(&input) {
+                            return Err((
+                                "States.DataLimitExceeded".into(),
+                                format!("The item at index {index} is larger than the maximum payload size of 262144 bytes."),
+                            ));
+                        }
+                        out.push((input, 1));
+                        if k + 1 == n {
+                            checkpoint = after(k);
+                        }
+                    }
+                    Some(b) => {
+                        let closed = b
+                            .push(index, input)
+                            .map_err(|e| (e.error_name().to_string(), e.to_string()))?;
+                        if let Some(batch) = closed {
+                            out.push(batch);
+                            // The item that closed the batch starts the next one: resume before
+                            // it, unless it was the last of a full batch (then after it; that is
+                            // where the block ends when it is the block's last item).
+                            checkpoint = if b.is_empty() { after(k) } else { before };
+                        }
+                    }
+                }
+            }
+            if exhausted {
                 if let Some(b) = self.batcher.as_mut() {
                     out.extend(b.flush());
                 }
                 return Ok((out, self.position_now(), true));
-            };
-            let index = item.index;
-            let input = match self.select {
-                Some(f) => f(&item).map_err(|e| (e.name.as_str().to_string(), e.cause))?,
-                None => item.value,
-            };
-            match self.batcher.as_mut() {
-                None => {
-                    if crate::engine::execution::exceeds_payload_limit(&input) {
-                        return Err((
-                            "States.DataLimitExceeded".into(),
-                            format!("The item at index {index} is larger than the maximum payload size of 262144 bytes."),
-                        ));
-                    }
-                    out.push((input, 1));
-                    checkpoint = self.position_now();
-                }
-                Some(b) => {
-                    let closed = b
-                        .push(index, input)
-                        .map_err(|e| (e.error_name().to_string(), e.to_string()))?;
-                    if let Some(batch) = closed {
-                        out.push(batch);
-                        // The item that closed the batch starts the next one: resume before it,
-                        // unless it was the last of a full batch (then after it).
-                        checkpoint = if b.is_empty() {
-                            self.position_now_of_stream()
-                        } else {
-                            before
-                        };
-                    }
-                }
             }
         }
     }
@@ -301,13 +331,52 @@ fn write_results(
     store: &dyn ObjectStore,
     checkpoints: &dyn CheckpointStore,
 ) -> Result<(u64, Value), (String, String)> {
+    use rayon::prelude::*;
     let named = |e: writer::WriterError| (e.error_name().to_string(), e.cause());
     let mut w = ResultWriter::new(store, spec, &run.map_run_arn).map_err(named)?;
     if run.redrive_count > 0 {
         w = w.with_prior(writer::load_prior(store, spec, &run.map_run_arn).map_err(named)?);
     }
     let bucket = w.bucket().to_string();
-    for_each_record(run, checkpoints, &mut |r| w.write(&r).map_err(named))?;
+    let t = w.transformation();
+    let store_err =
+        |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
+    checkpoints.save(run).map_err(store_err)?;
+    // Records are converted to bytes in parallel, a chunk at a time, and appended in order.
+    const CHUNK: usize = 4096;
+    let view: &MapRun = run;
+    let mut chunk: Vec<super::Child> = Vec::with_capacity(CHUNK);
+    let mut failure: Option<(String, String)> = None;
+    let flush =
+        |chunk: &mut Vec<super::Child>, w: &mut ResultWriter<'_>| -> Result<(), (String, String)> {
+            let prepared: Vec<Result<(writer::Family, Vec<Vec<u8>>), writer::WriterError>> = chunk
+                .par_iter()
+                .map(|c| ResultWriter::prepare(&record(view, c), t))
+                .collect();
+            chunk.clear();
+            for p in prepared {
+                let (family, entries) = p.map_err(named)?;
+                w.write_prepared(family, &entries).map_err(named)?;
+            }
+            Ok(())
+        };
+    checkpoints
+        .for_each_child(&view.map_run_arn, &mut |c| {
+            if failure.is_some() {
+                return;
+            }
+            chunk.push(c);
+            if chunk.len() >= CHUNK {
+                if let Err(e) = flush(&mut chunk, &mut w) {
+                    failure = Some(e);
+                }
+            }
+        })
+        .map_err(store_err)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    flush(&mut chunk, &mut w)?;
     let outcome = w.finish().map_err(named)?;
     Ok((
         finished_items(run),
@@ -559,5 +628,54 @@ fn child_event(index: u64, o: ChildOutcome) -> MapRunEvent {
             cause: o.cause,
             snapshot: o.snapshot,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(items: Vec<Value>, batch: Option<BatchSpec>) -> Source<'static> {
+        Source {
+            items: Items::Inline(items),
+            stream: None,
+            store: Arc::new(crate::storage::LocalFolderStore::new(std::env::temp_dir())),
+            select: None,
+            batcher: batch.map(Batcher::new),
+            next_inline: 0,
+        }
+    }
+
+    /// Reading in pieces, each piece from a fresh source resumed at the previous checkpoint,
+    /// gives exactly the children of one read.
+    #[test]
+    fn reads_resume_at_their_checkpoints_with_and_without_batching() {
+        let items: Vec<Value> = (0..2500).map(|i| json!({ "i": i })).collect();
+        for batch in [
+            None,
+            Some(BatchSpec {
+                max_items: Some(7),
+                max_bytes: None,
+                batch_input: None,
+            }),
+        ] {
+            let (all, _, done) = source(items.clone(), batch.clone())
+                .read(&None, usize::MAX)
+                .unwrap();
+            assert!(done);
+            let mut pieces = Vec::new();
+            let mut position: Option<Value> = None;
+            loop {
+                let (children, checkpoint, done) = source(items.clone(), batch.clone())
+                    .read(&position, 5)
+                    .unwrap();
+                pieces.extend(children);
+                position = Some(checkpoint);
+                if done {
+                    break;
+                }
+            }
+            assert_eq!(pieces, all, "batching {batch:?}");
+        }
     }
 }

@@ -252,6 +252,43 @@ impl<'a> ResultWriter<'a> {
         Ok(())
     }
 
+    /// A record's entries, serialized, for [`Self::write_prepared`]: pure, so many records can
+    /// be prepared in parallel while the writer appends them in order.
+    pub fn prepare(
+        record: &ChildRecord,
+        t: super::Transformation,
+    ) -> Result<(Family, Vec<Vec<u8>>), WriterError> {
+        let mut entries = Vec::new();
+        record.for_each_entry(t, |entry| {
+            serde_json::to_vec(entry)
+                .map(|b| entries.push(b))
+                .map_err(|e| WriterError::Io {
+                    bucket: String::new(),
+                    key: String::new(),
+                    message: e.to_string(),
+                })
+        })?;
+        Ok((record.status.family(), entries))
+    }
+
+    /// Appends a record prepared by [`Self::prepare`] (same bytes as [`Self::write`]).
+    pub fn write_prepared(
+        &mut self,
+        family: Family,
+        entries: &[Vec<u8>],
+    ) -> Result<(), WriterError> {
+        for e in entries {
+            self.append_bytes(family, e)?;
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The transformation this writer applies.
+    pub fn transformation(&self) -> super::Transformation {
+        self.spec.transformation
+    }
+
     /// Completes every open file, then writes the manifest (last, so a reader that finds it
     /// finds every file it lists).
     pub fn finish(mut self) -> Result<WriterOutcome, WriterError> {
