@@ -59,31 +59,63 @@ fn main() {
         let t = Instant::now();
         let input: Value = serde_json::from_str(&input_text).expect("parse");
         let clock = VirtualClock::new(SystemClock.now());
-        let info = ExecutionInfo::local("workload", "bench", input, clock.now(), ExecutionType::Standard);
+        let info = ExecutionInfo::local(
+            "workload",
+            "bench",
+            input,
+            clock.now(),
+            ExecutionType::Standard,
+        );
         let mut exec = Execution::new(machine.clone(), def.clone(), info, false);
         let entropy = SeededEntropy::new(1);
         let t_engine = Instant::now();
         run_to_completion(
             &mut exec,
             vec![Event::Start],
-            RunOptions { time: TimeMode::Virtual(&clock), entropy: &entropy, invoker: &NoService, callbacks: None, on_change: None, map_runs: None },
+            RunOptions {
+                time: TimeMode::Virtual(&clock),
+                entropy: &entropy,
+                invoker: &NoService,
+                callbacks: None,
+                on_change: None,
+                map_runs: None,
+            },
         );
         let engine = t_engine.elapsed().as_secs_f64();
         let text = serde_json::to_string(&exec.output).expect("serialize");
         let dt = t.elapsed().as_secs_f64();
         std::hint::black_box(text.len());
-        assert_eq!(exec.status.as_str(), "SUCCEEDED", "{:?} {:?}", exec.error, exec.cause);
+        assert_eq!(
+            exec.status.as_str(),
+            "SUCCEEDED",
+            "{:?} {:?}",
+            exec.error,
+            exec.cause
+        );
         output = exec.output.clone().unwrap_or(Value::Null);
         best = best.min(dt);
         best_engine = best_engine.min(engine);
     }
     assert_eq!(output["count"], json!(n));
-    let cores = std::thread::available_parallelism().map(|c| c.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|c| c.get())
+        .unwrap_or(1);
     println!("workload: items={n} cores={cores}");
     println!("workload: output.first={}", output["first"]);
-    println!("workload: engine only    {:>9.0} items/s ({:.3} s; what the peers time: sm.run(input))", n as f64 / best_engine, best_engine);
-    println!("workload: end to end     {:>9.0} items/s ({:.3} s; parse input + run + serialize output)", n as f64 / best, best);
+    println!(
+        "workload: engine only    {:>9.0} items/s ({:.3} s; what the peers time: sm.run(input))",
+        n as f64 / best_engine,
+        best_engine
+    );
+    println!(
+        "workload: end to end     {:>9.0} items/s ({:.3} s; parse input + run + serialize output)",
+        n as f64 / best,
+        best
+    );
     println!("workload: floor          {:>9.0} items/s ({:.3} s; serde_json parse + serialize, same process)", n as f64 / floor, floor);
     println!("workload: ratio end-to-end/floor = {:.2}x", best / floor);
-    println!("workload: engine vs aws-local-stepfunctions (~8,300 items/s here) = {:.0}x", n as f64 / best_engine / 8300.0);
+    println!(
+        "workload: engine vs aws-local-stepfunctions (~8,300 items/s here) = {:.0}x",
+        n as f64 / best_engine / 8300.0
+    );
 }

@@ -347,7 +347,13 @@ fn every_bundled_example_validates() {
             let p = f.path();
             if p.to_string_lossy().ends_with(".asl.json") {
                 let o = run(&["validate", p.to_str().unwrap()], None);
-                assert_eq!(o.status.code(), Some(0), "{}: {}", p.display(), String::from_utf8_lossy(&o.stdout));
+                assert_eq!(
+                    o.status.code(),
+                    Some(0),
+                    "{}: {}",
+                    p.display(),
+                    String::from_utf8_lossy(&o.stdout)
+                );
                 checked += 1;
             }
         }

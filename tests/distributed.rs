@@ -43,12 +43,21 @@ fn run(dir: &Path, def: &Value, input: &Value, name: &str, extra: &[&str]) -> Ou
         name.into(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    Command::new(bin()).args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).output().expect("run mapfleet")
+    Command::new(bin())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run mapfleet")
 }
 
 fn describe(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
     })
 }
 
@@ -57,7 +66,10 @@ fn output_of(d: &Value) -> Value {
 }
 
 fn read_json(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("json")
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("json")
 }
 
 fn csv_map(writer: bool, extra: Value) -> Value {
@@ -92,15 +104,26 @@ fn csv_map(writer: bool, extra: Value) -> Value {
 #[test]
 fn csv_rows_to_children_and_results_in_the_aws_layout() {
     let dir = tmp("layout");
-    write(&dir.join("data/bkt/in.csv"), "name,n\nada,1\nbob,bad\ncy,3\n");
+    write(
+        &dir.join("data/bkt/in.csv"),
+        "name,n\nada,1\nbob,bad\ncy,3\n",
+    );
     let def = csv_map(true, json!({"ToleratedFailureCount": 1}));
     let o = run(&dir, &def, &json!({"key": "in.csv"}), "e1", &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = output_of(&describe(&o));
     let arn = out["MapRunArn"].as_str().expect("MapRunArn").to_string();
     let id = arn.rsplit(':').next().unwrap();
     assert!(arn.contains(":mapRun:def/M:"), "{arn}");
-    assert_eq!(out["ResultWriterDetails"], json!({"Bucket": "bkt", "Key": format!("out/{id}/manifest.json")}));
+    assert_eq!(
+        out["ResultWriterDetails"],
+        json!({"Bucket": "bkt", "Key": format!("out/{id}/manifest.json")})
+    );
 
     let folder = dir.join("data/bkt/out").join(id);
     let manifest = read_json(&folder.join("manifest.json"));
@@ -110,21 +133,47 @@ fn csv_rows_to_children_and_results_in_the_aws_layout() {
     let failed = read_json(&folder.join("FAILED_0.json"));
     assert_eq!(succeeded.as_array().unwrap().len(), 2);
     assert_eq!(failed.as_array().unwrap().len(), 1);
-    let size = std::fs::metadata(folder.join("SUCCEEDED_0.json")).unwrap().len();
+    let size = std::fs::metadata(folder.join("SUCCEEDED_0.json"))
+        .unwrap()
+        .len();
     assert_eq!(manifest["ResultFiles"]["SUCCEEDED"][0]["Size"], json!(size));
     let ok = &succeeded[0];
-    for k in ["ExecutionArn", "Input", "InputDetails", "Name", "Output", "OutputDetails", "RedriveCount", "RedriveStatus", "StartDate", "StateMachineArn", "Status", "StopDate"] {
+    for k in [
+        "ExecutionArn",
+        "Input",
+        "InputDetails",
+        "Name",
+        "Output",
+        "OutputDetails",
+        "RedriveCount",
+        "RedriveStatus",
+        "StartDate",
+        "StateMachineArn",
+        "Status",
+        "StopDate",
+    ] {
         assert!(ok.get(k).is_some(), "missing {k} in {ok}");
     }
     assert_eq!(ok["Status"], "SUCCEEDED");
-    assert_eq!(serde_json::from_str::<Value>(ok["Input"].as_str().unwrap()).unwrap(), json!({"row": 0, "name": "ada", "n": "1"}));
-    assert_eq!(serde_json::from_str::<Value>(ok["Output"].as_str().unwrap()).unwrap(), json!({"row": 0, "upper": "ada!"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(ok["Input"].as_str().unwrap()).unwrap(),
+        json!({"row": 0, "name": "ada", "n": "1"})
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(ok["Output"].as_str().unwrap()).unwrap(),
+        json!({"row": 0, "upper": "ada!"})
+    );
     assert_eq!(failed[0]["Error"], "BadRow");
     assert_eq!(failed[0]["Status"], "FAILED");
 
     // DescribeMapRun from the checkpoint store.
     let d = Command::new(bin())
-        .args(["describe-map-run", &arn, "--state", dir.join("state").to_str().unwrap()])
+        .args([
+            "describe-map-run",
+            &arn,
+            "--state",
+            dir.join("state").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let d: Value = serde_json::from_slice(&d.stdout).unwrap();
@@ -138,7 +187,10 @@ fn csv_rows_to_children_and_results_in_the_aws_layout() {
 #[test]
 fn tolerance_boundaries_and_inline_results() {
     let dir = tmp("tolerance");
-    write(&dir.join("data/bkt/in.csv"), "name,n\na,1\nb,bad\nc,bad\nd,4\n");
+    write(
+        &dir.join("data/bkt/in.csv"),
+        "name,n\na,1\nb,bad\nc,bad\nd,4\n",
+    );
     // 2 of 4 failed: 50% is tolerated, 49% is not; a count of 2 is, 1 is not.
     for (extra, ok) in [
         (json!({"ToleratedFailurePercentage": 50}), true),
@@ -146,14 +198,23 @@ fn tolerance_boundaries_and_inline_results() {
         (json!({"ToleratedFailureCount": 2}), true),
         (json!({"ToleratedFailureCount": 1}), false),
     ] {
-        let o = run(&dir, &csv_map(false, extra.clone()), &json!({"key": "in.csv"}), &format!("t{}", rand_name()), &[]);
+        let o = run(
+            &dir,
+            &csv_map(false, extra.clone()),
+            &json!({"key": "in.csv"}),
+            &format!("t{}", rand_name()),
+            &[],
+        );
         let d = describe(&o);
         if ok {
             assert_eq!(d["status"], "SUCCEEDED", "{extra}: {d}");
             let out = output_of(&d);
             assert_eq!(out.as_array().unwrap().len(), 4);
             assert_eq!(out[0], json!({"row": 0, "upper": "a!"}));
-            assert_eq!(out[1]["Error"], "BadRow", "a tolerated failure is its error record");
+            assert_eq!(
+                out[1]["Error"], "BadRow",
+                "a tolerated failure is its error record"
+            );
         } else {
             assert_eq!(d["status"], "FAILED", "{extra}: {d}");
             assert_eq!(d["error"], "States.ExceedToleratedFailureThreshold");
@@ -162,14 +223,18 @@ fn tolerance_boundaries_and_inline_results() {
 }
 
 fn rand_name() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 #[test]
 fn missing_object_is_an_item_reader_failure_that_catch_sees() {
     let dir = tmp("missing");
     let mut def = csv_map(false, json!({}));
-    def["States"]["M"]["Catch"] = json!([{"ErrorEquals": ["States.ItemReaderFailed"], "Next": "Caught"}]);
+    def["States"]["M"]["Catch"] =
+        json!([{"ErrorEquals": ["States.ItemReaderFailed"], "Next": "Caught"}]);
     def["States"]["M"].as_object_mut().unwrap().remove("End");
     def["States"]["M"]["Next"] = json!("Done");
     def["States"]["Caught"] = json!({"Type": "Pass", "End": true});
@@ -197,7 +262,10 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
         log.display()
     );
     write(&dir.join("def.json"), &def.to_string());
-    write(&dir.join("input.json"), &json!({"key": "in.csv"}).to_string());
+    write(
+        &dir.join("input.json"),
+        &json!({"key": "in.csv"}).to_string(),
+    );
     let args = |name: &str| {
         vec![
             "run".to_string(),
@@ -214,11 +282,18 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
             cmd.clone(),
         ]
     };
-    let mut child = Command::new(bin()).args(args("k1")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(bin())
+        .args(args("k1"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Kill it once several children finished (and were checkpointed).
     let start = Instant::now();
     loop {
-        let calls = std::fs::read_to_string(&log).map(|s| s.lines().count()).unwrap_or(0);
+        let calls = std::fs::read_to_string(&log)
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
         if calls >= 6 || start.elapsed() > Duration::from_secs(20) {
             break;
         }
@@ -227,8 +302,13 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
     std::thread::sleep(Duration::from_millis(400));
     child.kill().unwrap();
     let _ = child.wait();
-    let before = std::fs::read_to_string(&log).map(|s| s.lines().count()).unwrap_or(0);
-    assert!(before < 12, "the run finished before it could be killed ({before} calls)");
+    let before = std::fs::read_to_string(&log)
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    assert!(
+        before < 12,
+        "the run finished before it could be killed ({before} calls)"
+    );
 
     // `mapfleet resume` takes the saved definition and checkpoints.
     let o = Command::new(bin())
@@ -244,20 +324,42 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
         ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let total = std::fs::read_to_string(&log).unwrap().lines().count();
     // At most the one child in flight at the kill runs twice.
-    assert!(total <= 13, "{total} calls for 12 rows ({before} before the kill)");
+    assert!(
+        total <= 13,
+        "{total} calls for 12 rows ({before} before the kill)"
+    );
     let out = output_of(&describe(&o));
-    let id = out["MapRunArn"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let id = out["MapRunArn"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     let succeeded = read_json(&dir.join("data/bkt/out").join(&id).join("SUCCEEDED_0.json"));
     let rows: Vec<i64> = succeeded
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| serde_json::from_str::<Value>(r["Input"].as_str().unwrap()).unwrap()["row"].as_i64().unwrap())
+        .map(|r| {
+            serde_json::from_str::<Value>(r["Input"].as_str().unwrap()).unwrap()["row"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
-    assert_eq!(rows, (0..12).collect::<Vec<_>>(), "every row once, in order");
+    assert_eq!(
+        rows,
+        (0..12).collect::<Vec<_>>(),
+        "every row once, in order"
+    );
 }
 
 #[test]
@@ -279,45 +381,98 @@ fn redrive_reruns_only_unsuccessful_children_and_the_manifest_covers_all_success
         log = log.display(),
         fixed = fixed.display()
     );
-    let o = run(&dir, &def, &json!({"key": "in.csv"}), "rd1", &["--task-command", &cmd]);
+    let o = run(
+        &dir,
+        &def,
+        &json!({"key": "in.csv"}),
+        "rd1",
+        &["--task-command", &cmd],
+    );
     let d = describe(&o);
     assert_eq!(d["status"], "FAILED", "{d}");
     assert_eq!(d["error"], "States.ExceedToleratedFailureThreshold");
     let first = std::fs::read_to_string(&log).unwrap().lines().count();
-    assert_eq!(first, 3, "rows 0 and 1 succeed, row 2 fails, the rest never start");
+    assert_eq!(
+        first, 3,
+        "rows 0 and 1 succeed, row 2 fails, the rest never start"
+    );
 
     // Redriving a succeeded execution is refused; this one is redrivable.
     std::fs::write(&fixed, "").unwrap();
     let state = dir.join("state").display().to_string();
     let data = dir.join("data").display().to_string();
     let o = Command::new(bin())
-        .args(["redrive", "rd1", "--state", &state, "--data", &data, "--task-command", &cmd])
+        .args([
+            "redrive",
+            "rd1",
+            "--state",
+            &state,
+            "--data",
+            &data,
+            "--task-command",
+            &cmd,
+        ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let d = describe(&o);
     assert_eq!(d["status"], "SUCCEEDED");
     assert_eq!(d["redriveCount"], 1);
-    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
-    assert_eq!(calls.len(), 3 + 6, "only row 2 and the 5 never-started rows run again");
-    assert!(!calls[3..].iter().any(|c| c.contains("\"row\":0") || c.contains("\"row\":1")));
+    let calls: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        calls.len(),
+        3 + 6,
+        "only row 2 and the 5 never-started rows run again"
+    );
+    assert!(!calls[3..]
+        .iter()
+        .any(|c| c.contains("\"row\":0") || c.contains("\"row\":1")));
 
     let out = output_of(&d);
-    let id = out["MapRunArn"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let id = out["MapRunArn"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     let manifest = read_json(&dir.join("data/bkt/out").join(&id).join("manifest.json"));
     let mut rows = Vec::new();
     for f in manifest["ResultFiles"]["SUCCEEDED"].as_array().unwrap() {
         let key = f["Key"].as_str().unwrap();
-        for r in read_json(&dir.join("data/bkt").join(key)).as_array().unwrap() {
-            rows.push(serde_json::from_str::<Value>(r["Input"].as_str().unwrap()).unwrap()["row"].as_i64().unwrap());
+        for r in read_json(&dir.join("data/bkt").join(key))
+            .as_array()
+            .unwrap()
+        {
+            rows.push(
+                serde_json::from_str::<Value>(r["Input"].as_str().unwrap()).unwrap()["row"]
+                    .as_i64()
+                    .unwrap(),
+            );
         }
     }
     rows.sort();
     rows.dedup();
-    assert_eq!(rows, (0..8).collect::<Vec<_>>(), "the manifest references every success across attempts");
+    assert_eq!(
+        rows,
+        (0..8).collect::<Vec<_>>(),
+        "the manifest references every success across attempts"
+    );
     assert_eq!(manifest["ResultFiles"]["FAILED"], json!([]));
 
-    let again = Command::new(bin()).args(["redrive", "rd1", "--state", &state]).output().unwrap();
+    let again = Command::new(bin())
+        .args(["redrive", "rd1", "--state", &state])
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("ExecutionNotRedrivable"));
 }
@@ -326,16 +481,41 @@ fn redrive_reruns_only_unsuccessful_children_and_the_manifest_covers_all_success
 fn replay_reruns_one_recorded_child_and_checks_it_against_the_record() {
     let dir = tmp("replay");
     write(&dir.join("data/bkt/in.csv"), "name,n\nada,1\nbob,bad\n");
-    let o = run(&dir, &csv_map(true, json!({"ToleratedFailureCount": 1})), &json!({"key": "in.csv"}), "rp1", &[]);
+    let o = run(
+        &dir,
+        &csv_map(true, json!({"ToleratedFailureCount": 1})),
+        &json!({"key": "in.csv"}),
+        "rp1",
+        &[],
+    );
     let out = output_of(&describe(&o));
-    let id = out["MapRunArn"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let id = out["MapRunArn"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     let folder = dir.join("data/bkt/out").join(&id);
     let state = dir.join("state").display().to_string();
     let ok = Command::new(bin())
-        .args(["replay", folder.join("SUCCEEDED_0.json").to_str().unwrap(), "--index", "0", "--state", &state, "--trace"])
+        .args([
+            "replay",
+            folder.join("SUCCEEDED_0.json").to_str().unwrap(),
+            "--index",
+            "0",
+            "--state",
+            &state,
+            "--trace",
+        ])
         .output()
         .unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let summary: Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(summary["matchesRecord"], true);
     let kinds: Vec<String> = String::from_utf8_lossy(&ok.stderr)
@@ -346,14 +526,34 @@ fn replay_reruns_one_recorded_child_and_checks_it_against_the_record() {
     assert_eq!(kinds.first().map(String::as_str), Some("ExecutionStarted"));
     assert!(kinds.contains(&"PassStateExited".to_string()), "{kinds:?}");
     let failed = Command::new(bin())
-        .args(["replay", folder.join("FAILED_0.json").to_str().unwrap(), "--index", "0", "--state", &state])
+        .args([
+            "replay",
+            folder.join("FAILED_0.json").to_str().unwrap(),
+            "--index",
+            "0",
+            "--state",
+            &state,
+        ])
         .output()
         .unwrap();
     assert_eq!(failed.status.code(), Some(1));
     let summary: Value = serde_json::from_slice(&failed.stdout).unwrap();
-    assert_eq!((summary["error"].as_str(), summary["matchesRecord"].as_bool()), (Some("BadRow"), Some(true)));
+    assert_eq!(
+        (
+            summary["error"].as_str(),
+            summary["matchesRecord"].as_bool()
+        ),
+        (Some("BadRow"), Some(true))
+    );
     let missing = Command::new(bin())
-        .args(["replay", folder.join("SUCCEEDED_0.json").to_str().unwrap(), "--index", "9", "--state", &state])
+        .args([
+            "replay",
+            folder.join("SUCCEEDED_0.json").to_str().unwrap(),
+            "--index",
+            "9",
+            "--state",
+            &state,
+        ])
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
@@ -364,17 +564,35 @@ fn result_files_roll_over_at_the_configured_size() {
     let dir = tmp("rollover");
     let rows: String = (0..20).map(|i| format!("row{i},{i}\n")).collect();
     write(&dir.join("data/bkt/in.csv"), &format!("name,n\n{rows}"));
-    let o = run(&dir, &csv_map(true, json!({})), &json!({"key": "in.csv"}), "ro1", &["--result-file-bytes", "2000"]);
+    let o = run(
+        &dir,
+        &csv_map(true, json!({})),
+        &json!({"key": "in.csv"}),
+        "ro1",
+        &["--result-file-bytes", "2000"],
+    );
     let out = output_of(&describe(&o));
-    let id = out["MapRunArn"].as_str().unwrap().rsplit(':').next().unwrap().to_string();
+    let id = out["MapRunArn"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
     let manifest = read_json(&dir.join("data/bkt/out").join(&id).join("manifest.json"));
     let files = manifest["ResultFiles"]["SUCCEEDED"].as_array().unwrap();
     assert!(files.len() > 1, "{manifest}");
     let mut total = 0;
     for (n, f) in files.iter().enumerate() {
-        assert!(f["Key"].as_str().unwrap().ends_with(&format!("SUCCEEDED_{n}.json")));
+        assert!(f["Key"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("SUCCEEDED_{n}.json")));
         let path = dir.join("data/bkt").join(f["Key"].as_str().unwrap());
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), f["Size"].as_u64().unwrap());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            f["Size"].as_u64().unwrap()
+        );
         assert!(f["Size"].as_u64().unwrap() <= 2000);
         total += read_json(&path).as_array().unwrap().len();
     }
@@ -404,7 +622,13 @@ fn a_redriven_standard_child_resumes_from_the_state_that_failed() {
         log = log.display(),
         fixed = fixed.display()
     );
-    let o = run(&dir, &def, &json!({"key": "in.csv"}), "ip1", &["--task-command", &first, "--task-command", &second]);
+    let o = run(
+        &dir,
+        &def,
+        &json!({"key": "in.csv"}),
+        "ip1",
+        &["--task-command", &first, "--task-command", &second],
+    );
     assert_eq!(describe(&o)["status"], "FAILED");
     std::fs::write(&fixed, "").unwrap();
     let o = Command::new(bin())
@@ -424,8 +648,16 @@ fn a_redriven_standard_child_resumes_from_the_state_that_failed() {
         .unwrap();
     let d = describe(&o);
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
-    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
-    assert_eq!(calls.iter().filter(|c| c.as_str() == "first").count(), 1, "the child resumed at Second: {calls:?}");
+    let calls: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        calls.iter().filter(|c| c.as_str() == "first").count(),
+        1,
+        "the child resumed at Second: {calls:?}"
+    );
     assert!(calls.last().unwrap().contains("\"rc\":1"), "{calls:?}");
     assert_eq!(output_of(&d), json!([{"rc": 1}]));
 }

@@ -210,8 +210,11 @@ impl ChoiceRule {
         match self {
             ChoiceRule::And(r) | ChoiceRule::Or(r) => r.iter().any(ChoiceRule::uses_context),
             ChoiceRule::Not(r) => r.uses_context(),
-            ChoiceRule::Compare { variable, operand, .. } => {
-                *variable.root() == Root::Context || matches!(operand, Operand::Path(p) if *p.root() == Root::Context)
+            ChoiceRule::Compare {
+                variable, operand, ..
+            } => {
+                *variable.root() == Root::Context
+                    || matches!(operand, Operand::Path(p) if *p.root() == Root::Context)
             }
             ChoiceRule::Condition(t) => t.uses_states_member("context"),
         }

@@ -127,7 +127,8 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                     Action::StartMapRun(req) => {
                         in_flight.insert(req.run);
                         let tx = tx.clone();
-                        let (invoker, callbacks, entropy) = (opts.invoker, opts.callbacks, opts.entropy);
+                        let (invoker, callbacks, entropy) =
+                            (opts.invoker, opts.callbacks, opts.entropy);
                         let clock: &dyn Clock = match &opts.time {
                             TimeMode::Real(c) => *c,
                             TimeMode::Virtual(c) => *c,
@@ -136,27 +137,48 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                         let ports = opts.map_runs.or_else(|| {
                             default_ports
                                 .get_or_init(|| {
-                                    let store: Arc<dyn crate::storage::ObjectStore> = Arc::new(
-                                        crate::storage::LocalFolderStore::new(std::env::temp_dir().join("mapfleet-no-buckets")),
-                                    );
+                                    let store: Arc<dyn crate::storage::ObjectStore> =
+                                        Arc::new(crate::storage::LocalFolderStore::new(
+                                            std::env::temp_dir().join("mapfleet-no-buckets"),
+                                        ));
                                     default_checkpoints
-                                        .get_or_init(|| crate::maprun::checkpoint::SqliteStore::in_memory().ok())
+                                        .get_or_init(|| {
+                                            crate::maprun::checkpoint::SqliteStore::in_memory().ok()
+                                        })
                                         .as_ref()
-                                        .map(|c| MapRunPorts { store, checkpoints: c, workers: 0, progress: None, max_result_file_bytes: None })
+                                        .map(|c| MapRunPorts {
+                                            store,
+                                            checkpoints: c,
+                                            workers: 0,
+                                            progress: None,
+                                            max_result_file_bytes: None,
+                                        })
                                 })
                                 .as_ref()
                         });
                         match ports {
                             Some(ports) => {
                                 scope.spawn(move || {
-                                    let result = run_map_run(&root, &req, ports, invoker, callbacks, entropy, clock, fast_forward);
+                                    let result = run_map_run(
+                                        &root,
+                                        &req,
+                                        ports,
+                                        invoker,
+                                        callbacks,
+                                        entropy,
+                                        clock,
+                                        fast_forward,
+                                    );
                                     let _ = tx.send((req.run, Done::MapRun(result)));
                                 });
                             }
                             None => {
                                 let _ = tx.send((
                                     req.run,
-                                    Done::MapRun(Err(("States.Runtime".into(), "no checkpoint store for the Map Run".into()))),
+                                    Done::MapRun(Err((
+                                        "States.Runtime".into(),
+                                        "no checkpoint store for the Map Run".into(),
+                                    ))),
                                 ));
                             }
                         }

@@ -129,13 +129,22 @@ pub struct TaskRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Action {
     InvokeTask(TaskRequest),
-    CancelTask { task: u64 },
+    CancelTask {
+        task: u64,
+    },
     /// Run (or resume) a Distributed Map's Map Run.
     StartMapRun(Box<MapRunRequest>),
     /// Stop caring about a Map Run (its state was cancelled).
-    CancelMapRun { run: u64 },
-    StartTimer { timer: u64, at: DateTime<Utc> },
-    CancelTimer { timer: u64 },
+    CancelMapRun {
+        run: u64,
+    },
+    StartTimer {
+        timer: u64,
+        at: DateTime<Utc>,
+    },
+    CancelTimer {
+        timer: u64,
+    },
 }
 
 /// Effects the pure core may use while applying an event.
@@ -582,7 +591,11 @@ impl Execution {
                 .values()
                 .map(|t| Action::InvokeTask(t.request.clone())),
         );
-        out.extend(self.map_runs.values().map(|(_, r)| Action::StartMapRun(Box::new(r.clone()))));
+        out.extend(
+            self.map_runs
+                .values()
+                .map(|(_, r)| Action::StartMapRun(Box::new(r.clone()))),
+        );
         out
     }
 
@@ -739,7 +752,11 @@ impl Execution {
                 path: Vec::new(),
                 scope,
                 state: machine.start_at,
-                input: self.start_input.take().map(Arc::new).unwrap_or_else(|| self.info.input.clone()),
+                input: self
+                    .start_input
+                    .take()
+                    .map(Arc::new)
+                    .unwrap_or_else(|| self.info.input.clone()),
                 entered_event: 0,
                 entered_time: env.now,
                 retry_counts: Vec::new(),
@@ -1142,7 +1159,8 @@ impl Execution {
             PathError::NoResults { normalized } => AslError::runtime(format!(
                 "Invalid path '{}' : {}",
                 path.source(),
-                path.not_found_message(root).unwrap_or_else(|| format!("No results for path: {normalized}"))
+                path.not_found_message(root)
+                    .unwrap_or_else(|| format!("No results for path: {normalized}"))
             )),
             PathError::CannotSet { message } => AslError::runtime(message),
         })
@@ -1237,7 +1255,10 @@ impl Execution {
         let mut s = Map::new();
         s.insert("input".into(), input.clone());
         if state_reads_context(state) {
-            s.insert("context".into(), self.context_for(tid, state, token, map_item));
+            s.insert(
+                "context".into(),
+                self.context_for(tid, state, token, map_item),
+            );
         }
         if let Some(r) = result {
             s.insert("result".into(), r.clone());
@@ -1319,26 +1340,28 @@ impl Execution {
     ) {
         let last = self.thread_last_event(tid);
         let name = &state.name;
-        let id = self.history.emit_state(last, state.kind.type_name(), "StateExited", env.now, || {
-            let mut d = Map::new();
-            if let Some(a) = assigned.filter(|a| !a.is_empty()) {
-                d.insert(
-                    "assignedVariables".into(),
-                    Value::Object(
-                        a.iter()
-                            .map(|(k, v)| (k.clone(), Value::String(compact(v))))
-                            .collect(),
-                    ),
-                );
-                d.insert(
-                    "assignedVariablesDetails".into(),
-                    json!({"truncated": false}),
-                );
-            }
-            d.insert("name".into(), Value::String(name.clone()));
-            d.insert("output".into(), output.clone());
-            Value::Object(d)
-        });
+        let id =
+            self.history
+                .emit_state(last, state.kind.type_name(), "StateExited", env.now, || {
+                    let mut d = Map::new();
+                    if let Some(a) = assigned.filter(|a| !a.is_empty()) {
+                        d.insert(
+                            "assignedVariables".into(),
+                            Value::Object(
+                                a.iter()
+                                    .map(|(k, v)| (k.clone(), Value::String(compact(v))))
+                                    .collect(),
+                            ),
+                        );
+                        d.insert(
+                            "assignedVariablesDetails".into(),
+                            json!({"truncated": false}),
+                        );
+                    }
+                    d.insert("name".into(), Value::String(name.clone()));
+                    d.insert("output".into(), output.clone());
+                    Value::Object(d)
+                });
         self.set_last_event(tid, id);
     }
 
@@ -1387,7 +1410,9 @@ impl Execution {
         let r = match &state.kind {
             // A consumed input is (almost always) no longer shared: unwrapping it is free.
             StateKind::Pass(p) => self.run_pass(tid, state, p, Arc::unwrap_or_clone(shared), env),
-            StateKind::Choice(c) => self.run_choice(tid, state, c, Arc::unwrap_or_clone(shared), env),
+            StateKind::Choice(c) => {
+                self.run_choice(tid, state, c, Arc::unwrap_or_clone(shared), env)
+            }
             StateKind::Succeed(s) => {
                 self.run_succeed(tid, state, &s.io, Arc::unwrap_or_clone(shared), env)
             }
@@ -2056,7 +2081,11 @@ impl Execution {
         env: &Env<'_>,
     ) -> Step {
         let r = (|| -> Result<Step, AslError> {
-            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or_default();
+            let raw = self
+                .threads
+                .get(&tid)
+                .map(|t| t.input.clone())
+                .unwrap_or_default();
             self.probe_point(tid, Point::Result, || result.clone());
             if lang_is_jsonata(state) {
                 let states = self.states_object(tid, state, &raw, Some(&result), None, None, None);
@@ -2079,7 +2108,11 @@ impl Execution {
                 None => Map::new(),
             };
             self.probe_point(tid, Point::AfterResultSelector, || selected.clone());
-            let merged = self.apply_result_path(&io.result_path, shared_value(&raw, &io.result_path), selected)?;
+            let merged = self.apply_result_path(
+                &io.result_path,
+                shared_value(&raw, &io.result_path),
+                selected,
+            )?;
             self.probe_point(tid, Point::AfterResultPath, || merged.clone());
             let output = self.apply_path_field(tid, state, &io.output_path, merged)?;
             Ok(self.exit_state(tid, state, Some(transition), output, assigned, env))
@@ -2176,7 +2209,11 @@ impl Execution {
             self.ready.push_back(child);
         }
         if children.running.is_empty() {
-            let results = children.results.into_iter().map(|r| r.unwrap_or(Value::Null)).collect();
+            let results = children
+                .results
+                .into_iter()
+                .map(|r| r.unwrap_or(Value::Null))
+                .collect();
             return Ok(self.parallel_done(tid, state, results, env));
         }
         if let Some(t) = self.threads.get_mut(&tid) {
@@ -2220,7 +2257,11 @@ impl Execution {
         };
         // The items borrowed from the input, when the lean path may run them without copying
         // them first.
-        let kept = if distributed { None } else { self.take_redrive_slots(tid) };
+        let kept = if distributed {
+            None
+        } else {
+            self.take_redrive_slots(tid)
+        };
         let lean_view: Option<&Vec<Value>> = if !distributed
             && kept.is_none()
             && !self.history.record
@@ -2358,11 +2399,19 @@ impl Execution {
         if let Some(view) = lean_view {
             let len = view.len();
             let last = self.thread_last_event(tid);
-            let started = self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}));
+            let started =
+                self.history
+                    .emit(last, "MapStateStarted", env.now, || json!({"length": len}));
             self.set_last_event(tid, started);
-            if let Some((results, events)) = self.run_lean_iterations(tid, state, m, view, &effective, env) {
+            if let Some((results, events)) =
+                self.run_lean_iterations(tid, state, m, view, &effective, env)
+            {
                 let children = Children {
-                    kind: ChildKind::Map { items: Vec::new(), effective_input: Value::Null, max_concurrency: 0 },
+                    kind: ChildKind::Map {
+                        items: Vec::new(),
+                        effective_input: Value::Null,
+                        max_concurrency: 0,
+                    },
                     results: results.into_iter().map(Some).collect(),
                     next_to_start: len,
                     running: Vec::new(),
@@ -2383,21 +2432,33 @@ impl Execution {
             Some(id) => id,
             None => {
                 let last = self.thread_last_event(tid);
-                self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}))
+                self.history
+                    .emit(last, "MapStateStarted", env.now, || json!({"length": len}))
             }
         };
         let last_event = started;
         self.set_last_event(tid, last_event);
-        let limit = if max_concurrency == 0 { INLINE_MAP_DEFAULT_CONCURRENCY } else { max_concurrency };
+        let limit = if max_concurrency == 0 {
+            INLINE_MAP_DEFAULT_CONCURRENCY
+        } else {
+            max_concurrency
+        };
         let children = Children {
             kind: ChildKind::Map {
                 items,
                 // Only an ItemSelector reads the Map's effective input again.
-                effective_input: if m.item_selector.is_some() { effective.into_owned() } else { Value::Null },
+                effective_input: if m.item_selector.is_some() {
+                    effective.into_owned()
+                } else {
+                    Value::Null
+                },
                 max_concurrency: limit,
             },
             // A redrive keeps the iterations that had finished.
-            results: kept.clone().filter(|d| d.len() == len).unwrap_or_else(|| vec![None; len]),
+            results: kept
+                .clone()
+                .filter(|d| d.len() == len)
+                .unwrap_or_else(|| vec![None; len]),
             next_to_start: 0,
             running: Vec::new(),
             last_event,
@@ -2417,9 +2478,11 @@ impl Execution {
         let lean = if lean_again {
             match self.threads.get(&tid).map(|t| &t.status) {
                 Some(ThreadStatus::Children(ch)) => match &ch.kind {
-                    ChildKind::Map { items, effective_input, .. } => {
-                        self.run_lean_iterations(tid, state, m, items, effective_input, env)
-                    }
+                    ChildKind::Map {
+                        items,
+                        effective_input,
+                        ..
+                    } => self.run_lean_iterations(tid, state, m, items, effective_input, env),
                     ChildKind::Parallel => None,
                 },
                 _ => None,
@@ -2429,7 +2492,9 @@ impl Execution {
         };
         {
             if let Some((results, events)) = lean {
-                if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                if let Some(ThreadStatus::Children(ch)) =
+                    self.threads.get_mut(&tid).map(|t| &mut t.status)
+                {
                     ch.results = results.into_iter().map(Some).collect();
                     ch.next_to_start = len;
                 }
@@ -2444,7 +2509,9 @@ impl Execution {
             && is_pure(&m.item_processor)
         {
             if let Some((results, events)) = self.run_pure_iterations(tid, state, m, env) {
-                if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                if let Some(ThreadStatus::Children(ch)) =
+                    self.threads.get_mut(&tid).map(|t| &mut t.status)
+                {
                     ch.results = results.into_iter().map(Some).collect();
                     ch.next_to_start = len;
                 }
@@ -2472,15 +2539,22 @@ impl Execution {
         field: &str,
         env: &Env<'_>,
     ) -> Result<Value, AslError> {
-        let Value::Object(src) = obj else { return Ok(obj.clone()) };
+        let Value::Object(src) = obj else {
+            return Ok(obj.clone());
+        };
         let mut out = src.clone();
         if let Some(p) = src.get("Parameters") {
-            let t = crate::asl::template::PayloadTemplate::compile(p)
-                .map_err(|(loc, msg)| AslError::runtime(format!("{field}.Parameters{loc}: {msg}")))?;
-            out.insert("Parameters".into(), self.eval_payload(tid, state, &t, effective, None, None, env)?);
+            let t = crate::asl::template::PayloadTemplate::compile(p).map_err(|(loc, msg)| {
+                AslError::runtime(format!("{field}.Parameters{loc}: {msg}"))
+            })?;
+            out.insert(
+                "Parameters".into(),
+                self.eval_payload(tid, state, &t, effective, None, None, env)?,
+            );
         }
         if let Some(a) = src.get("Arguments") {
-            let t = JsonataTemplate::compile(a).map_err(|m| AslError::query(format!("{field}.Arguments: {m}")))?;
+            let t = JsonataTemplate::compile(a)
+                .map_err(|m| AslError::query(format!("{field}.Arguments: {m}")))?;
             let states = self.states_object(tid, state, raw, None, None, None, None);
             let v = self.eval_jsonata(tid, &states, &t, &format!("{field}/Arguments"), env)?;
             out.remove("Arguments");
@@ -2489,7 +2563,8 @@ impl Execution {
         if let Some(Value::Object(rc)) = src.get("ReaderConfig") {
             let mut rc = rc.clone();
             if let Some(Value::String(p)) = rc.remove("MaxItemsPath") {
-                let path = JsonPath::parse(&p).map_err(|e| AslError::runtime(format!("MaxItemsPath: {e}")))?;
+                let path = JsonPath::parse(&p)
+                    .map_err(|e| AslError::runtime(format!("MaxItemsPath: {e}")))?;
                 let v = self.select_path(tid, state, &path, effective)?;
                 match as_integer(&v) {
                     Some(n) if n >= 0 => {
@@ -2532,18 +2607,32 @@ impl Execution {
             if let Some(v) = b.get(name) {
                 return match v {
                     Value::String(e) => {
-                        let t = JsonataTemplate::compile(&Value::String(e.clone())).map_err(AslError::query)?;
+                        let t = JsonataTemplate::compile(&Value::String(e.clone()))
+                            .map_err(AslError::query)?;
                         let states = self.states_object(tid, state, raw, None, None, None, None);
-                        let v = self.eval_jsonata(tid, &states, &t, &format!("ItemBatcher/{name}"), env)?;
-                        as_integer(&v).filter(|n| *n > 0).map(|n| Some(n as u64)).ok_or_else(|| {
-                            AslError::query(format!("ItemBatcher.{name} must be a positive integer, got {}", compact(&v)))
-                        })
+                        let v = self.eval_jsonata(
+                            tid,
+                            &states,
+                            &t,
+                            &format!("ItemBatcher/{name}"),
+                            env,
+                        )?;
+                        as_integer(&v)
+                            .filter(|n| *n > 0)
+                            .map(|n| Some(n as u64))
+                            .ok_or_else(|| {
+                                AslError::query(format!(
+                                    "ItemBatcher.{name} must be a positive integer, got {}",
+                                    compact(&v)
+                                ))
+                            })
                     }
                     other => Ok(other.as_u64()),
                 };
             }
             if let Some(Value::String(p)) = b.get(format!("{name}Path").as_str()) {
-                let path = JsonPath::parse(p).map_err(|e| AslError::runtime(format!("{name}Path: {e}")))?;
+                let path = JsonPath::parse(p)
+                    .map_err(|e| AslError::runtime(format!("{name}Path: {e}")))?;
                 let v = self.select_path(tid, state, &path, effective)?;
                 return match as_integer(&v) {
                     Some(n) if n > 0 => Ok(Some(n as u64)),
@@ -2568,8 +2657,10 @@ impl Execution {
                 Some(self.eval_jsonata(tid, &states, &t, "ItemBatcher/BatchInput", env)?)
             }
             Some(bi) => {
-                let t = crate::asl::template::PayloadTemplate::compile(bi)
-                    .map_err(|(loc, msg)| AslError::runtime(format!("ItemBatcher.BatchInput{loc}: {msg}")))?;
+                let t =
+                    crate::asl::template::PayloadTemplate::compile(bi).map_err(|(loc, msg)| {
+                        AslError::runtime(format!("ItemBatcher.BatchInput{loc}: {msg}"))
+                    })?;
                 Some(self.eval_payload(tid, state, &t, effective, None, None, env)?)
             }
         };
@@ -2591,11 +2682,15 @@ impl Execution {
         env: &Env<'_>,
     ) -> Result<Step, AslError> {
         let reader = match &m.item_reader {
-            Some(r) => Some(self.eval_io_object(tid, state, r, raw, effective, "ItemReader", env)?),
+            Some(r) => {
+                Some(self.eval_io_object(tid, state, r, raw, effective, "ItemReader", env)?)
+            }
             None => None,
         };
         let writer = match &m.result_writer {
-            Some(w) => Some(self.eval_io_object(tid, state, w, raw, effective, "ResultWriter", env)?),
+            Some(w) => {
+                Some(self.eval_io_object(tid, state, w, raw, effective, "ResultWriter", env)?)
+            }
             None => None,
         };
         let (batch_max_items, batch_max_bytes, batch_input) = match &m.item_batcher {
@@ -2607,14 +2702,17 @@ impl Execution {
         let here = self.threads.get(&tid).map(|t| (t.path.clone(), t.state));
         // A redrive re-enters the Map state: it redrives the same Map Run (spec §5.4).
         let redriven = match self.redrive_map_run.take() {
-            Some(prev) if here.as_ref() == Some(&(prev.path.clone(), prev.state)) => Some(prev.map_run_arn),
+            Some(prev) if here.as_ref() == Some(&(prev.path.clone(), prev.state)) => {
+                Some(prev.map_run_arn)
+            }
             _ => None,
         };
         let redrive = redriven.is_some();
         let map_run_arn = redriven.unwrap_or_else(|| {
             format!(
                 "{}/{}:{}",
-                info.state_machine_arn.replacen(":stateMachine:", ":mapRun:", 1),
+                info.state_machine_arn
+                    .replacen(":stateMachine:", ":mapRun:", 1),
                 label,
                 env.entropy.uuid_v4()
             )
@@ -2623,8 +2721,11 @@ impl Execution {
         self.vars(tid).for_each_var(&mut |k, v| {
             vars.insert(k.to_string(), v.clone());
         });
-        let Some(th) = self.threads.get(&tid) else { return Ok(Step::Blocked) };
-        let (path, sid, entered_time, last) = (th.path.clone(), th.state, th.entered_time, th.last_event);
+        let Some(th) = self.threads.get(&tid) else {
+            return Ok(Step::Blocked);
+        };
+        let (path, sid, entered_time, last) =
+            (th.path.clone(), th.state, th.entered_time, th.last_event);
         let run = self.fresh_id();
         let len = items.len();
         let req = MapRunRequest {
@@ -2636,7 +2737,11 @@ impl Execution {
             entered_time,
             labelled_name: format!("{}/{}", info.state_machine_name, label),
             parent: info,
-            items: if m.item_reader.is_some() { None } else { Some(items) },
+            items: if m.item_reader.is_some() {
+                None
+            } else {
+                Some(items)
+            },
             reader,
             writer,
             batching: m.item_batcher.is_some(),
@@ -2644,14 +2749,22 @@ impl Execution {
             batch_max_bytes,
             batch_input,
             settings,
-            express_children: m.processor_config.execution_type == crate::asl::ExecutionType::Express,
+            express_children: m.processor_config.execution_type
+                == crate::asl::ExecutionType::Express,
             effective_input: effective.clone(),
             vars,
             redrive,
         };
-        let started = self.history.emit(last, "MapStateStarted", env.now, || json!({"length": len}));
+        let started =
+            self.history
+                .emit(last, "MapStateStarted", env.now, || json!({"length": len}));
         let arn = map_run_arn.clone();
-        let id = self.history.emit(started, "MapRunStarted", env.now, || json!({"mapRunArn": arn}));
+        let id = self.history.emit(
+            started,
+            "MapRunStarted",
+            env.now,
+            || json!({"mapRunArn": arn}),
+        );
         self.set_last_event(tid, id);
         if let Some(t) = self.threads.get_mut(&tid) {
             t.status = ThreadStatus::InMapRun { run };
@@ -2661,21 +2774,36 @@ impl Execution {
         Ok(Step::Blocked)
     }
 
-    fn on_map_run_ended(&mut self, run: u64, result: Result<Value, (String, String)>, env: &Env<'_>) {
-        let Some((tid, req)) = self.map_runs.remove(&run) else { return };
+    fn on_map_run_ended(
+        &mut self,
+        run: u64,
+        result: Result<Value, (String, String)>,
+        env: &Env<'_>,
+    ) {
+        let Some((tid, req)) = self.map_runs.remove(&run) else {
+            return;
+        };
         let machine = self.machine();
-        let Some(th) = self.threads.get(&tid) else { return };
+        let Some(th) = self.threads.get(&tid) else {
+            return;
+        };
         if !matches!(th.status, ThreadStatus::InMapRun { run: r } if r == run) {
             return;
         }
         let last = th.last_event;
         let m = machine_at(&machine, &th.path);
         let state = m.state(th.state);
-        let StateKind::Map(map) = &state.kind else { return };
+        let StateKind::Map(map) = &state.kind else {
+            return;
+        };
         match result {
             Ok(value) => {
-                let id1 = self.history.emit(last, "MapRunSucceeded", env.now, || Value::Null);
-                let id2 = self.history.emit(id1, "MapStateSucceeded", env.now, || Value::Null);
+                let id1 = self
+                    .history
+                    .emit(last, "MapRunSucceeded", env.now, || Value::Null);
+                let id2 = self
+                    .history
+                    .emit(id1, "MapStateSucceeded", env.now, || Value::Null);
                 self.set_last_event(tid, id1.max(id2));
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.status = ThreadStatus::Ready { retry: true };
@@ -2700,13 +2828,27 @@ impl Execution {
             Err((error, cause)) => {
                 self.failed_map_run = Some(req.clone());
                 let (e2, c2) = (error.clone(), cause.clone());
-                let id1 = self.history.emit(last, "MapRunFailed", env.now, || json!({"error": e2, "cause": c2}));
-                let id2 = self.history.emit(id1, "MapStateFailed", env.now, || Value::Null);
+                let id1 = self.history.emit(
+                    last,
+                    "MapRunFailed",
+                    env.now,
+                    || json!({"error": e2, "cause": c2}),
+                );
+                let id2 = self
+                    .history
+                    .emit(id1, "MapStateFailed", env.now, || Value::Null);
                 self.set_last_event(tid, id2);
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.status = ThreadStatus::Ready { retry: true };
                 }
-                self.state_failed(tid, Failure { error: Some(error), cause: Some(cause) }, env);
+                self.state_failed(
+                    tid,
+                    Failure {
+                        error: Some(error),
+                        cause: Some(cause),
+                    },
+                    env,
+                );
             }
         }
     }
@@ -2718,7 +2860,13 @@ impl Execution {
             return (parent, false);
         }
         let scope = self.fresh_id();
-        self.scopes.insert(scope, VarScope { parent: Some(parent), vars: Map::new() });
+        self.scopes.insert(
+            scope,
+            VarScope {
+                parent: Some(parent),
+                vars: Map::new(),
+            },
+        );
         (scope, true)
     }
 
@@ -2732,16 +2880,36 @@ impl Execution {
     }
 
     fn root_thread(&self) -> Option<u64> {
-        self.threads.iter().find(|(_, t)| t.parent.is_none()).map(|(id, _)| *id)
+        self.threads
+            .iter()
+            .find(|(_, t)| t.parent.is_none())
+            .map(|(id, _)| *id)
     }
 
     /// Remembers where the top-level thread stopped, so a redrive can start there again.
     fn capture_redrive_point(&mut self, root: u64) {
-        let Some(th) = self.threads.get(&root) else { return };
-        let vars = self.scopes.get(&th.scope).map(|s| s.vars.clone()).unwrap_or_default();
-        let in_flight = self.map_runs.values().find(|(t, _)| *t == root).map(|(_, r)| r.clone());
-        let failed = self.failed_map_run.take().filter(|r| r.path.is_empty() && r.state == th.state);
-        let done_slots = th.done_slots.clone().filter(|(s, _)| *s == th.state).map(|(_, d)| d);
+        let Some(th) = self.threads.get(&root) else {
+            return;
+        };
+        let vars = self
+            .scopes
+            .get(&th.scope)
+            .map(|s| s.vars.clone())
+            .unwrap_or_default();
+        let in_flight = self
+            .map_runs
+            .values()
+            .find(|(t, _)| *t == root)
+            .map(|(_, r)| r.clone());
+        let failed = self
+            .failed_map_run
+            .take()
+            .filter(|r| r.path.is_empty() && r.state == th.state);
+        let done_slots = th
+            .done_slots
+            .clone()
+            .filter(|(s, _)| *s == th.state)
+            .map(|(_, d)| d);
         self.redrive_point = Some(RedrivePoint {
             state: th.state,
             input: Value::clone(&th.input),
@@ -2756,14 +2924,18 @@ impl Execution {
     pub fn redrivable(&self) -> Result<(), String> {
         match self.status {
             ExecutionStatus::Running => Err("Execution is RUNNING and cannot be redriven".into()),
-            ExecutionStatus::Succeeded => Err("Execution is SUCCEEDED and cannot be redriven".into()),
+            ExecutionStatus::Succeeded => {
+                Err("Execution is SUCCEEDED and cannot be redriven".into())
+            }
             _ if self.info.execution_type == crate::asl::ExecutionType::Express => {
                 Err("Express executions cannot be redriven".into())
             }
-            _ if self.info.redrive_count >= MAX_EXECUTION_REDRIVES => {
-                Err(format!("Execution has been redriven {MAX_EXECUTION_REDRIVES} times, the maximum"))
+            _ if self.info.redrive_count >= MAX_EXECUTION_REDRIVES => Err(format!(
+                "Execution has been redriven {MAX_EXECUTION_REDRIVES} times, the maximum"
+            )),
+            _ if self.redrive_point.is_none() => {
+                Err("Execution has no state to redrive from".into())
             }
-            _ if self.redrive_point.is_none() => Err("Execution has no state to redrive from".into()),
             _ => Ok(()),
         }
     }
@@ -2772,7 +2944,9 @@ impl Execution {
     /// input it had, retry counters reset; states that had succeeded are not re-run. A
     /// Distributed Map redrives its Map Run; a Parallel or inline Map re-runs as a whole.
     fn redrive(&mut self, env: &Env<'_>) {
-        let Some(point) = self.redrive_point.take() else { return };
+        let Some(point) = self.redrive_point.take() else {
+            return;
+        };
         self.info.redrive_count += 1;
         self.info.redrive_time = Some(env.now);
         self.status = ExecutionStatus::Running;
@@ -2782,15 +2956,30 @@ impl Execution {
         self.stop_time = None;
         let count = self.info.redrive_count;
         let last = self.history.last_id;
-        let redriven = self.history.emit(last, "ExecutionRedriven", env.now, || json!({"redriveCount": count}));
+        let redriven = self.history.emit(
+            last,
+            "ExecutionRedriven",
+            env.now,
+            || json!({"redriveCount": count}),
+        );
         if let Some(secs) = self.machine().timeout_seconds {
             let timer = self.fresh_id();
-            self.add_timer(timer, TimerPurpose::ExecutionTimeout, env.now + Duration::seconds(secs as i64));
+            self.add_timer(
+                timer,
+                TimerPurpose::ExecutionTimeout,
+                env.now + Duration::seconds(secs as i64),
+            );
         }
         self.redrive_map_run = point.map_run;
         self.redrive_slots = point.done_slots.map(|d| (point.state, d));
         let scope = self.fresh_id();
-        self.scopes.insert(scope, VarScope { parent: None, vars: point.vars });
+        self.scopes.insert(
+            scope,
+            VarScope {
+                parent: None,
+                vars: point.vars,
+            },
+        );
         let tid = self.fresh_id();
         self.threads.insert(
             tid,
@@ -2843,7 +3032,12 @@ impl Execution {
             vars.insert(k.to_string(), v.clone());
         });
         let info = self.info_for(tid);
-        let lean = super::lean::LeanEnv { info, vars: &vars, entropy: env.entropy, now: env.now };
+        let lean = super::lean::LeanEnv {
+            info,
+            vars: &vars,
+            entropy: env.entropy,
+            now: env.now,
+        };
         let processor = &m.item_processor;
         let run_slice = |first: usize, slice: &[Value]| -> Option<(Vec<Value>, u64)> {
             let mut out = Vec::with_capacity(slice.len());
@@ -2852,7 +3046,8 @@ impl Execution {
                 let input = match &m.item_selector {
                     Some(Template::JsonPath(t)) => {
                         let map_item = json!({"Index": first + i, "Value": item});
-                        self.eval_payload(tid, state, t, effective_input, None, Some(map_item), env).ok()?
+                        self.eval_payload(tid, state, t, effective_input, None, Some(map_item), env)
+                            .ok()?
                     }
                     Some(Template::Jsonata(_)) => return None,
                     None => item.clone(),
@@ -2864,14 +3059,20 @@ impl Execution {
             }
             Some((out, events))
         };
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(16);
         if !self.parallel || workers < 2 || items.len() < PARALLEL_MIN_ITEMS {
             return run_slice(0, items);
         }
         let chunk = items.len().div_ceil(workers * 8).max(64);
         // CPU-bound: rayon spreads the slices over the cores.
-        let outcomes: Vec<Option<(Vec<Value>, u64)>> =
-            items.par_chunks(chunk).enumerate().map(|(n, slice)| run_slice(n * chunk, slice)).collect();
+        let outcomes: Vec<Option<(Vec<Value>, u64)>> = items
+            .par_chunks(chunk)
+            .enumerate()
+            .map(|(n, slice)| run_slice(n * chunk, slice))
+            .collect();
         let mut results = Vec::with_capacity(items.len());
         let mut events = 0;
         for o in outcomes {
@@ -2895,13 +3096,25 @@ impl Execution {
         m: &crate::asl::Map,
         env: &Env<'_>,
     ) -> Option<(Vec<Value>, u64)> {
-        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(16);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(16);
         if workers < 2 {
             return None;
         }
         let th = self.threads.get(&tid)?;
-        let ThreadStatus::Children(ch) = &th.status else { return None };
-        let ChildKind::Map { items, effective_input, .. } = &ch.kind else { return None };
+        let ThreadStatus::Children(ch) = &th.status else {
+            return None;
+        };
+        let ChildKind::Map {
+            items,
+            effective_input,
+            ..
+        } = &ch.kind
+        else {
+            return None;
+        };
         let machine = Arc::new(iterations_machine(state, m));
         let mut vars = Map::new();
         self.vars(tid).for_each_var(&mut |k, v| {
@@ -2923,12 +3136,30 @@ impl Execution {
                             let input = match &m.item_selector {
                                 Some(Template::JsonPath(t)) => {
                                     let map_item = json!({"Index": index, "Value": item});
-                                    self.eval_payload(tid, state, t, effective_input, None, Some(map_item), env).ok()?
+                                    self.eval_payload(
+                                        tid,
+                                        state,
+                                        t,
+                                        effective_input,
+                                        None,
+                                        Some(map_item),
+                                        env,
+                                    )
+                                    .ok()?
                                 }
                                 Some(Template::Jsonata(t)) => {
                                     let map_item = json!({"Index": index, "Value": item});
-                                    let states = self.states_object(tid, state, effective_input, None, None, None, Some(map_item));
-                                    self.eval_jsonata(tid, &states, t, "ItemSelector", env).ok()?
+                                    let states = self.states_object(
+                                        tid,
+                                        state,
+                                        effective_input,
+                                        None,
+                                        None,
+                                        None,
+                                        Some(map_item),
+                                    );
+                                    self.eval_jsonata(tid, &states, t, "ItemSelector", env)
+                                        .ok()?
                                 }
                                 None => item.clone(),
                             };
@@ -2953,7 +3184,10 @@ impl Execution {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().ok().flatten())
+                .collect()
         });
         let mut results = Vec::with_capacity(items.len());
         let mut events = 0;
@@ -2996,12 +3230,15 @@ impl Execution {
             let index = ch.next_to_start;
             if ch.results.get(index).is_some_and(Option::is_some) {
                 // Finished before a redrive: not run again.
-                if let Some(ThreadStatus::Children(ch)) = self.threads.get_mut(&tid).map(|t| &mut t.status) {
+                if let Some(ThreadStatus::Children(ch)) =
+                    self.threads.get_mut(&tid).map(|t| &mut t.status)
+                {
                     ch.next_to_start += 1;
                 }
                 continue;
             }
-            let (path, scope, sid, last_event) = (th.path.clone(), th.scope, th.state, ch.last_event);
+            let (path, scope, sid, last_event) =
+                (th.path.clone(), th.scope, th.state, ch.last_event);
             let child_input = match &m.item_selector {
                 Some(Template::JsonPath(t)) => {
                     let map_item = json!({"Index": index, "Value": items[index]});
@@ -3377,7 +3614,11 @@ impl Execution {
                 p.caught(ci, f.error.clone(), f.cause.clone());
             }
             let error_output = json!({"Error": f.error, "Cause": f.cause});
-            let raw = self.threads.get(&tid).map(|t| t.input.clone()).unwrap_or_default();
+            let raw = self
+                .threads
+                .get(&tid)
+                .map(|t| t.input.clone())
+                .unwrap_or_default();
             let r = (|| -> Result<Step, AslError> {
                 if lang_is_jsonata(state) {
                     let states =
@@ -3405,8 +3646,11 @@ impl Execution {
                     Some(a) => self.eval_assign(tid, state, a, &error_output, None, env)?,
                     None => Map::new(),
                 };
-                let output =
-                    self.apply_result_path(&c.result_path, shared_value(&raw, &c.result_path), error_output.clone())?;
+                let output = self.apply_result_path(
+                    &c.result_path,
+                    shared_value(&raw, &c.result_path),
+                    error_output.clone(),
+                )?;
                 Ok(self.exit_state(
                     tid,
                     state,
@@ -3436,7 +3680,6 @@ fn as_integer(v: &Value) -> Option<i64> {
         _ => None,
     }
 }
-
 
 /// Whether a retrier's/catcher's `ErrorEquals` matches an error.
 fn error_matches(list: &[String], name: &ErrorName, is_task: bool) -> bool {
@@ -3503,7 +3746,9 @@ fn state_reads_context(state: &State) -> bool {
         }
         StateKind::Choice(c) => {
             io(&c.io)
-                || c.choices.iter().any(|b| b.rule.uses_context() || t(&b.output) || tm(&b.assign))
+                || c.choices
+                    .iter()
+                    .any(|b| b.rule.uses_context() || t(&b.output) || tm(&b.assign))
         }
         StateKind::Wait(w) => {
             io(&w.io)
@@ -3545,8 +3790,12 @@ fn yes() -> bool {
 /// Fail, and inline Maps and Parallels made of those.
 pub(crate) fn is_pure(machine: &StateMachine) -> bool {
     machine.states.iter().all(|st| match &st.kind {
-        StateKind::Pass(_) | StateKind::Choice(_) | StateKind::Succeed(_) | StateKind::Fail(_) => true,
-        StateKind::Map(m) => m.processor_config.mode == ProcessorMode::Inline && is_pure(&m.item_processor),
+        StateKind::Pass(_) | StateKind::Choice(_) | StateKind::Succeed(_) | StateKind::Fail(_) => {
+            true
+        }
+        StateKind::Map(m) => {
+            m.processor_config.mode == ProcessorMode::Inline && is_pure(&m.item_processor)
+        }
         StateKind::Parallel(p) => p.branches.iter().all(is_pure),
         StateKind::Task(_) | StateKind::Wait(_) => false,
     })
@@ -3599,9 +3848,13 @@ fn assigns(machine: &StateMachine) -> bool {
         StateKind::Pass(p) => p.io.assign.is_some(),
         StateKind::Succeed(_) | StateKind::Fail(_) => false,
         StateKind::Wait(w) => w.io.assign.is_some(),
-        StateKind::Choice(c) => c.io.assign.is_some() || c.choices.iter().any(|b| b.assign.is_some()),
+        StateKind::Choice(c) => {
+            c.io.assign.is_some() || c.choices.iter().any(|b| b.assign.is_some())
+        }
         StateKind::Task(t) => t.io.assign.is_some() || catch(&t.catch),
-        StateKind::Parallel(p) => p.io.assign.is_some() || catch(&p.catch) || p.branches.iter().any(assigns),
+        StateKind::Parallel(p) => {
+            p.io.assign.is_some() || catch(&p.catch) || p.branches.iter().any(assigns)
+        }
         StateKind::Map(m) => m.io.assign.is_some() || catch(&m.catch) || assigns(&m.item_processor),
     })
 }

@@ -60,11 +60,16 @@ pub(crate) struct CsvParser {
 
 impl CsvParser {
     pub fn new(delimiter: u8) -> Self {
-        CsvParser { delimiter, field: Vec::new(), fields: Vec::new() }
+        CsvParser {
+            delimiter,
+            field: Vec::new(),
+            fields: Vec::new(),
+        }
     }
 
     fn push_field(&mut self) {
-        self.fields.push(String::from_utf8_lossy(&self.field).into_owned());
+        self.fields
+            .push(String::from_utf8_lossy(&self.field).into_owned());
         self.field.clear();
     }
 
@@ -82,7 +87,10 @@ impl CsvParser {
         let d = self.delimiter;
         loop {
             // One record (possibly an empty line, which is skipped).
-            let start = RecordStart { offset: src.offset, line: src.line };
+            let start = RecordStart {
+                offset: src.offset,
+                line: src.line,
+            };
             let mut st = St::FieldStart;
             let mut used: usize = 0;
             let mut ended = false;
@@ -117,7 +125,8 @@ impl CsvParser {
                             }
                             b'\n' => {
                                 if any || !self.fields.is_empty() {
-                                    self.fields.push(String::from_utf8_lossy(&self.field).into_owned());
+                                    self.fields
+                                        .push(String::from_utf8_lossy(&self.field).into_owned());
                                     self.field.clear();
                                 }
                                 i += 1;
@@ -126,13 +135,15 @@ impl CsvParser {
                             }
                             b'\r' => {
                                 if any || !self.fields.is_empty() {
-                                    self.fields.push(String::from_utf8_lossy(&self.field).into_owned());
+                                    self.fields
+                                        .push(String::from_utf8_lossy(&self.field).into_owned());
                                     self.field.clear();
                                 }
                                 st = St::CrSeen;
                             }
                             _ if b == d => {
-                                self.fields.push(String::from_utf8_lossy(&self.field).into_owned());
+                                self.fields
+                                    .push(String::from_utf8_lossy(&self.field).into_owned());
                                 self.field.clear();
                                 any = true;
                             }
@@ -144,21 +155,24 @@ impl CsvParser {
                         },
                         St::Unquoted => match b {
                             b'\n' => {
-                                self.fields.push(String::from_utf8_lossy(&self.field).into_owned());
+                                self.fields
+                                    .push(String::from_utf8_lossy(&self.field).into_owned());
                                 self.field.clear();
                                 i += 1;
                                 ended = true;
                                 break;
                             }
                             b'\r' => {
-                                self.fields.push(String::from_utf8_lossy(&self.field).into_owned());
+                                self.fields
+                                    .push(String::from_utf8_lossy(&self.field).into_owned());
                                 self.field.clear();
                                 st = St::CrSeen;
                             }
                             b'\\' => st = St::Escape { quoted: false },
                             b'"' => st = St::UnquotedQuote,
                             _ if b == d => {
-                                self.fields.push(String::from_utf8_lossy(&self.field).into_owned());
+                                self.fields
+                                    .push(String::from_utf8_lossy(&self.field).into_owned());
                                 self.field.clear();
                                 st = St::FieldStart;
                             }
@@ -296,7 +310,12 @@ impl CsvObject {
             }
             (CsvHeader::FirstRow, h) => h.map(Arc::new),
         };
-        Ok(CsvObject { src, parser: CsvParser::new(delimiter), mode, header })
+        Ok(CsvObject {
+            src,
+            parser: CsvParser::new(delimiter),
+            mode,
+            header,
+        })
     }
 
     /// The header comes from the object (and so belongs in checkpoints).
@@ -307,13 +326,22 @@ impl CsvObject {
     pub fn next_value(&mut self, index: u64) -> Result<Option<Value>, ReaderError> {
         if self.header.is_none() {
             if self.mode != CsvHeader::FirstRow {
-                return Err(ReaderError::BadResume { message: "CSV header missing".into() });
+                return Err(ReaderError::BadResume {
+                    message: "CSV header missing".into(),
+                });
             }
-            self.src.skip_bom().map_err(|e| self.src.io_error(e, None))?;
+            self.src
+                .skip_bom()
+                .map_err(|e| self.src.io_error(e, None))?;
             let uri = self.src.uri.clone();
-            let too_big =
-                move |_at: Location| ReaderError::HeaderTooLarge { uri: uri.clone(), limit: MAX_CSV_HEADER_BYTES };
-            match self.parser.read_record(&mut self.src, MAX_CSV_HEADER_BYTES, None, &too_big)? {
+            let too_big = move |_at: Location| ReaderError::HeaderTooLarge {
+                uri: uri.clone(),
+                limit: MAX_CSV_HEADER_BYTES,
+            };
+            match self
+                .parser
+                .read_record(&mut self.src, MAX_CSV_HEADER_BYTES, None, &too_big)?
+            {
                 None => return Ok(None),
                 Some(_) => {
                     let h = std::mem::take(&mut self.parser.fields);
@@ -322,10 +350,18 @@ impl CsvObject {
                 }
             }
         } else if self.src.offset == 0 {
-            self.src.skip_bom().map_err(|e| self.src.io_error(e, None))?;
+            self.src
+                .skip_bom()
+                .map_err(|e| self.src.io_error(e, None))?;
         }
-        let too_big = |at: Location| ReaderError::ItemTooLarge { at, limit: MAX_ITEM_BYTES };
-        match self.parser.read_record(&mut self.src, MAX_ITEM_BYTES, Some(index), &too_big)? {
+        let too_big = |at: Location| ReaderError::ItemTooLarge {
+            at,
+            limit: MAX_ITEM_BYTES,
+        };
+        match self
+            .parser
+            .read_record(&mut self.src, MAX_ITEM_BYTES, Some(index), &too_big)?
+        {
             None => Ok(None),
             Some(_) => {
                 let header = self.header.clone().unwrap_or_default();
@@ -342,7 +378,12 @@ mod tests {
     use std::io::Cursor;
 
     fn src(text: &[u8]) -> ByteSource {
-        ByteSource::new(Some(Box::new(Cursor::new(text.to_vec()))), 0, 1, "s3://b/f.csv".into())
+        ByteSource::new(
+            Some(Box::new(Cursor::new(text.to_vec()))),
+            0,
+            1,
+            "s3://b/f.csv".into(),
+        )
     }
 
     fn records(text: &str, d: u8) -> Vec<Vec<String>> {
@@ -350,7 +391,11 @@ mod tests {
         let mut p = CsvParser::new(d);
         let mut out = Vec::new();
         let lim = |at: Location| ReaderError::ItemTooLarge { at, limit: 0 };
-        while p.read_record(&mut s, 1 << 20, None, &lim).unwrap().is_some() {
+        while p
+            .read_record(&mut s, 1 << 20, None, &lim)
+            .unwrap()
+            .is_some()
+        {
             out.push(p.fields.clone());
         }
         out
@@ -392,10 +437,26 @@ mod tests {
 
     #[test]
     fn observed_typed_and_empty_headers() {
-        let got = items("0,True,{}\nValue4,Value5,Value6\n", CsvHeader::FirstRow, b',').unwrap();
-        assert_eq!(got, vec![json!({"0":"Value4","True":"Value5","{}":"Value6"})]);
-        let got = items("H1,\nValue4,Value5,Value6\n,,,\n", CsvHeader::FirstRow, b',').unwrap();
-        assert_eq!(got, vec![json!({"H1":"Value4","":"Value5"}), json!({"H1":"","":""})]);
+        let got = items(
+            "0,True,{}\nValue4,Value5,Value6\n",
+            CsvHeader::FirstRow,
+            b',',
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![json!({"0":"Value4","True":"Value5","{}":"Value6"})]
+        );
+        let got = items(
+            "H1,\nValue4,Value5,Value6\n,,,\n",
+            CsvHeader::FirstRow,
+            b',',
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![json!({"H1":"Value4","":"Value5"}), json!({"H1":"","":""})]
+        );
         // Key order follows the header.
         let keys: Vec<String> = got[0].as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, vec!["H1", ""]);
@@ -455,7 +516,10 @@ mod tests {
             vec![r(&["C:\\Program Files\\MyApp.exe", "6534512"])]
         );
         // `\,` is data, `\"` is a quote, `\x` drops the backslash.
-        assert_eq!(records("a\\,b,c\\\"d,e\\xf\n", b','), vec![r(&["a,b", "c\"d", "exf"])]);
+        assert_eq!(
+            records("a\\,b,c\\\"d,e\\xf\n", b','),
+            vec![r(&["a,b", "c\"d", "exf"])]
+        );
         // Inside quotes too; the escaped quote does not close the field.
         assert_eq!(records("\"a\\\"b,c\",d\n", b','), vec![r(&["a\"b,c", "d"])]);
         // The delimiter is what can be escaped: with PIPE, `\,` drops the backslash.
@@ -473,14 +537,26 @@ mod tests {
         assert_eq!(records("ab\"c,d\n", b','), vec![r(&["ab\"c", "d"])]);
         assert_eq!(records("\"ab\"cd,e\n", b','), vec![r(&["abcd", "e"])]);
         assert_eq!(records("a\"", b','), vec![r(&["a\""])]);
-        assert_eq!(records("\"multi\nline\",2\n3,4", b','), vec![r(&["multi\nline", "2"]), r(&["3", "4"])]);
+        assert_eq!(
+            records("\"multi\nline\",2\n3,4", b','),
+            vec![r(&["multi\nline", "2"]), r(&["3", "4"])]
+        );
     }
 
     #[test]
     fn line_endings_and_blank_lines() {
-        assert_eq!(records("a,b\r\nc,d\r\n", b','), vec![r(&["a", "b"]), r(&["c", "d"])]);
-        assert_eq!(records("a,b\rc,d", b','), vec![r(&["a", "b"]), r(&["c", "d"])]);
-        assert_eq!(records("\n\na\n\n\r\nb\n\n", b','), vec![r(&["a"]), r(&["b"])]);
+        assert_eq!(
+            records("a,b\r\nc,d\r\n", b','),
+            vec![r(&["a", "b"]), r(&["c", "d"])]
+        );
+        assert_eq!(
+            records("a,b\rc,d", b','),
+            vec![r(&["a", "b"]), r(&["c", "d"])]
+        );
+        assert_eq!(
+            records("\n\na\n\n\r\nb\n\n", b','),
+            vec![r(&["a"]), r(&["b"])]
+        );
         assert_eq!(records("", b','), Vec::<Vec<String>>::new());
         assert_eq!(records(",\n", b','), vec![r(&["", ""])]);
         assert_eq!(records("x,", b','), vec![r(&["x", ""])]);
@@ -491,27 +567,42 @@ mod tests {
         assert_eq!(records("a|b|c\n", b'|'), vec![r(&["a", "b", "c"])]);
         assert_eq!(records("a;b,c\n", b';'), vec![r(&["a", "b,c"])]);
         assert_eq!(records("a b  c\n", b' '), vec![r(&["a", "b", "", "c"])]);
-        assert_eq!(records("a\tb\t\"c\td\"\n", b'\t'), vec![r(&["a", "b", "c\td"])]);
+        assert_eq!(
+            records("a\tb\t\"c\td\"\n", b'\t'),
+            vec![r(&["a", "b", "c\td"])]
+        );
     }
 
     #[test]
     fn unterminated_quote_names_position() {
         let e = items("h1,h2\nok,1\n\"open,2\nmore\n", CsvHeader::FirstRow, b',').unwrap_err();
         match &e {
-            ReaderError::Malformed { format: Format::Csv, at, .. } => {
+            ReaderError::Malformed {
+                format: Format::Csv,
+                at,
+                ..
+            } => {
                 assert_eq!(at.line, Some(3));
                 assert_eq!(at.offset, Some(11));
                 assert_eq!(at.index, Some(1));
             }
             other => panic!("{other:?}"),
         }
-        assert!(e.cause().contains("s3://b/f.csv (line 3, byte offset 11, item index 1)"), "{}", e.cause());
+        assert!(
+            e.cause()
+                .contains("s3://b/f.csv (line 3, byte offset 11, item index 1)"),
+            "{}",
+            e.cause()
+        );
     }
 
     #[test]
     fn limits() {
         let big_header = format!("{}\n1\n", "h".repeat(MAX_CSV_HEADER_BYTES + 1));
-        assert!(matches!(items(&big_header, CsvHeader::FirstRow, b','), Err(ReaderError::HeaderTooLarge { .. })));
+        assert!(matches!(
+            items(&big_header, CsvHeader::FirstRow, b','),
+            Err(ReaderError::HeaderTooLarge { .. })
+        ));
         let big_row = format!("h\n{}\n", "x".repeat(MAX_ITEM_BYTES + 1));
         match items(&big_row, CsvHeader::FirstRow, b',') {
             Err(ReaderError::ItemTooLarge { at, .. }) => {
@@ -535,8 +626,17 @@ mod tests {
 
     #[test]
     fn header_only_and_empty() {
-        assert_eq!(items("h1,h2\n", CsvHeader::FirstRow, b',').unwrap(), Vec::<Value>::new());
-        assert_eq!(items("", CsvHeader::FirstRow, b',').unwrap(), Vec::<Value>::new());
-        assert_eq!(items("", CsvHeader::Given(r(&["a"])), b',').unwrap(), Vec::<Value>::new());
+        assert_eq!(
+            items("h1,h2\n", CsvHeader::FirstRow, b',').unwrap(),
+            Vec::<Value>::new()
+        );
+        assert_eq!(
+            items("", CsvHeader::FirstRow, b',').unwrap(),
+            Vec::<Value>::new()
+        );
+        assert_eq!(
+            items("", CsvHeader::Given(r(&["a"])), b',').unwrap(),
+            Vec::<Value>::new()
+        );
     }
 }

@@ -106,7 +106,11 @@ pub enum ReaderError {
     Io { at: Location, message: String },
     /// The object is not valid for its `InputType`.
     #[error("Malformed {format} in {at}: {message}")]
-    Malformed { format: Format, at: Location, message: String },
+    Malformed {
+        format: Format,
+        at: Location,
+        message: String,
+    },
     /// The JSON node to iterate is not an array (observed cause text).
     #[error("Attempting to map over non-iterable node.")]
     NonIterable { uri: String },
@@ -120,7 +124,9 @@ pub enum ReaderError {
     #[error("The CSV header of {uri} exceeds the maximum header size of {limit} bytes")]
     HeaderTooLarge { uri: String, limit: usize },
     /// An external compression other than gzip and zstd.
-    #[error("The object {uri} is compressed with {kind}, which is not supported: use GZIP or ZSTD")]
+    #[error(
+        "The object {uri} is compressed with {kind}, which is not supported: use GZIP or ZSTD"
+    )]
     UnsupportedCompression { uri: String, kind: String },
     /// A Parquet footer larger than 5 MB.
     #[error("The Parquet footer of {uri} is {size} bytes, over the limit of {limit} bytes")]
@@ -145,7 +151,10 @@ impl ReaderError {
     }
 
     pub(crate) fn store(bucket: &str, key: &str, source: StoreError) -> Self {
-        ReaderError::Store { uri: s3_uri(bucket, key), source }
+        ReaderError::Store {
+            uri: s3_uri(bucket, key),
+            source,
+        }
     }
 }
 

@@ -58,11 +58,22 @@ enum Scan {
 impl JsonObject {
     /// A fresh read (`container: None`) or a resumed one (after an element of `container`).
     pub fn new(src: ByteSource, pointer: Option<String>, container: Option<JsonContainer>) -> Self {
-        JsonObject { src, pointer, container, first: false, done: false, buf: Vec::new() }
+        JsonObject {
+            src,
+            pointer,
+            container,
+            first: false,
+            done: false,
+            buf: Vec::new(),
+        }
     }
 
     fn malformed(&self, message: impl Into<String>, index: Option<u64>) -> ReaderError {
-        ReaderError::Malformed { format: Format::Json, at: self.src.location(index), message: message.into() }
+        ReaderError::Malformed {
+            format: Format::Json,
+            at: self.src.location(index),
+            message: message.into(),
+        }
     }
 
     fn io(&self, e: std::io::Error, index: Option<u64>) -> ReaderError {
@@ -103,7 +114,12 @@ impl JsonObject {
 
     /// Consumes one JSON value starting at the next byte (whitespace already skipped). When
     /// `capture`, its bytes go to `self.buf` (at most `limit`).
-    fn scan_value(&mut self, capture: bool, limit: usize, index: Option<u64>) -> Result<Scan, ReaderError> {
+    fn scan_value(
+        &mut self,
+        capture: bool,
+        limit: usize,
+        index: Option<u64>,
+    ) -> Result<Scan, ReaderError> {
         self.buf.clear();
         let start = self.src.location(index);
         let first = match self.src.peek().map_err(|e| self.io(e, index))? {
@@ -122,7 +138,11 @@ impl JsonObject {
             };
             if chunk.is_empty() {
                 // A scalar may end at the end of input; anything else is cut short.
-                return Ok(if scalar && total > 0 { Scan::Value } else { Scan::Eof });
+                return Ok(if scalar && total > 0 {
+                    Scan::Value
+                } else {
+                    Scan::Eof
+                });
             }
             let mut end: Option<usize> = None;
             for (i, &b) in chunk.iter().enumerate() {
@@ -178,7 +198,10 @@ impl JsonObject {
                 if total == 0 && scalar {
                     // Nothing that can start a value.
                     let b = self.src.peek().ok().flatten();
-                    return Err(self.malformed(format!("expected a JSON value but found {}", Self::describe(b)), index));
+                    return Err(self.malformed(
+                        format!("expected a JSON value but found {}", Self::describe(b)),
+                        index,
+                    ));
                 }
                 return Ok(Scan::Value);
             }
@@ -191,7 +214,10 @@ impl JsonObject {
                 self.src.consume(1);
                 Ok(())
             }
-            other => Err(self.malformed(format!("expected {what} but found {}", Self::describe(other)), index)),
+            other => Err(self.malformed(
+                format!("expected {what} but found {}", Self::describe(other)),
+                index,
+            )),
         }
     }
 
@@ -200,16 +226,21 @@ impl JsonObject {
         match self.peek_token(index)? {
             Some(b'"') => {}
             other => {
-                return Err(self.malformed(format!("expected an object key but found {}", Self::describe(other)), index))
+                return Err(self.malformed(
+                    format!("expected an object key but found {}", Self::describe(other)),
+                    index,
+                ))
             }
         }
         let at = self.src.location(index);
         match self.scan_value(true, MAX_ITEM_BYTES, index)? {
-            Scan::Value => serde_json::from_slice::<String>(&self.buf).map_err(|e| ReaderError::Malformed {
-                format: Format::Json,
-                at,
-                message: format!("invalid object key: {e}"),
-            }),
+            Scan::Value => {
+                serde_json::from_slice::<String>(&self.buf).map_err(|e| ReaderError::Malformed {
+                    format: Format::Json,
+                    at,
+                    message: format!("invalid object key: {e}"),
+                })
+            }
             Scan::Eof => Err(self.malformed("unexpected end of the object inside a key", index)),
         }
     }
@@ -226,9 +257,16 @@ impl JsonObject {
         self.src.skip_bom().map_err(|e| self.io(e, None))?;
         let pointer = self.pointer.clone();
         if let Some(p) = &pointer {
-            let tokens: Vec<String> = p.split('/').skip(1).map(|t| t.replace("~1", "/").replace("~0", "~")).collect();
+            let tokens: Vec<String> = p
+                .split('/')
+                .skip(1)
+                .map(|t| t.replace("~1", "/").replace("~0", "~"))
+                .collect();
             let uri = self.src.uri.clone();
-            let not_found = || ReaderError::PointerNotFound { pointer: p.clone(), uri: uri.clone() };
+            let not_found = || ReaderError::PointerNotFound {
+                pointer: p.clone(),
+                uri: uri.clone(),
+            };
             for token in &tokens {
                 match self.peek_token(None)? {
                     Some(b'{') => {
@@ -254,7 +292,10 @@ impl JsonObject {
                                 Some(b'}') => break,
                                 other => {
                                     return Err(self.malformed(
-                                        format!("expected ',' or '}}' but found {}", Self::describe(other)),
+                                        format!(
+                                            "expected ',' or '}}' but found {}",
+                                            Self::describe(other)
+                                        ),
                                         None,
                                     ))
                                 }
@@ -276,7 +317,9 @@ impl JsonObject {
                         } else {
                             None
                         };
-                        let Some(idx) = idx else { return Err(not_found()) };
+                        let Some(idx) = idx else {
+                            return Err(not_found());
+                        };
                         if self.peek_token(None)? == Some(b']') {
                             return Err(not_found());
                         }
@@ -293,7 +336,10 @@ impl JsonObject {
                                 Some(b']') => return Err(not_found()),
                                 other => {
                                     return Err(self.malformed(
-                                        format!("expected ',' or ']' but found {}", Self::describe(other)),
+                                        format!(
+                                            "expected ',' or ']' but found {}",
+                                            Self::describe(other)
+                                        ),
                                         None,
                                     ))
                                 }
@@ -316,10 +362,15 @@ impl JsonObject {
             }
             None => return Err(self.malformed("the object is empty", None)),
             Some(b'{' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') => {
-                return Err(ReaderError::NonIterable { uri: self.src.uri.clone() })
+                return Err(ReaderError::NonIterable {
+                    uri: self.src.uri.clone(),
+                })
             }
             other => {
-                return Err(self.malformed(format!("expected a JSON value but found {}", Self::describe(other)), None))
+                return Err(self.malformed(
+                    format!("expected a JSON value but found {}", Self::describe(other)),
+                    None,
+                ))
             }
         }
         self.first = true;
@@ -327,7 +378,10 @@ impl JsonObject {
     }
 
     /// The next element (and its key when iterating an object).
-    pub fn next_entry(&mut self, index: u64) -> Result<Option<(Value, Option<String>)>, ReaderError> {
+    pub fn next_entry(
+        &mut self,
+        index: u64,
+    ) -> Result<Option<(Value, Option<String>)>, ReaderError> {
         if self.done {
             return Ok(None);
         }
@@ -336,7 +390,11 @@ impl JsonObject {
             return self.next_entry(index);
         };
         let ix = Some(index);
-        let close = if container == JsonContainer::Array { b']' } else { b'}' };
+        let close = if container == JsonContainer::Array {
+            b']'
+        } else {
+            b'}'
+        };
         let next = self.peek_token(ix)?;
         if self.first {
             if next == Some(close) {
@@ -353,8 +411,15 @@ impl JsonObject {
                     return Ok(None);
                 }
                 other => {
-                    let want = if container == JsonContainer::Array { "',' or ']'" } else { "',' or '}'" };
-                    return Err(self.malformed(format!("expected {want} but found {}", Self::describe(other)), ix));
+                    let want = if container == JsonContainer::Array {
+                        "',' or ']'"
+                    } else {
+                        "',' or '}'"
+                    };
+                    return Err(self.malformed(
+                        format!("expected {want} but found {}", Self::describe(other)),
+                        ix,
+                    ));
                 }
             }
         }
@@ -369,7 +434,13 @@ impl JsonObject {
         match self.peek_token(ix)? {
             None => return Err(self.malformed("unexpected end of the object", ix)),
             Some(b) if b == close || b == b',' => {
-                return Err(self.malformed(format!("expected a JSON value but found {}", Self::describe(Some(b))), ix))
+                return Err(self.malformed(
+                    format!(
+                        "expected a JSON value but found {}",
+                        Self::describe(Some(b))
+                    ),
+                    ix,
+                ))
             }
             Some(_) => {}
         }
@@ -382,7 +453,11 @@ impl JsonObject {
             }),
             Scan::Value => match serde_json::from_slice::<Value>(&self.buf) {
                 Ok(v) => Ok(Some((v, key))),
-                Err(e) => Err(ReaderError::Malformed { format: Format::Json, at, message: e.to_string() }),
+                Err(e) => Err(ReaderError::Malformed {
+                    format: Format::Json,
+                    at,
+                    message: e.to_string(),
+                }),
             },
         }
     }
@@ -396,12 +471,17 @@ pub(crate) struct JsonlObject {
 
 impl JsonlObject {
     pub fn new(src: ByteSource) -> Self {
-        JsonlObject { src, line: Vec::new() }
+        JsonlObject {
+            src,
+            line: Vec::new(),
+        }
     }
 
     pub fn next_value(&mut self, index: u64) -> Result<Option<Value>, ReaderError> {
         if self.src.offset == 0 {
-            self.src.skip_bom().map_err(|e| self.src.io_error(e, Some(index)))?;
+            self.src
+                .skip_bom()
+                .map_err(|e| self.src.io_error(e, Some(index)))?;
         }
         loop {
             let at = self.src.location(Some(index));
@@ -417,7 +497,10 @@ impl JsonlObject {
                     None => (chunk.len(), false),
                 };
                 if self.line.len() + n > MAX_ITEM_BYTES {
-                    return Err(ReaderError::ItemTooLarge { at, limit: MAX_ITEM_BYTES });
+                    return Err(ReaderError::ItemTooLarge {
+                        at,
+                        limit: MAX_ITEM_BYTES,
+                    });
                 }
                 self.line.extend_from_slice(&chunk[..n]);
                 self.src.consume(n + usize::from(nl));
@@ -435,7 +518,11 @@ impl JsonlObject {
             }
             return match serde_json::from_slice::<Value>(text) {
                 Ok(v) => Ok(Some(v)),
-                Err(e) => Err(ReaderError::Malformed { format: Format::Jsonl, at, message: e.to_string() }),
+                Err(e) => Err(ReaderError::Malformed {
+                    format: Format::Jsonl,
+                    at,
+                    message: e.to_string(),
+                }),
             };
         }
     }
@@ -457,7 +544,11 @@ mod tests {
     }
 
     fn all(text: &str, pointer: Option<&str>) -> Result<Vec<(Value, Option<String>)>, ReaderError> {
-        let mut o = JsonObject::new(src_at(text.as_bytes(), 0, 1), pointer.map(String::from), None);
+        let mut o = JsonObject::new(
+            src_at(text.as_bytes(), 0, 1),
+            pointer.map(String::from),
+            None,
+        );
         let mut out = Vec::new();
         let mut i = 0;
         while let Some(e) = o.next_entry(i)? {
@@ -468,13 +559,16 @@ mod tests {
     }
 
     fn values(text: &str, pointer: Option<&str>) -> Vec<Value> {
-        all(text, pointer).unwrap().into_iter().map(|(v, _)| v).collect()
+        all(text, pointer)
+            .unwrap()
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect()
     }
 
     #[test]
     fn top_level_array() {
-        let doc =
-            r#"[{"verdict":"true","statement_date":"6/11/2008"}, {"verdict": "false"}, {"verdict":"mostly-true"}]"#;
+        let doc = r#"[{"verdict":"true","statement_date":"6/11/2008"}, {"verdict": "false"}, {"verdict":"mostly-true"}]"#;
         assert_eq!(
             values(doc, None),
             vec![
@@ -484,7 +578,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            values(" [1, -2.5e3 ,\"a,]\\\"\", true,false,null,[[]],{}] trailing", None),
+            values(
+                " [1, -2.5e3 ,\"a,]\\\"\", true,false,null,[[]],{}] trailing",
+                None
+            ),
             vec![
                 json!(1),
                 json!(-2.5e3),
@@ -505,15 +602,27 @@ mod tests {
         let e = all(r#"{"Hello":"world"}"#, None).unwrap_err();
         assert_eq!(e.cause(), "Attempting to map over non-iterable node.");
         assert_eq!(e.error(), "States.ItemReaderFailed");
-        assert!(matches!(all("42", None), Err(ReaderError::NonIterable { .. })));
-        assert!(matches!(all("\"s\"", None), Err(ReaderError::NonIterable { .. })));
-        assert!(matches!(all(r#"{"a": 1}"#, Some("/a")), Err(ReaderError::NonIterable { .. })));
+        assert!(matches!(
+            all("42", None),
+            Err(ReaderError::NonIterable { .. })
+        ));
+        assert!(matches!(
+            all("\"s\"", None),
+            Err(ReaderError::NonIterable { .. })
+        ));
+        assert!(matches!(
+            all(r#"{"a": 1}"#, Some("/a")),
+            Err(ReaderError::NonIterable { .. })
+        ));
     }
 
     #[test]
     fn items_pointer() {
         let doc = r#"{"x": [9], "inventory": {"skip": {"products": 1}, "products": {"featured": [{"id":1},{"id":2}], "other": []}}}"#;
-        assert_eq!(values(doc, Some("/inventory/products/featured")), vec![json!({"id":1}), json!({"id":2})]);
+        assert_eq!(
+            values(doc, Some("/inventory/products/featured")),
+            vec![json!({"id":1}), json!({"id":2})]
+        );
         assert_eq!(values(doc, Some("/x")), vec![json!(9)]);
         // Into arrays by index, escaped tokens.
         let doc = r#"{"a/b": [[1], [2, 3]], "m~n": [4]}"#;
@@ -521,7 +630,13 @@ mod tests {
         assert_eq!(values(doc, Some("/m~0n")), vec![json!(4)]);
         // An object target iterates entries: value + key.
         let got = all(r#"{"data": {"k1": {"v": 1}, "k2": [2]}}"#, Some("/data")).unwrap();
-        assert_eq!(got, vec![(json!({"v": 1}), Some("k1".into())), (json!([2]), Some("k2".into()))]);
+        assert_eq!(
+            got,
+            vec![
+                (json!({"v": 1}), Some("k1".into())),
+                (json!([2]), Some("k2".into()))
+            ]
+        );
         assert_eq!(all(r#"{"data": {}}"#, Some("/data")).unwrap(), vec![]);
     }
 
@@ -529,7 +644,10 @@ mod tests {
     fn pointer_to_nothing() {
         for p in ["/nope", "/a/5", "/a/01", "/a/-", "/s/x", "/a/x"] {
             let e = all(r#"{"a": [1, 2], "s": "str"}"#, Some(p)).unwrap_err();
-            assert!(matches!(&e, ReaderError::PointerNotFound { pointer, .. } if pointer == p), "{p}: {e:?}");
+            assert!(
+                matches!(&e, ReaderError::PointerNotFound { pointer, .. } if pointer == p),
+                "{p}: {e:?}"
+            );
             assert!(e.cause().contains("s3://b/f.json"));
         }
     }
@@ -540,7 +658,11 @@ mod tests {
         let doc = "[\n{\"a\":1},\n{\"a\":2} {\"a\":3}]";
         let e = all(doc, None).unwrap_err();
         match &e {
-            ReaderError::Malformed { format: Format::Json, at, .. } => {
+            ReaderError::Malformed {
+                format: Format::Json,
+                at,
+                ..
+            } => {
                 assert_eq!(at.line, Some(3));
                 assert_eq!(at.offset, Some(19));
                 assert_eq!(at.index, Some(2));
@@ -550,15 +672,32 @@ mod tests {
         // An invalid element: serde's message, the element's start.
         let e = all("[1, {\"a\": tru}]", None).unwrap_err();
         match &e {
-            ReaderError::Malformed { at, .. } => assert_eq!((at.offset, at.index), (Some(4), Some(1))),
+            ReaderError::Malformed { at, .. } => {
+                assert_eq!((at.offset, at.index), (Some(4), Some(1)))
+            }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(all("[1, 2", None), Err(ReaderError::Malformed { .. })));
-        assert!(matches!(all("[1, {\"a\": [", None), Err(ReaderError::Malformed { .. })));
-        assert!(matches!(all("[1,]", None), Err(ReaderError::Malformed { .. })));
+        assert!(matches!(
+            all("[1, 2", None),
+            Err(ReaderError::Malformed { .. })
+        ));
+        assert!(matches!(
+            all("[1, {\"a\": [", None),
+            Err(ReaderError::Malformed { .. })
+        ));
+        assert!(matches!(
+            all("[1,]", None),
+            Err(ReaderError::Malformed { .. })
+        ));
         assert!(matches!(all("", None), Err(ReaderError::Malformed { .. })));
-        assert!(matches!(all("xyz", None), Err(ReaderError::Malformed { .. })));
-        assert!(matches!(all("[,1]", None), Err(ReaderError::Malformed { .. })));
+        assert!(matches!(
+            all("xyz", None),
+            Err(ReaderError::Malformed { .. })
+        ));
+        assert!(matches!(
+            all("[,1]", None),
+            Err(ReaderError::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -592,7 +731,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Skipped siblings are not limited.
-        let doc = format!("{{\"big\": \"{}\", \"a\": [1]}}", "x".repeat(MAX_ITEM_BYTES + 10));
+        let doc = format!(
+            "{{\"big\": \"{}\", \"a\": [1]}}",
+            "x".repeat(MAX_ITEM_BYTES + 10)
+        );
         assert_eq!(values(&doc, Some("/a")), vec![json!(1)]);
     }
 
@@ -609,8 +751,14 @@ mod tests {
 
     #[test]
     fn jsonl_lines() {
-        assert_eq!(jsonl("{\"n\":1}\n{\"n\":2}\n").unwrap(), vec![json!({"n":1}), json!({"n":2})]);
-        assert_eq!(jsonl("1\r\n\n  \n\"two\"\r\n[3]").unwrap(), vec![json!(1), json!("two"), json!([3])]);
+        assert_eq!(
+            jsonl("{\"n\":1}\n{\"n\":2}\n").unwrap(),
+            vec![json!({"n":1}), json!({"n":2})]
+        );
+        assert_eq!(
+            jsonl("1\r\n\n  \n\"two\"\r\n[3]").unwrap(),
+            vec![json!(1), json!("two"), json!([3])]
+        );
         assert_eq!(jsonl("").unwrap(), Vec::<Value>::new());
         assert_eq!(jsonl("\n\n").unwrap(), Vec::<Value>::new());
     }
@@ -619,17 +767,26 @@ mod tests {
     fn jsonl_errors() {
         let e = jsonl("{\"n\":1}\n\n{\"n\":2} {\"n\":3}\n").unwrap_err();
         match &e {
-            ReaderError::Malformed { format: Format::Jsonl, at, .. } => {
+            ReaderError::Malformed {
+                format: Format::Jsonl,
+                at,
+                ..
+            } => {
                 assert_eq!((at.line, at.offset, at.index), (Some(3), Some(9), Some(1)));
             }
             other => panic!("{other:?}"),
         }
         assert!(
-            e.cause().starts_with("Malformed JSONL in s3://b/f.json (line 3, byte offset 9, item index 1)"),
+            e.cause().starts_with(
+                "Malformed JSONL in s3://b/f.json (line 3, byte offset 9, item index 1)"
+            ),
             "{}",
             e.cause()
         );
-        assert!(matches!(jsonl("{\"n\":\n1}\n"), Err(ReaderError::Malformed { .. })));
+        assert!(matches!(
+            jsonl("{\"n\":\n1}\n"),
+            Err(ReaderError::Malformed { .. })
+        ));
         let big = format!("\"{}\"\n", "x".repeat(MAX_ITEM_BYTES));
         assert!(matches!(jsonl(&big), Err(ReaderError::ItemTooLarge { .. })));
     }

@@ -37,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use error::{
-    s3_uri, Format, Location, ReaderError, MAX_CSV_HEADER_BYTES, MAX_ITEM_BYTES, MAX_PARQUET_FOOTER_BYTES,
+    s3_uri, Format, Location, ReaderError, MAX_CSV_HEADER_BYTES, MAX_ITEM_BYTES,
+    MAX_PARQUET_FOOTER_BYTES,
 };
 pub use json::JsonContainer;
 pub use parquet::ParquetCursor;
@@ -46,7 +47,9 @@ pub use spec::{CsvHeader, CsvOptions, FileFormat, ObjectRef, ReaderSpec, Source,
 
 use crate::storage::ObjectStore;
 use source::BytesStore;
-use stream::{inventory_format, read_inventory, AthenaSeq, ListingItems, ListingSeq, SeqStream, SingleSeq};
+use stream::{
+    inventory_format, read_inventory, AthenaSeq, ListingItems, ListingSeq, SeqStream, SingleSeq,
+};
 
 /// One item read from the source.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,12 +165,20 @@ pub fn open(
             s.prime()?;
             Ok(Box::new(s))
         }
-        Source::Listing { bucket, prefix, load: None } => {
+        Source::Listing {
+            bucket,
+            prefix,
+            load: None,
+        } => {
             let mut s = ListingItems::new(store, bucket, prefix, max, resume);
             s.prime()?;
             Ok(Box::new(s))
         }
-        Source::Listing { bucket, prefix, load: Some(format) } => {
+        Source::Listing {
+            bucket,
+            prefix,
+            load: Some(format),
+        } => {
             let seq = ListingSeq::new(bucket, prefix, resume.and_then(|p| p.listing.as_ref()));
             let mut s = SeqStream::new(store, Box::new(seq), format.clone(), max, resume).lenient();
             s.prime()?;
@@ -179,13 +190,25 @@ pub fn open(
             s.prime()?;
             Ok(Box::new(s))
         }
-        Source::Inventory { manifest, delimiter } => {
+        Source::Inventory {
+            manifest,
+            delimiter,
+        } => {
             if resume.is_some_and(|p| p.finished) {
                 let seq = SingleSeq(None);
-                return Ok(Box::new(SeqStream::new(store, Box::new(seq), FileFormat::Jsonl, max, resume)));
+                return Ok(Box::new(SeqStream::new(
+                    store,
+                    Box::new(seq),
+                    FileFormat::Jsonl,
+                    max,
+                    resume,
+                )));
             }
-            let (seq, header) =
-                read_inventory(store.as_ref(), &manifest.target(), resume.and_then(|p| p.manifest.as_ref()))?;
+            let (seq, header) = read_inventory(
+                store.as_ref(),
+                &manifest.target(),
+                resume.and_then(|p| p.manifest.as_ref()),
+            )?;
             let format = inventory_format(header, *delimiter);
             let mut s = SeqStream::new(store, Box::new(seq), format, max, resume);
             s.prime()?;
@@ -206,8 +229,11 @@ pub fn open_bytes(
             message: "in-memory item data needs an arn:aws:states:::s3:getObject reader".into(),
         });
     };
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(BytesStore { bucket: object.bucket.clone(), key: object.key.clone(), data: Arc::new(data) });
+    let store: Arc<dyn ObjectStore> = Arc::new(BytesStore {
+        bucket: object.bucket.clone(),
+        key: object.key.clone(),
+        data: Arc::new(data),
+    });
     let mut local = spec.clone();
     if let Source::Object { object, .. } = &mut local.source {
         object.version_id = None;

@@ -59,7 +59,10 @@ impl ChunkReader for StoreChunks {
     fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
         match self.target.get_raw(self.store.as_ref(), start) {
             Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(ParquetError::EOF(format!("offset {start} is past the end of {}", self.target.uri()))),
+            Ok(None) => Err(ParquetError::EOF(format!(
+                "offset {start} is past the end of {}",
+                self.target.uri()
+            ))),
             Err(e) => Err(ParquetError::General(e.cause())),
         }
     }
@@ -89,7 +92,11 @@ pub(crate) struct ParquetObject {
 fn malformed(uri: &str, message: String, index: Option<u64>) -> ReaderError {
     ReaderError::Malformed {
         format: Format::Parquet,
-        at: Location { uri: uri.to_string(), index, ..Default::default() },
+        at: Location {
+            uri: uri.to_string(),
+            index,
+            ..Default::default()
+        },
         message,
     }
 }
@@ -123,27 +130,47 @@ impl ParquetObject {
             }
         };
         if len < 12 {
-            return Err(malformed(&uri, format!("{len} bytes is too short for a Parquet file"), None));
+            return Err(malformed(
+                &uri,
+                format!("{len} bytes is too short for a Parquet file"),
+                None,
+            ));
         }
         let tail = target.get_range(store.as_ref(), len - 8, 8)?;
         if &tail[4..8] != b"PAR1" {
-            return Err(malformed(&uri, "the object does not end with the Parquet magic 'PAR1'".into(), None));
+            return Err(malformed(
+                &uri,
+                "the object does not end with the Parquet magic 'PAR1'".into(),
+                None,
+            ));
         }
         let footer = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
         if footer > MAX_PARQUET_FOOTER_BYTES {
-            return Err(ReaderError::ParquetFooterTooLarge { uri, size: footer, limit: MAX_PARQUET_FOOTER_BYTES });
+            return Err(ReaderError::ParquetFooterTooLarge {
+                uri,
+                size: footer,
+                limit: MAX_PARQUET_FOOTER_BYTES,
+            });
         }
         let first_group = cursor.row_group;
-        let options = ReadOptionsBuilder::new().with_predicate(Box::new(move |_, i| i as u64 >= first_group)).build();
+        let options = ReadOptionsBuilder::new()
+            .with_predicate(Box::new(move |_, i| i as u64 >= first_group))
+            .build();
         let chunks = StoreChunks { store, target, len };
-        let opened = catch_unwind(AssertUnwindSafe(|| SerializedFileReader::new_with_options(chunks, options)));
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            SerializedFileReader::new_with_options(chunks, options)
+        }));
         let reader = match opened {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => return Err(malformed(&uri, e.to_string(), None)),
             Err(p) => return Err(malformed(&uri, panic_text(p), None)),
         };
         let meta = reader.metadata();
-        let group_rows: Vec<u64> = meta.row_groups().iter().map(|g| g.num_rows().max(0) as u64).collect();
+        let group_rows: Vec<u64> = meta
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows().max(0) as u64)
+            .collect();
         let group_offsets: Vec<u64> = meta
             .row_groups()
             .iter()
@@ -153,12 +180,23 @@ impl ParquetObject {
                 }
                 let c = g.column(0);
                 let data = c.data_page_offset();
-                c.dictionary_page_offset().map(|d| d.min(data)).unwrap_or(data).max(0) as u64
+                c.dictionary_page_offset()
+                    .map(|d| d.min(data))
+                    .unwrap_or(data)
+                    .max(0) as u64
             })
             .collect();
         let rows = RowIter::from_file_into(Box::new(reader));
-        let mut me =
-            ParquetObject { rows, group_rows, group_offsets, first_group, group: 0, row: 0, uri, failed: false };
+        let mut me = ParquetObject {
+            rows,
+            group_rows,
+            group_offsets,
+            first_group,
+            group: 0,
+            row: 0,
+            uri,
+            failed: false,
+        };
         me.settle();
         // Skip the rows before the checkpoint inside its row group.
         for _ in 0..cursor.row {
@@ -183,7 +221,9 @@ impl ParquetObject {
         if self.failed {
             return Ok(None);
         }
-        let got = catch_unwind(AssertUnwindSafe(|| self.rows.next().map(|r| r.map(|row| row_json(&row)))));
+        let got = catch_unwind(AssertUnwindSafe(|| {
+            self.rows.next().map(|r| r.map(|row| row_json(&row)))
+        }));
         match got {
             Ok(None) => Ok(None),
             Ok(Some(Ok(v))) => {
@@ -207,7 +247,10 @@ impl ParquetObject {
     }
 
     pub fn cursor(&self) -> ParquetCursor {
-        ParquetCursor { row_group: self.first_group + self.group as u64, row: self.row }
+        ParquetCursor {
+            row_group: self.first_group + self.group as u64,
+            row: self.row,
+        }
     }
 
     /// Byte offset of the row group holding the next row.
@@ -217,7 +260,9 @@ impl ParquetObject {
 }
 
 fn float(x: f64) -> Value {
-    Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null)
+    Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
 }
 
 /// A row as a JSON object.
@@ -243,7 +288,11 @@ fn field_json(f: &Field) -> Value {
         Field::ULong(n) => Value::from(*n),
         Field::Float16(h) => float(f64::from(*h)),
         // Through the shortest decimal text, so 0.1f32 stays 0.1.
-        Field::Float(x) => x.to_string().parse::<f64>().map(float).unwrap_or(Value::Null),
+        Field::Float(x) => x
+            .to_string()
+            .parse::<f64>()
+            .map(float)
+            .unwrap_or(Value::Null),
         Field::Double(x) => float(*x),
         Field::Decimal(_) => Value::String(f.to_string()),
         Field::Str(s) => Value::String(s.clone()),
@@ -283,7 +332,10 @@ fn field_json(f: &Field) -> Value {
 fn time(nanos: i64, digits: usize) -> Value {
     let secs = nanos.div_euclid(1_000_000_000);
     let sub = nanos.rem_euclid(1_000_000_000) as u32;
-    match u32::try_from(secs).ok().and_then(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, sub)) {
+    match u32::try_from(secs)
+        .ok()
+        .and_then(|s| NaiveTime::from_num_seconds_from_midnight_opt(s, sub))
+    {
         Some(t) => Value::String(if digits == 3 {
             t.format("%H:%M:%S%.3f").to_string()
         } else {
@@ -297,7 +349,9 @@ fn time(nanos: i64, digits: usize) -> Value {
 pub(crate) mod tests {
     use super::*;
     use parquet::basic::Compression as PqCompression;
-    use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
+    use parquet::data_type::{
+        BoolType, ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type,
+    };
     use parquet::file::properties::WriterProperties;
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
@@ -305,7 +359,11 @@ pub(crate) mod tests {
 
     /// A Parquet file with `groups` row groups of `per_group` rows:
     /// `{id: i64, name: utf8 (null every 5th), score: double, flag: bool, day: date, ts: timestamp(ms)}`.
-    pub(crate) fn sample_parquet(groups: usize, per_group: usize, codec: PqCompression) -> (Vec<u8>, Vec<Value>) {
+    pub(crate) fn sample_parquet(
+        groups: usize,
+        per_group: usize,
+        codec: PqCompression,
+    ) -> (Vec<u8>, Vec<Value>) {
         let schema = Arc::new(
             parse_message_type(
                 "message item {
@@ -327,36 +385,54 @@ pub(crate) mod tests {
             for g in 0..groups {
                 let base = (g * per_group) as i64;
                 let ids: Vec<i64> = (0..per_group as i64).map(|i| base + i).collect();
-                let names: Vec<ByteArray> =
-                    ids.iter().filter(|i| *i % 5 != 0).map(|i| ByteArray::from(format!("name-{i}").as_str())).collect();
-                let name_def: Vec<i16> = ids.iter().map(|i| if i % 5 == 0 { 0 } else { 1 }).collect();
+                let names: Vec<ByteArray> = ids
+                    .iter()
+                    .filter(|i| *i % 5 != 0)
+                    .map(|i| ByteArray::from(format!("name-{i}").as_str()))
+                    .collect();
+                let name_def: Vec<i16> =
+                    ids.iter().map(|i| if i % 5 == 0 { 0 } else { 1 }).collect();
                 let scores: Vec<f64> = ids.iter().map(|i| *i as f64 + 0.5).collect();
                 let flags: Vec<bool> = ids.iter().map(|i| i % 2 == 0).collect();
                 let days: Vec<i32> = ids.iter().map(|i| 19_000 + *i as i32).collect();
                 let ts: Vec<i64> = ids.iter().map(|i| 1_668_560_400_000 + i * 1_001).collect();
                 let mut rg = w.next_row_group().unwrap();
                 let mut col = rg.next_column().unwrap().unwrap();
-                col.typed::<Int64Type>().write_batch(&ids, None, None).unwrap();
+                col.typed::<Int64Type>()
+                    .write_batch(&ids, None, None)
+                    .unwrap();
                 col.close().unwrap();
                 let mut col = rg.next_column().unwrap().unwrap();
-                col.typed::<ByteArrayType>().write_batch(&names, Some(&name_def), None).unwrap();
+                col.typed::<ByteArrayType>()
+                    .write_batch(&names, Some(&name_def), None)
+                    .unwrap();
                 col.close().unwrap();
                 let mut col = rg.next_column().unwrap().unwrap();
-                col.typed::<DoubleType>().write_batch(&scores, None, None).unwrap();
+                col.typed::<DoubleType>()
+                    .write_batch(&scores, None, None)
+                    .unwrap();
                 col.close().unwrap();
                 let mut col = rg.next_column().unwrap().unwrap();
-                col.typed::<BoolType>().write_batch(&flags, None, None).unwrap();
+                col.typed::<BoolType>()
+                    .write_batch(&flags, None, None)
+                    .unwrap();
                 col.close().unwrap();
                 let mut col = rg.next_column().unwrap().unwrap();
-                col.typed::<Int32Type>().write_batch(&days, None, None).unwrap();
+                col.typed::<Int32Type>()
+                    .write_batch(&days, None, None)
+                    .unwrap();
                 col.close().unwrap();
                 let mut col = rg.next_column().unwrap().unwrap();
-                col.typed::<Int64Type>().write_batch(&ts, None, None).unwrap();
+                col.typed::<Int64Type>()
+                    .write_batch(&ts, None, None)
+                    .unwrap();
                 col.close().unwrap();
                 rg.close().unwrap();
                 for i in ids {
-                    let day = NaiveDate::from_num_days_from_ce_opt(719_163 + 19_000 + i as i32).unwrap();
-                    let t = DateTime::<Utc>::from_timestamp_millis(1_668_560_400_000 + i * 1_001).unwrap();
+                    let day =
+                        NaiveDate::from_num_days_from_ce_opt(719_163 + 19_000 + i as i32).unwrap();
+                    let t = DateTime::<Utc>::from_timestamp_millis(1_668_560_400_000 + i * 1_001)
+                        .unwrap();
                     expected.push(json!({
                         "id": i,
                         "name": if i % 5 == 0 { Value::Null } else { json!(format!("name-{i}")) },
@@ -377,13 +453,33 @@ pub(crate) mod tests {
         assert_eq!(field_json(&Field::Float(0.1)), json!(0.1));
         assert_eq!(field_json(&Field::Double(f64::NAN)), Value::Null);
         assert_eq!(field_json(&Field::Date(0)), json!("1970-01-01"));
-        assert_eq!(field_json(&Field::TimestampMillis(1_668_558_572_000)), json!("2022-11-16T00:29:32.000Z"));
-        assert_eq!(field_json(&Field::TimestampMicros(1)), json!("1970-01-01T00:00:00.000001Z"));
-        assert_eq!(field_json(&Field::TimeMillis(3_723_004)), json!("01:02:03.004"));
+        assert_eq!(
+            field_json(&Field::TimestampMillis(1_668_558_572_000)),
+            json!("2022-11-16T00:29:32.000Z")
+        );
+        assert_eq!(
+            field_json(&Field::TimestampMicros(1)),
+            json!("1970-01-01T00:00:00.000001Z")
+        );
+        assert_eq!(
+            field_json(&Field::TimeMillis(3_723_004)),
+            json!("01:02:03.004")
+        );
         assert_eq!(field_json(&Field::TimeMicros(1)), json!("00:00:00.000001"));
-        assert_eq!(field_json(&Field::Bytes(ByteArray::from(vec![0xffu8, 0]))), json!("/wA="));
-        assert_eq!(field_json(&Field::Bytes(ByteArray::from("hi"))), json!("hi"));
-        assert_eq!(field_json(&Field::Decimal(parquet::data_type::Decimal::from_i32(-12345, 6, 2))), json!("-123.45"));
+        assert_eq!(
+            field_json(&Field::Bytes(ByteArray::from(vec![0xffu8, 0]))),
+            json!("/wA=")
+        );
+        assert_eq!(
+            field_json(&Field::Bytes(ByteArray::from("hi"))),
+            json!("hi")
+        );
+        assert_eq!(
+            field_json(&Field::Decimal(parquet::data_type::Decimal::from_i32(
+                -12345, 6, 2
+            ))),
+            json!("-123.45")
+        );
         assert_eq!(field_json(&Field::ULong(u64::MAX)), json!(u64::MAX));
     }
 }

@@ -34,7 +34,12 @@ pub(crate) struct Target {
 
 impl Target {
     pub fn plain(bucket: &str, key: &str) -> Self {
-        Target { bucket: bucket.to_string(), key: key.to_string(), version_id: None, expected_bucket_owner: None }
+        Target {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            version_id: None,
+            expected_bucket_owner: None,
+        }
     }
 
     pub fn uri(&self) -> String {
@@ -57,7 +62,11 @@ impl Target {
     }
 
     /// Streams the raw bytes from `start` to the end (`None` when `start` is past the end).
-    pub fn get_raw(&self, store: &dyn ObjectStore, start: u64) -> Result<Option<Box<dyn Read + Send>>, ReaderError> {
+    pub fn get_raw(
+        &self,
+        store: &dyn ObjectStore,
+        start: u64,
+    ) -> Result<Option<Box<dyn Read + Send>>, ReaderError> {
         match store.get(&self.get(start, None)) {
             Ok(r) => Ok(Some(r)),
             // A checkpoint taken after the last byte: nothing is left to read.
@@ -67,19 +76,37 @@ impl Target {
     }
 
     /// Reads `len` bytes at `start` (a ranged GET).
-    pub fn get_range(&self, store: &dyn ObjectStore, start: u64, len: u64) -> Result<Vec<u8>, ReaderError> {
+    pub fn get_range(
+        &self,
+        store: &dyn ObjectStore,
+        start: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, ReaderError> {
         if len == 0 {
             return Ok(Vec::new());
         }
-        let mut r = store.get(&self.get(start, Some(start + len - 1))).map_err(|e| self.store_err(e))?;
+        let mut r = store
+            .get(&self.get(start, Some(start + len - 1)))
+            .map_err(|e| self.store_err(e))?;
         let mut out = Vec::with_capacity(len.min(1 << 24) as usize);
-        r.by_ref().take(len).read_to_end(&mut out).map_err(|e| ReaderError::Io {
-            at: Location { uri: self.uri(), offset: Some(start), ..Default::default() },
-            message: e.to_string(),
-        })?;
+        r.by_ref()
+            .take(len)
+            .read_to_end(&mut out)
+            .map_err(|e| ReaderError::Io {
+                at: Location {
+                    uri: self.uri(),
+                    offset: Some(start),
+                    ..Default::default()
+                },
+                message: e.to_string(),
+            })?;
         if (out.len() as u64) != len {
             return Err(ReaderError::Io {
-                at: Location { uri: self.uri(), offset: Some(start), ..Default::default() },
+                at: Location {
+                    uri: self.uri(),
+                    offset: Some(start),
+                    ..Default::default()
+                },
                 message: format!("expected {len} bytes, the object returned {}", out.len()),
             });
         }
@@ -109,9 +136,14 @@ fn sniff(prefix: &[u8], key: &str) -> Result<Compression, String> {
     }
     // A compression extension on data that is not compressed that way.
     let lower = key.to_ascii_lowercase();
-    for (ext, name) in
-        [(".bz2", "BZIP2"), (".xz", "XZ"), (".lz4", "LZ4"), (".zip", "ZIP"), (".br", "BROTLI"), (".snappy", "SNAPPY")]
-    {
+    for (ext, name) in [
+        (".bz2", "BZIP2"),
+        (".xz", "XZ"),
+        (".lz4", "LZ4"),
+        (".zip", "ZIP"),
+        (".br", "BROTLI"),
+        (".snappy", "SNAPPY"),
+    ] {
         if lower.ends_with(ext) {
             return Err(name.into());
         }
@@ -119,15 +151,29 @@ fn sniff(prefix: &[u8], key: &str) -> Result<Compression, String> {
     Ok(Compression::None)
 }
 
-fn decompress(raw: Box<dyn Read + Send>, c: Compression, target: &Target) -> Result<Box<dyn Read + Send>, ReaderError> {
+fn decompress(
+    raw: Box<dyn Read + Send>,
+    c: Compression,
+    target: &Target,
+) -> Result<Box<dyn Read + Send>, ReaderError> {
     Ok(match c {
         Compression::None => raw,
         // Multi-member gzip (concatenated streams) is valid gzip: read every member.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(64 * 1024, raw))),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| ReaderError::Io {
-            at: Location { uri: target.uri(), offset: Some(0), ..Default::default() },
-            message: format!("cannot start zstd decompression: {e}"),
-        })?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+            io::BufReader::with_capacity(64 * 1024, raw),
+        )),
+        Compression::Zstd => {
+            Box::new(
+                zstd::stream::read::Decoder::new(raw).map_err(|e| ReaderError::Io {
+                    at: Location {
+                        uri: target.uri(),
+                        offset: Some(0),
+                        ..Default::default()
+                    },
+                    message: format!("cannot start zstd decompression: {e}"),
+                })?,
+            )
+        }
     })
 }
 
@@ -146,17 +192,34 @@ pub(crate) fn open_data(
         None => {
             if start != 0 {
                 return Err(ReaderError::BadResume {
-                    message: format!("a checkpoint inside {} must record the object's compression", target.uri()),
+                    message: format!(
+                        "a checkpoint inside {} must record the object's compression",
+                        target.uri()
+                    ),
                 });
             }
-            let Some(mut raw) = target.get_raw(store, 0)? else { return Ok((None, Compression::None)) };
+            let Some(mut raw) = target.get_raw(store, 0)? else {
+                return Ok((None, Compression::None));
+            };
             let mut prefix = Vec::with_capacity(8);
-            (&mut raw).take(8).read_to_end(&mut prefix).map_err(|e| ReaderError::Io {
-                at: Location { uri: target.uri(), offset: Some(0), line: Some(1), index: None },
-                message: e.to_string(),
+            (&mut raw)
+                .take(8)
+                .read_to_end(&mut prefix)
+                .map_err(|e| ReaderError::Io {
+                    at: Location {
+                        uri: target.uri(),
+                        offset: Some(0),
+                        line: Some(1),
+                        index: None,
+                    },
+                    message: e.to_string(),
+                })?;
+            let c = sniff(&prefix, &target.key).map_err(|kind| {
+                ReaderError::UnsupportedCompression {
+                    uri: target.uri(),
+                    kind,
+                }
             })?;
-            let c = sniff(&prefix, &target.key)
-                .map_err(|kind| ReaderError::UnsupportedCompression { uri: target.uri(), kind })?;
             let whole: Box<dyn Read + Send> = Box::new(io::Cursor::new(prefix).chain(raw));
             return Ok((Some(decompress(whole, c, target)?), c));
         }
@@ -164,13 +227,22 @@ pub(crate) fn open_data(
     match compression {
         Compression::None => Ok((target.get_raw(store, start)?, compression)),
         _ => {
-            let Some(raw) = target.get_raw(store, 0)? else { return Ok((None, compression)) };
+            let Some(raw) = target.get_raw(store, 0)? else {
+                return Ok((None, compression));
+            };
             let mut r = decompress(raw, compression, target)?;
             if start > 0 {
-                let skipped = io::copy(&mut (&mut r).take(start), &mut io::sink()).map_err(|e| ReaderError::Io {
-                    at: Location { uri: target.uri(), offset: Some(start), ..Default::default() },
-                    message: format!("cannot decompress up to the checkpoint: {e}"),
-                })?;
+                let skipped =
+                    io::copy(&mut (&mut r).take(start), &mut io::sink()).map_err(|e| {
+                        ReaderError::Io {
+                            at: Location {
+                                uri: target.uri(),
+                                offset: Some(start),
+                                ..Default::default()
+                            },
+                            message: format!("cannot decompress up to the checkpoint: {e}"),
+                        }
+                    })?;
                 if skipped < start {
                     return Err(ReaderError::BadResume {
                         message: format!(
@@ -202,18 +274,36 @@ const BUF_SIZE: usize = 64 * 1024;
 
 impl ByteSource {
     pub fn new(inner: Option<Box<dyn Read + Send>>, offset: u64, line: u64, uri: String) -> Self {
-        ByteSource { inner, buf: vec![0u8; BUF_SIZE].into_boxed_slice(), pos: 0, len: 0, offset, line, uri }
+        ByteSource {
+            inner,
+            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            offset,
+            line,
+            uri,
+        }
     }
 
     pub fn io_error(&self, e: io::Error, index: Option<u64>) -> ReaderError {
         ReaderError::Io {
-            at: Location { uri: self.uri.clone(), line: Some(self.line), offset: Some(self.offset), index },
+            at: Location {
+                uri: self.uri.clone(),
+                line: Some(self.line),
+                offset: Some(self.offset),
+                index,
+            },
             message: e.to_string(),
         }
     }
 
     pub fn location(&self, index: Option<u64>) -> Location {
-        Location { uri: self.uri.clone(), line: Some(self.line), offset: Some(self.offset), index }
+        Location {
+            uri: self.uri.clone(),
+            line: Some(self.line),
+            offset: Some(self.offset),
+            index,
+        }
     }
 
     /// The buffered bytes not consumed yet; refills when empty. Empty ⇒ end of stream.
@@ -252,7 +342,10 @@ impl ByteSource {
     /// Consumes `n` bytes of [`available`](Self::available), counting newlines.
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len - self.pos);
-        let lines = self.buf[self.pos..self.pos + n].iter().filter(|&&b| b == b'\n').count();
+        let lines = self.buf[self.pos..self.pos + n]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         self.line += lines as u64;
         self.pos += n;
         self.offset += n as u64;
@@ -296,9 +389,17 @@ pub(crate) struct BytesStore {
 }
 
 impl ObjectStore for BytesStore {
-    fn head(&self, bucket: &str, key: &str, _v: Option<&str>) -> Result<crate::storage::ObjectMeta, StoreError> {
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        _v: Option<&str>,
+    ) -> Result<crate::storage::ObjectMeta, StoreError> {
         if bucket != self.bucket || key != self.key {
-            return Err(StoreError::NoSuchKey { bucket: bucket.into(), key: key.into() });
+            return Err(StoreError::NoSuchKey {
+                bucket: bucket.into(),
+                key: key.into(),
+            });
         }
         Ok(crate::storage::ObjectMeta {
             key: key.to_string(),
@@ -312,15 +413,26 @@ impl ObjectStore for BytesStore {
 
     fn get(&self, req: &GetObject<'_>) -> Result<Box<dyn Read + Send>, StoreError> {
         if req.bucket != self.bucket || req.key != self.key {
-            return Err(StoreError::NoSuchKey { bucket: req.bucket.into(), key: req.key.into() });
+            return Err(StoreError::NoSuchKey {
+                bucket: req.bucket.into(),
+                key: req.key.into(),
+            });
         }
         let len = self.data.len() as u64;
         if req.start > 0 && req.start >= len {
-            return Err(StoreError::InvalidRange { bucket: req.bucket.into(), key: req.key.into(), start: req.start });
+            return Err(StoreError::InvalidRange {
+                bucket: req.bucket.into(),
+                key: req.key.into(),
+                start: req.start,
+            });
         }
         let end = req.end.map(|e| e.saturating_add(1).min(len)).unwrap_or(len);
         let start = req.start.min(end);
-        Ok(Box::new(io::Cursor::new(SharedSlice { data: self.data.clone(), start: start as usize, end: end as usize })))
+        Ok(Box::new(io::Cursor::new(SharedSlice {
+            data: self.data.clone(),
+            start: start as usize,
+            end: end as usize,
+        })))
     }
 
     fn list(
@@ -330,15 +442,25 @@ impl ObjectStore for BytesStore {
         _c: Option<&str>,
         _m: usize,
     ) -> Result<crate::storage::ListPage, StoreError> {
-        Err(StoreError::NoSuchBucket { bucket: bucket.into() })
+        Err(StoreError::NoSuchBucket {
+            bucket: bucket.into(),
+        })
     }
 
     fn put(&self, _bucket: &str, _key: &str, _body: &[u8]) -> Result<(), StoreError> {
-        Err(StoreError::Other { message: "read-only".into() })
+        Err(StoreError::Other {
+            message: "read-only".into(),
+        })
     }
 
-    fn writer(&self, _bucket: &str, _key: &str) -> Result<Box<dyn crate::storage::ObjectWriter>, StoreError> {
-        Err(StoreError::Other { message: "read-only".into() })
+    fn writer(
+        &self,
+        _bucket: &str,
+        _key: &str,
+    ) -> Result<Box<dyn crate::storage::ObjectWriter>, StoreError> {
+        Err(StoreError::Other {
+            message: "read-only".into(),
+        })
     }
 }
 
@@ -361,7 +483,10 @@ mod tests {
     #[test]
     fn sniffing() {
         assert_eq!(sniff(&[0x1f, 0x8b, 8, 0], "x"), Ok(Compression::Gzip));
-        assert_eq!(sniff(&[0x28, 0xb5, 0x2f, 0xfd], "x.csv"), Ok(Compression::Zstd));
+        assert_eq!(
+            sniff(&[0x28, 0xb5, 0x2f, 0xfd], "x.csv"),
+            Ok(Compression::Zstd)
+        );
         assert_eq!(sniff(b"a,b,c", "x.csv"), Ok(Compression::None));
         assert_eq!(sniff(b"", "x.json"), Ok(Compression::None));
         assert_eq!(sniff(b"BZh91AY", "x.csv.bz2"), Err("BZIP2".into()));
@@ -371,7 +496,12 @@ mod tests {
     #[test]
     fn byte_source_tracks_offset_and_line() {
         let data = b"ab\ncd\n\nef".to_vec();
-        let mut s = ByteSource::new(Some(Box::new(io::Cursor::new(data))), 10, 4, "s3://b/k".into());
+        let mut s = ByteSource::new(
+            Some(Box::new(io::Cursor::new(data))),
+            10,
+            4,
+            "s3://b/k".into(),
+        );
         assert_eq!(s.next_byte().unwrap(), Some(b'a'));
         assert_eq!((s.offset, s.line), (11, 4));
         s.consume(2);
@@ -385,21 +515,41 @@ mod tests {
 
     #[test]
     fn bytes_store_ranges() {
-        let s = BytesStore { bucket: "b".into(), key: "k".into(), data: Arc::new(b"hello world".to_vec()) };
+        let s = BytesStore {
+            bucket: "b".into(),
+            key: "k".into(),
+            data: Arc::new(b"hello world".to_vec()),
+        };
         let mut out = String::new();
-        s.get(&GetObject { bucket: "b", key: "k", start: 6, ..Default::default() })
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        s.get(&GetObject {
+            bucket: "b",
+            key: "k",
+            start: 6,
+            ..Default::default()
+        })
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
         assert_eq!(out, "world");
         let mut out = String::new();
-        s.get(&GetObject { bucket: "b", key: "k", start: 0, end: Some(4), ..Default::default() })
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        s.get(&GetObject {
+            bucket: "b",
+            key: "k",
+            start: 0,
+            end: Some(4),
+            ..Default::default()
+        })
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
         assert_eq!(out, "hello");
         assert!(matches!(
-            s.get(&GetObject { bucket: "b", key: "k", start: 11, ..Default::default() }),
+            s.get(&GetObject {
+                bucket: "b",
+                key: "k",
+                start: 11,
+                ..Default::default()
+            }),
             Err(StoreError::InvalidRange { .. })
         ));
     }

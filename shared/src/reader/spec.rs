@@ -23,12 +23,22 @@ pub struct ReaderSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Source {
     /// `s3:getObject` of one CSV/JSON/JSONL/Parquet object.
-    Object { object: ObjectRef, format: FileFormat },
+    Object {
+        object: ObjectRef,
+        format: FileFormat,
+    },
     /// `s3:listObjectsV2`: object metadata (`load: None`) or, with `LOAD_AND_FLATTEN`, the
     /// records of every listed object.
-    Listing { bucket: String, prefix: String, load: Option<FileFormat> },
+    Listing {
+        bucket: String,
+        prefix: String,
+        load: Option<FileFormat>,
+    },
     /// `ManifestType: ATHENA_DATA`: the records of every data file the manifest lists.
-    AthenaManifest { manifest: ObjectRef, format: FileFormat },
+    AthenaManifest {
+        manifest: ObjectRef,
+        format: FileFormat,
+    },
     /// `ManifestType: S3_INVENTORY` / `InputType: MANIFEST`: the rows of every inventory data file.
     Inventory { manifest: ObjectRef, delimiter: u8 },
 }
@@ -105,7 +115,11 @@ fn resource_of(s: &str) -> Option<Resource> {
     }
 }
 
-fn enum_field<'a>(cfg: &'a Map<String, Value>, field: &str, allowed: &[&str]) -> Result<Option<&'a str>, ReaderError> {
+fn enum_field<'a>(
+    cfg: &'a Map<String, Value>,
+    field: &str,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, ReaderError> {
     match cfg.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s.as_str())),
@@ -120,16 +134,19 @@ fn opt_string(params: &Map<String, Value>, field: &str) -> Result<Option<String>
     match params.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => {
-            Err(ReaderError::InvalidField { field: field.to_string(), message: format!("{other} is not a string") })
-        }
+        Some(other) => Err(ReaderError::InvalidField {
+            field: field.to_string(),
+            message: format!("{other} is not a string"),
+        }),
     }
 }
 
 fn req_string(params: &Map<String, Value>, field: &str) -> Result<String, ReaderError> {
     match params.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        _ => Err(ReaderError::MissingParameter { field: field.to_string() }),
+        _ => Err(ReaderError::MissingParameter {
+            field: field.to_string(),
+        }),
     }
 }
 
@@ -174,13 +191,19 @@ fn max_items_of(v: &Value) -> Result<u64, ReaderError> {
 }
 
 fn delimiter_of(cfg: &Map<String, Value>) -> Result<u8, ReaderError> {
-    Ok(match enum_field(cfg, "CSVDelimiter", &["COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"])? {
-        None | Some("COMMA") => b',',
-        Some("PIPE") => b'|',
-        Some("SEMICOLON") => b';',
-        Some("SPACE") => b' ',
-        _ => b'\t',
-    })
+    Ok(
+        match enum_field(
+            cfg,
+            "CSVDelimiter",
+            &["COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"],
+        )? {
+            None | Some("COMMA") => b',',
+            Some("PIPE") => b'|',
+            Some("SEMICOLON") => b';',
+            Some("SPACE") => b' ',
+            _ => b'\t',
+        },
+    )
 }
 
 fn csv_options(cfg: &Map<String, Value>) -> Result<CsvOptions, ReaderError> {
@@ -223,7 +246,10 @@ fn csv_options(cfg: &Map<String, Value>) -> Result<CsvOptions, ReaderError> {
         }
         (_, None) => CsvHeader::FirstRow,
     };
-    Ok(CsvOptions { header, delimiter: delimiter_of(cfg)? })
+    Ok(CsvOptions {
+        header,
+        delimiter: delimiter_of(cfg)?,
+    })
 }
 
 fn file_format(t: InputType, cfg: &Map<String, Value>) -> Result<FileFormat, ReaderError> {
@@ -233,7 +259,9 @@ fn file_format(t: InputType, cfg: &Map<String, Value>) -> Result<FileFormat, Rea
             if !p.is_empty() && !p.starts_with('/') {
                 return Err(ReaderError::InvalidField {
                     field: "ItemsPointer".into(),
-                    message: format!("'{p}' is not a JSON Pointer (it must be empty or start with '/')"),
+                    message: format!(
+                        "'{p}' is not a JSON Pointer (it must be empty or start with '/')"
+                    ),
                 });
             }
             Some(p.clone())
@@ -252,7 +280,9 @@ fn file_format(t: InputType, cfg: &Map<String, Value>) -> Result<FileFormat, Rea
     }
     Ok(match t {
         InputType::Csv => FileFormat::Csv(csv_options(cfg)?),
-        InputType::Json => FileFormat::Json { items_pointer: pointer.filter(|p| !p.is_empty()) },
+        InputType::Json => FileFormat::Json {
+            items_pointer: pointer.filter(|p| !p.is_empty()),
+        },
         InputType::Jsonl => FileFormat::Jsonl,
         InputType::Parquet => FileFormat::Parquet,
         InputType::Manifest => {
@@ -268,16 +298,24 @@ impl ReaderSpec {
     /// concrete `Bucket`, `Key`, `Prefix`, `VersionId`, `ExpectedBucketOwner`) and `ReaderConfig`
     /// (with `MaxItems` already resolved to a number).
     pub fn from_json(reader: &Value) -> Result<ReaderSpec, ReaderError> {
-        let obj = reader.as_object().ok_or_else(|| ReaderError::InvalidField {
-            field: "ItemReader".into(),
-            message: "must be a JSON object".into(),
-        })?;
+        let obj = reader
+            .as_object()
+            .ok_or_else(|| ReaderError::InvalidField {
+                field: "ItemReader".into(),
+                message: "must be a JSON object".into(),
+            })?;
         let resource_text = match obj.get("Resource") {
             Some(Value::String(s)) => s.as_str(),
-            _ => return Err(ReaderError::MissingParameter { field: "Resource".into() }),
+            _ => {
+                return Err(ReaderError::MissingParameter {
+                    field: "Resource".into(),
+                })
+            }
         };
-        let resource = resource_of(resource_text)
-            .ok_or_else(|| ReaderError::UnsupportedResource { resource: resource_text.to_string() })?;
+        let resource =
+            resource_of(resource_text).ok_or_else(|| ReaderError::UnsupportedResource {
+                resource: resource_text.to_string(),
+            })?;
         let empty = Map::new();
         let params = match obj.get("Parameters").or_else(|| obj.get("Arguments")) {
             None | Some(Value::Null) => &empty,
@@ -300,15 +338,20 @@ impl ReaderSpec {
             }
         };
 
-        let input_type =
-            enum_field(cfg, "InputType", &["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"])?.map(|s| match s {
-                "CSV" => InputType::Csv,
-                "JSON" => InputType::Json,
-                "JSONL" => InputType::Jsonl,
-                "PARQUET" => InputType::Parquet,
-                _ => InputType::Manifest,
-            });
-        let flatten = enum_field(cfg, "Transformation", &["NONE", "LOAD_AND_FLATTEN"])? == Some("LOAD_AND_FLATTEN");
+        let input_type = enum_field(
+            cfg,
+            "InputType",
+            &["CSV", "JSON", "JSONL", "PARQUET", "MANIFEST"],
+        )?
+        .map(|s| match s {
+            "CSV" => InputType::Csv,
+            "JSON" => InputType::Json,
+            "JSONL" => InputType::Jsonl,
+            "PARQUET" => InputType::Parquet,
+            _ => InputType::Manifest,
+        });
+        let flatten = enum_field(cfg, "Transformation", &["NONE", "LOAD_AND_FLATTEN"])?
+            == Some("LOAD_AND_FLATTEN");
         let manifest_type = enum_field(cfg, "ManifestType", &["ATHENA_DATA", "S3_INVENTORY"])?;
 
         let max_items = match cfg.get("MaxItems") {
@@ -329,7 +372,8 @@ impl ReaderSpec {
             Resource::ListObjectsV2 => {
                 if manifest_type.is_some() {
                     return Err(ReaderError::InvalidCombination {
-                        message: "ManifestType can only be used with arn:aws:states:::s3:getObject".into(),
+                        message: "ManifestType can only be used with arn:aws:states:::s3:getObject"
+                            .into(),
                     });
                 }
                 let prefix = opt_string(params, "Prefix")?.unwrap_or_default();
@@ -348,7 +392,11 @@ impl ReaderSpec {
                     }),
                     (false, None) => None,
                 };
-                Source::Listing { bucket, prefix, load }
+                Source::Listing {
+                    bucket,
+                    prefix,
+                    load,
+                }
             }
             Resource::GetObject => {
                 if flatten {
@@ -365,20 +413,29 @@ impl ReaderSpec {
                     expected_bucket_owner: opt_string(params, "ExpectedBucketOwner")?,
                 };
                 match (manifest_type, input_type) {
-                    (Some("S3_INVENTORY"), None | Some(InputType::Manifest)) | (None, Some(InputType::Manifest)) => {
-                        Source::Inventory { manifest: object, delimiter: delimiter_of(cfg)? }
-                    }
+                    (Some("S3_INVENTORY"), None | Some(InputType::Manifest))
+                    | (None, Some(InputType::Manifest)) => Source::Inventory {
+                        manifest: object,
+                        delimiter: delimiter_of(cfg)?,
+                    },
                     (Some("S3_INVENTORY"), Some(_)) => {
                         return Err(ReaderError::InvalidCombination {
-                            message: "ManifestType S3_INVENTORY cannot be used with an InputType".into(),
+                            message: "ManifestType S3_INVENTORY cannot be used with an InputType"
+                                .into(),
                         })
                     }
-                    (Some(_athena), Some(t @ (InputType::Csv | InputType::Jsonl | InputType::Parquet))) => {
-                        Source::AthenaManifest { manifest: object, format: file_format(t, cfg)? }
-                    }
+                    (
+                        Some(_athena),
+                        Some(t @ (InputType::Csv | InputType::Jsonl | InputType::Parquet)),
+                    ) => Source::AthenaManifest {
+                        manifest: object,
+                        format: file_format(t, cfg)?,
+                    },
                     (Some(_athena), _) => {
                         return Err(ReaderError::InvalidCombination {
-                            message: "ManifestType ATHENA_DATA requires InputType CSV, JSONL or PARQUET".into(),
+                            message:
+                                "ManifestType ATHENA_DATA requires InputType CSV, JSONL or PARQUET"
+                                    .into(),
                         })
                     }
                     (None, Some(t)) => {
@@ -387,13 +444,16 @@ impl ReaderSpec {
                                 message: "VersionId is not supported with InputType PARQUET".into(),
                             });
                         }
-                        Source::Object { format: file_format(t, cfg)?, object }
+                        Source::Object {
+                            format: file_format(t, cfg)?,
+                            object,
+                        }
                     }
-                    (None, None) => {
-                        return Err(ReaderError::InvalidCombination {
-                            message: "ReaderConfig.InputType is required with arn:aws:states:::s3:getObject".into(),
-                        })
-                    }
+                    (None, None) => return Err(ReaderError::InvalidCombination {
+                        message:
+                            "ReaderConfig.InputType is required with arn:aws:states:::s3:getObject"
+                                .into(),
+                    }),
                 }
             }
         };
@@ -419,7 +479,10 @@ mod tests {
         let s = get(json!({"InputType": "CSV"})).unwrap();
         assert_eq!(s.max_items, MAX_ITEMS_CAP);
         match s.source {
-            Source::Object { object, format: FileFormat::Csv(o) } => {
+            Source::Object {
+                object,
+                format: FileFormat::Csv(o),
+            } => {
                 assert_eq!(object.bucket, "b");
                 assert_eq!(object.key, "k");
                 assert_eq!(o.header, CsvHeader::FirstRow);
@@ -431,10 +494,19 @@ mod tests {
 
     #[test]
     fn delimiters() {
-        for (name, byte) in [("COMMA", b','), ("PIPE", b'|'), ("SEMICOLON", b';'), ("SPACE", b' '), ("TAB", b'\t')] {
+        for (name, byte) in [
+            ("COMMA", b','),
+            ("PIPE", b'|'),
+            ("SEMICOLON", b';'),
+            ("SPACE", b' '),
+            ("TAB", b'\t'),
+        ] {
             let s = get(json!({"InputType": "CSV", "CSVDelimiter": name})).unwrap();
             match s.source {
-                Source::Object { format: FileFormat::Csv(o), .. } => assert_eq!(o.delimiter, byte),
+                Source::Object {
+                    format: FileFormat::Csv(o),
+                    ..
+                } => assert_eq!(o.delimiter, byte),
                 other => panic!("{other:?}"),
             }
         }
@@ -446,9 +518,15 @@ mod tests {
 
     #[test]
     fn given_headers() {
-        let s = get(json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["a", "b"]})).unwrap();
+        let s = get(
+            json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["a", "b"]}),
+        )
+        .unwrap();
         match s.source {
-            Source::Object { format: FileFormat::Csv(o), .. } => {
+            Source::Object {
+                format: FileFormat::Csv(o),
+                ..
+            } => {
                 assert_eq!(o.header, CsvHeader::Given(vec!["a".into(), "b".into()]))
             }
             other => panic!("{other:?}"),
@@ -487,7 +565,10 @@ mod tests {
         let frac = m(json!(1.5)).unwrap_err();
         assert!(matches!(frac, ReaderError::MaxItemsNotInteger { .. }));
         assert_eq!(frac.error(), "States.Runtime");
-        assert!(matches!(m(json!("x")), Err(ReaderError::MaxItemsNotInteger { .. })));
+        assert!(matches!(
+            m(json!("x")),
+            Err(ReaderError::MaxItemsNotInteger { .. })
+        ));
         assert!(matches!(
             get(json!({"InputType": "JSON", "MaxItemsPath": "$.n"})),
             Err(ReaderError::InvalidField { field, .. }) if field == "MaxItemsPath"
@@ -501,7 +582,15 @@ mod tests {
             matches!(s.source, Source::Object { format: FileFormat::Json { items_pointer: Some(ref p) }, .. } if p == "/a/b")
         );
         let s = get(json!({"InputType": "JSON", "ItemsPointer": ""})).unwrap();
-        assert!(matches!(s.source, Source::Object { format: FileFormat::Json { items_pointer: None }, .. }));
+        assert!(matches!(
+            s.source,
+            Source::Object {
+                format: FileFormat::Json {
+                    items_pointer: None
+                },
+                ..
+            }
+        ));
         assert!(matches!(
             get(json!({"InputType": "JSON", "ItemsPointer": "a"})),
             Err(ReaderError::InvalidField { .. })
@@ -515,7 +604,13 @@ mod tests {
     #[test]
     fn manifests() {
         let s = get(json!({"ManifestType": "S3_INVENTORY"})).unwrap();
-        assert!(matches!(s.source, Source::Inventory { delimiter: b',', .. }));
+        assert!(matches!(
+            s.source,
+            Source::Inventory {
+                delimiter: b',',
+                ..
+            }
+        ));
         let s = get(json!({"InputType": "MANIFEST"})).unwrap();
         assert!(matches!(s.source, Source::Inventory { .. }));
         assert!(matches!(
@@ -523,29 +618,49 @@ mod tests {
             Err(ReaderError::InvalidCombination { .. })
         ));
         let s = get(json!({"ManifestType": "ATHENA_DATA", "InputType": "JSONL"})).unwrap();
-        assert!(matches!(s.source, Source::AthenaManifest { format: FileFormat::Jsonl, .. }));
+        assert!(matches!(
+            s.source,
+            Source::AthenaManifest {
+                format: FileFormat::Jsonl,
+                ..
+            }
+        ));
         assert!(matches!(
             get(json!({"ManifestType": "ATHENA_DATA", "InputType": "JSON"})),
             Err(ReaderError::InvalidCombination { .. })
         ));
-        assert!(matches!(get(json!({"ManifestType": "ATHENA_DATA"})), Err(ReaderError::InvalidCombination { .. })));
+        assert!(matches!(
+            get(json!({"ManifestType": "ATHENA_DATA"})),
+            Err(ReaderError::InvalidCombination { .. })
+        ));
     }
 
     #[test]
     fn get_object_rules() {
-        assert!(matches!(get(json!({})), Err(ReaderError::InvalidCombination { .. })));
+        assert!(matches!(
+            get(json!({})),
+            Err(ReaderError::InvalidCombination { .. })
+        ));
         assert!(matches!(
             get(json!({"InputType": "JSON", "Transformation": "LOAD_AND_FLATTEN"})),
             Err(ReaderError::InvalidCombination { .. })
         ));
-        assert!(matches!(get(json!({"InputType": "XML"})), Err(ReaderError::InvalidField { .. })));
+        assert!(matches!(
+            get(json!({"InputType": "XML"})),
+            Err(ReaderError::InvalidField { .. })
+        ));
         let e = ReaderSpec::from_json(&json!({
             "Resource": "arn:aws:states:::s3:getObject",
             "Parameters": {"Bucket": "b"},
             "ReaderConfig": {"InputType": "JSON"}
         }))
         .unwrap_err();
-        assert_eq!(e, ReaderError::MissingParameter { field: "Key".into() });
+        assert_eq!(
+            e,
+            ReaderError::MissingParameter {
+                field: "Key".into()
+            }
+        );
         let e = ReaderSpec::from_json(&json!({
             "Resource": "arn:aws:states:::s3:getObject",
             "Parameters": {"Bucket": "b", "Key": "k", "VersionId": "v"},
@@ -561,14 +676,19 @@ mod tests {
         }))
         .unwrap();
         match s.source {
-            Source::Object { object, format: FileFormat::Jsonl } => {
+            Source::Object {
+                object,
+                format: FileFormat::Jsonl,
+            } => {
                 assert_eq!(object.version_id.as_deref(), Some("v1"));
                 assert_eq!(object.expected_bucket_owner.as_deref(), Some("123"));
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            ReaderSpec::from_json(&json!({"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b"}})),
+            ReaderSpec::from_json(
+                &json!({"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "b"}})
+            ),
             Err(ReaderError::UnsupportedResource { .. })
         ));
     }
@@ -583,11 +703,24 @@ mod tests {
             }))
         };
         let s = list(json!({})).unwrap();
-        assert_eq!(s.source, Source::Listing { bucket: "b".into(), prefix: "p/".into(), load: None });
+        assert_eq!(
+            s.source,
+            Source::Listing {
+                bucket: "b".into(),
+                prefix: "p/".into(),
+                load: None
+            }
+        );
         let s = list(json!({"Transformation": "NONE", "MaxItems": 5})).unwrap();
         assert_eq!(s.max_items, 5);
         let s = list(json!({"Transformation": "LOAD_AND_FLATTEN", "InputType": "JSONL"})).unwrap();
-        assert!(matches!(s.source, Source::Listing { load: Some(FileFormat::Jsonl), .. }));
+        assert!(matches!(
+            s.source,
+            Source::Listing {
+                load: Some(FileFormat::Jsonl),
+                ..
+            }
+        ));
         assert!(matches!(
             list(json!({"Transformation": "LOAD_AND_FLATTEN"})),
             Err(ReaderError::InvalidCombination { .. })
@@ -596,15 +729,28 @@ mod tests {
             list(json!({"Transformation": "LOAD_AND_FLATTEN", "InputType": "MANIFEST"})),
             Err(ReaderError::InvalidCombination { .. })
         ));
-        assert!(matches!(list(json!({"InputType": "CSV"})), Err(ReaderError::InvalidCombination { .. })));
-        assert!(matches!(list(json!({"ManifestType": "ATHENA_DATA"})), Err(ReaderError::InvalidCombination { .. })));
+        assert!(matches!(
+            list(json!({"InputType": "CSV"})),
+            Err(ReaderError::InvalidCombination { .. })
+        ));
+        assert!(matches!(
+            list(json!({"ManifestType": "ATHENA_DATA"})),
+            Err(ReaderError::InvalidCombination { .. })
+        ));
         // No ReaderConfig at all, no Prefix.
         let s = ReaderSpec::from_json(&json!({
             "Resource": "arn:aws:states:::s3:listObjectsV2",
             "Parameters": {"Bucket": "b"}
         }))
         .unwrap();
-        assert_eq!(s.source, Source::Listing { bucket: "b".into(), prefix: String::new(), load: None });
+        assert_eq!(
+            s.source,
+            Source::Listing {
+                bucket: "b".into(),
+                prefix: String::new(),
+                load: None
+            }
+        );
     }
 
     #[test]

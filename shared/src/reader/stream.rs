@@ -93,7 +93,12 @@ impl OpenObject {
             });
         }
         let (offset, line) = resume.map(|c| (c.offset, c.line.max(1))).unwrap_or((0, 1));
-        let (stream, compression) = open_data(store.as_ref(), &target, offset, resume.map(|c| c.compression))?;
+        let (stream, compression) = open_data(
+            store.as_ref(),
+            &target,
+            offset,
+            resume.map(|c| c.compression),
+        )?;
         let header = resume.and_then(|c| c.csv_header.clone());
         let container = resume.and_then(|c| c.json_container);
         let reader = match stream {
@@ -104,10 +109,18 @@ impl OpenObject {
                     FileFormat::Csv(o) => {
                         if offset > 0 && o.header == CsvHeader::FirstRow && header.is_none() {
                             return Err(ReaderError::BadResume {
-                                message: format!("the checkpoint inside {} has no CSV header", target.uri()),
+                                message: format!(
+                                    "the checkpoint inside {} has no CSV header",
+                                    target.uri()
+                                ),
                             });
                         }
-                        Reader::Csv(CsvObject::new(src, o.header.clone(), o.delimiter, header.clone())?)
+                        Reader::Csv(CsvObject::new(
+                            src,
+                            o.header.clone(),
+                            o.delimiter,
+                            header.clone(),
+                        )?)
                     }
                     FileFormat::Json { items_pointer } => {
                         if offset > 0 && container.is_none() {
@@ -121,7 +134,11 @@ impl OpenObject {
                         Reader::Json(JsonObject::new(src, items_pointer.clone(), container))
                     }
                     FileFormat::Jsonl => Reader::Jsonl(JsonlObject::new(src)),
-                    FileFormat::Parquet => return Err(ReaderError::BadResume { message: "unreachable".into() }),
+                    FileFormat::Parquet => {
+                        return Err(ReaderError::BadResume {
+                            message: "unreachable".into(),
+                        })
+                    }
                 }
             }
         };
@@ -206,7 +223,10 @@ pub(crate) enum SeqCursor {
 
 pub(crate) trait ObjectSeq: Send {
     /// The next object to read and its size when known.
-    fn next_object(&mut self, store: &dyn ObjectStore) -> Result<Option<(Target, Option<u64>)>, ReaderError>;
+    fn next_object(
+        &mut self,
+        store: &dyn ObjectStore,
+    ) -> Result<Option<(Target, Option<u64>)>, ReaderError>;
     fn cursor(&self) -> SeqCursor;
 }
 
@@ -214,7 +234,10 @@ pub(crate) trait ObjectSeq: Send {
 pub(crate) struct SingleSeq(pub Option<Target>);
 
 impl ObjectSeq for SingleSeq {
-    fn next_object(&mut self, _store: &dyn ObjectStore) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
+    fn next_object(
+        &mut self,
+        _store: &dyn ObjectStore,
+    ) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
         Ok(self.0.take().map(|t| (t, None)))
     }
     fn cursor(&self) -> SeqCursor {
@@ -237,7 +260,12 @@ pub(crate) struct ListingPager {
 }
 
 impl ListingPager {
-    pub fn new(bucket: &str, prefix: &str, resume: Option<&ListingCursor>, skip_checkpoint_key: bool) -> Self {
+    pub fn new(
+        bucket: &str,
+        prefix: &str,
+        resume: Option<&ListingCursor>,
+        skip_checkpoint_key: bool,
+    ) -> Self {
         ListingPager {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -246,17 +274,30 @@ impl ListingPager {
             page_token: resume.and_then(|c| c.page_token.clone()),
             next_token: None,
             loaded: false,
-            skip: resume.and_then(|c| c.last_key.clone()).map(|k| (k, skip_checkpoint_key)),
+            skip: resume
+                .and_then(|c| c.last_key.clone())
+                .map(|k| (k, skip_checkpoint_key)),
         }
     }
 
     /// The next listed object (cloned out of the page).
-    pub fn next_meta(&mut self, store: &dyn ObjectStore) -> Result<Option<&ObjectMeta>, ReaderError> {
+    pub fn next_meta(
+        &mut self,
+        store: &dyn ObjectStore,
+    ) -> Result<Option<&ObjectMeta>, ReaderError> {
         loop {
             if !self.loaded {
                 let page = store
-                    .list(&self.bucket, &self.prefix, self.page_token.as_deref(), LIST_PAGE)
-                    .map_err(|e| ReaderError::Store { uri: s3_uri(&self.bucket, &self.prefix), source: e })?;
+                    .list(
+                        &self.bucket,
+                        &self.prefix,
+                        self.page_token.as_deref(),
+                        LIST_PAGE,
+                    )
+                    .map_err(|e| ReaderError::Store {
+                        uri: s3_uri(&self.bucket, &self.prefix),
+                        source: e,
+                    })?;
                 self.page = page.objects;
                 self.next_token = page.next_continuation_token;
                 self.idx = 0;
@@ -298,15 +339,23 @@ pub(crate) struct ListingSeq {
 impl ListingSeq {
     pub fn new(bucket: &str, prefix: &str, resume: Option<&ListingCursor>) -> Self {
         // The checkpoint's key is listed again: that object is reopened at its cursor.
-        ListingSeq { pager: ListingPager::new(bucket, prefix, resume, false), current: None }
+        ListingSeq {
+            pager: ListingPager::new(bucket, prefix, resume, false),
+            current: None,
+        }
     }
 }
 
 impl ObjectSeq for ListingSeq {
-    fn next_object(&mut self, store: &dyn ObjectStore) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
+    fn next_object(
+        &mut self,
+        store: &dyn ObjectStore,
+    ) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
         loop {
             let bucket = self.pager.bucket.clone();
-            let Some(meta) = self.pager.next_meta(store)? else { return Ok(None) };
+            let Some(meta) = self.pager.next_meta(store)? else {
+                return Ok(None);
+            };
             if meta.key.ends_with('/') && meta.size == 0 {
                 continue;
             }
@@ -317,7 +366,10 @@ impl ObjectSeq for ListingSeq {
     }
 
     fn cursor(&self) -> SeqCursor {
-        SeqCursor::Listing(ListingCursor { page_token: self.pager.page_token(), last_key: self.current.clone() })
+        SeqCursor::Listing(ListingCursor {
+            page_token: self.pager.page_token(),
+            last_key: self.current.clone(),
+        })
     }
 }
 
@@ -345,7 +397,14 @@ impl AthenaSeq {
                 cur_line: c.line.max(1),
                 file_index: c.file_index.checked_sub(1),
             },
-            None => AthenaSeq { manifest, next_offset: 0, next_line: 1, cur_offset: 0, cur_line: 1, file_index: None },
+            None => AthenaSeq {
+                manifest,
+                next_offset: 0,
+                next_line: 1,
+                cur_offset: 0,
+                cur_line: 1,
+                file_index: None,
+            },
         }
     }
 }
@@ -366,9 +425,19 @@ fn parse_s3_uri(s: &str) -> Option<(String, String)> {
 }
 
 impl ObjectSeq for AthenaSeq {
-    fn next_object(&mut self, store: &dyn ObjectStore) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
-        let Some(raw) = self.manifest.get_raw(store, self.next_offset)? else { return Ok(None) };
-        let mut src = ByteSource::new(Some(raw), self.next_offset, self.next_line, self.manifest.uri());
+    fn next_object(
+        &mut self,
+        store: &dyn ObjectStore,
+    ) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
+        let Some(raw) = self.manifest.get_raw(store, self.next_offset)? else {
+            return Ok(None);
+        };
+        let mut src = ByteSource::new(
+            Some(raw),
+            self.next_offset,
+            self.next_line,
+            self.manifest.uri(),
+        );
         if src.offset == 0 {
             src.skip_bom().map_err(|e| src.io_error(e, None))?;
         }
@@ -414,7 +483,12 @@ impl ObjectSeq for AthenaSeq {
             let Some((bucket, key)) = parse_s3_uri(&text) else {
                 return Err(ReaderError::Malformed {
                     format: Format::AthenaManifest,
-                    at: Location { uri: self.manifest.uri(), line: Some(start_line), offset: Some(start), index: None },
+                    at: Location {
+                        uri: self.manifest.uri(),
+                        line: Some(start_line),
+                        offset: Some(start),
+                        index: None,
+                    },
                     message: format!("'{}' is not an s3://bucket/key URI", text.trim()),
                 });
             };
@@ -451,29 +525,49 @@ pub(crate) fn read_inventory(
 ) -> Result<(InventorySeq, Vec<String>), ReaderError> {
     let bad = |message: String| ReaderError::Malformed {
         format: Format::InventoryManifest,
-        at: Location { uri: manifest.uri(), ..Default::default() },
+        at: Location {
+            uri: manifest.uri(),
+            ..Default::default()
+        },
         message,
     };
-    let Some(raw) = manifest.get_raw(store, 0)? else { return Err(bad("the manifest is empty".into())) };
+    let Some(raw) = manifest.get_raw(store, 0)? else {
+        return Err(bad("the manifest is empty".into()));
+    };
     let mut text = Vec::new();
-    raw.take(MAX_INVENTORY_MANIFEST + 1).read_to_end(&mut text).map_err(|e| ReaderError::Io {
-        at: Location { uri: manifest.uri(), ..Default::default() },
-        message: e.to_string(),
-    })?;
+    raw.take(MAX_INVENTORY_MANIFEST + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| ReaderError::Io {
+            at: Location {
+                uri: manifest.uri(),
+                ..Default::default()
+            },
+            message: e.to_string(),
+        })?;
     if text.len() as u64 > MAX_INVENTORY_MANIFEST {
-        return Err(bad(format!("the manifest is larger than {MAX_INVENTORY_MANIFEST} bytes")));
+        return Err(bad(format!(
+            "the manifest is larger than {MAX_INVENTORY_MANIFEST} bytes"
+        )));
     }
     let doc: Value = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
     let format = doc.get("fileFormat").and_then(Value::as_str).unwrap_or("");
     if !format.eq_ignore_ascii_case("CSV") {
-        return Err(bad(format!("fileFormat '{format}' is not supported: only CSV inventories can be read")));
+        return Err(bad(format!(
+            "fileFormat '{format}' is not supported: only CSV inventories can be read"
+        )));
     }
-    let schema = doc.get("fileSchema").and_then(Value::as_str).ok_or_else(|| bad("fileSchema is missing".into()))?;
+    let schema = doc
+        .get("fileSchema")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("fileSchema is missing".into()))?;
     let header: Vec<String> = schema.split(',').map(|s| s.trim().to_string()).collect();
     if header.iter().all(|h| h.is_empty()) {
         return Err(bad("fileSchema is empty".into()));
     }
-    let files = doc.get("files").and_then(Value::as_array).ok_or_else(|| bad("files is missing".into()))?;
+    let files = doc
+        .get("files")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("files is missing".into()))?;
     let mut keys = Vec::with_capacity(files.len());
     for (i, f) in files.iter().enumerate() {
         match f.get("key").and_then(Value::as_str) {
@@ -489,18 +583,34 @@ pub(crate) fn read_inventory(
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| manifest.bucket.clone());
     let next = resume.map(|c| c.file_index as usize).unwrap_or(0);
-    Ok((InventorySeq { bucket, files: keys, next }, header))
+    Ok((
+        InventorySeq {
+            bucket,
+            files: keys,
+            next,
+        },
+        header,
+    ))
 }
 
 impl ObjectSeq for InventorySeq {
-    fn next_object(&mut self, _store: &dyn ObjectStore) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
-        let Some(key) = self.files.get(self.next) else { return Ok(None) };
+    fn next_object(
+        &mut self,
+        _store: &dyn ObjectStore,
+    ) -> Result<Option<(Target, Option<u64>)>, ReaderError> {
+        let Some(key) = self.files.get(self.next) else {
+            return Ok(None);
+        };
         self.next += 1;
         Ok(Some((Target::plain(&self.bucket, key), None)))
     }
 
     fn cursor(&self) -> SeqCursor {
-        SeqCursor::Manifest(ManifestCursor { file_index: self.next.saturating_sub(1) as u64, offset: 0, line: 0 })
+        SeqCursor::Manifest(ManifestCursor {
+            file_index: self.next.saturating_sub(1) as u64,
+            offset: 0,
+            line: 0,
+        })
     }
 }
 
@@ -533,8 +643,12 @@ impl SeqStream {
         resume: Option<&Position>,
     ) -> Self {
         let good_seq = match resume {
-            Some(Position { listing: Some(l), .. }) => SeqCursor::Listing(l.clone()),
-            Some(Position { manifest: Some(m), .. }) => SeqCursor::Manifest(m.clone()),
+            Some(Position {
+                listing: Some(l), ..
+            }) => SeqCursor::Listing(l.clone()),
+            Some(Position {
+                manifest: Some(m), ..
+            }) => SeqCursor::Manifest(m.clone()),
             _ => SeqCursor::None,
         };
         SeqStream {
@@ -562,7 +676,9 @@ impl SeqStream {
 
     /// Opens the next object that exists; `false` at the end.
     fn advance(&mut self) -> Result<bool, ReaderError> {
-        let Some((target, size)) = self.seq.next_object(self.store.as_ref())? else { return Ok(false) };
+        let Some((target, size)) = self.seq.next_object(self.store.as_ref())? else {
+            return Ok(false);
+        };
         let resume = match self.resume_object.take() {
             Some(c) if c.bucket == target.bucket && c.key == target.key => Some(c),
             Some(c) if self.strict => {
@@ -598,7 +714,9 @@ impl SeqStream {
             if self.current.is_none() && !self.advance()? {
                 return Ok(None);
             }
-            let Some(obj) = self.current.as_mut() else { return Ok(None) };
+            let Some(obj) = self.current.as_mut() else {
+                return Ok(None);
+            };
             match obj.next(self.items_read)? {
                 Some((value, key)) => {
                     if !self.current_produced {
@@ -606,7 +724,12 @@ impl SeqStream {
                         self.good_seq = self.seq.cursor();
                         self.good_object = None;
                     }
-                    let item = Item { value, index: self.items_read, key, source: obj.source.clone() };
+                    let item = Item {
+                        value,
+                        index: self.items_read,
+                        key,
+                        source: obj.source.clone(),
+                    };
                     self.items_read += 1;
                     return Ok(Some(item));
                 }
@@ -659,7 +782,13 @@ impl ItemStream for SeqStream {
             SeqCursor::Listing(l) => (Some(l.clone()), None),
             SeqCursor::Manifest(m) => (None, Some(m.clone())),
         };
-        Position { items_read: self.items_read, finished: self.finished, listing, manifest, object }
+        Position {
+            items_read: self.items_read,
+            finished: self.finished,
+            listing,
+            manifest,
+            object,
+        }
     }
 }
 
@@ -676,7 +805,13 @@ pub(crate) struct ListingItems {
 }
 
 impl ListingItems {
-    pub fn new(store: Arc<dyn ObjectStore>, bucket: &str, prefix: &str, max: u64, resume: Option<&Position>) -> Self {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        bucket: &str,
+        prefix: &str,
+        max: u64,
+        resume: Option<&Position>,
+    ) -> Self {
         let cursor = resume.and_then(|p| p.listing.clone());
         ListingItems {
             store,
@@ -698,8 +833,16 @@ impl ListingItems {
         }
         let page = self
             .store
-            .list(&self.pager.bucket, &self.pager.prefix, self.pager.page_token.as_deref(), LIST_PAGE)
-            .map_err(|e| ReaderError::Store { uri: s3_uri(&self.pager.bucket, &self.pager.prefix), source: e })?;
+            .list(
+                &self.pager.bucket,
+                &self.pager.prefix,
+                self.pager.page_token.as_deref(),
+                LIST_PAGE,
+            )
+            .map_err(|e| ReaderError::Store {
+                uri: s3_uri(&self.pager.bucket, &self.pager.prefix),
+                source: e,
+            })?;
         self.pager.page = page.objects;
         self.pager.next_token = page.next_continuation_token;
         self.pager.idx = 0;
@@ -714,9 +857,15 @@ pub(crate) fn listing_item(meta: &ObjectMeta) -> Value {
     let mut m = Map::with_capacity(5);
     m.insert("Etag".into(), Value::String(meta.etag.clone()));
     m.insert("Key".into(), Value::String(meta.key.clone()));
-    m.insert("LastModified".into(), Value::from(meta.last_modified.timestamp()));
+    m.insert(
+        "LastModified".into(),
+        Value::from(meta.last_modified.timestamp()),
+    );
     m.insert("Size".into(), Value::from(meta.size));
-    m.insert("StorageClass".into(), Value::String(meta.storage_class.clone()));
+    m.insert(
+        "StorageClass".into(),
+        Value::String(meta.storage_class.clone()),
+    );
     Value::Object(m)
 }
 
@@ -744,8 +893,16 @@ impl Iterator for ListingItems {
         };
         let value = listing_item(meta);
         let key = meta.key.clone();
-        self.good = Some(ListingCursor { page_token: self.pager.page_token(), last_key: Some(key) });
-        let item = Item { value, index: self.items_read, key: None, source: self.source.clone() };
+        self.good = Some(ListingCursor {
+            page_token: self.pager.page_token(),
+            last_key: Some(key),
+        });
+        let item = Item {
+            value,
+            index: self.items_read,
+            key: None,
+            source: self.source.clone(),
+        };
         self.items_read += 1;
         Some(Ok(item))
     }
@@ -765,7 +922,10 @@ impl ItemStream for ListingItems {
 
 /// The CSV options of S3 Inventory data files.
 pub(crate) fn inventory_format(header: Vec<String>, delimiter: u8) -> FileFormat {
-    FileFormat::Csv(CsvOptions { header: CsvHeader::Given(header), delimiter })
+    FileFormat::Csv(CsvOptions {
+        header: CsvHeader::Given(header),
+        delimiter,
+    })
 }
 
 #[cfg(test)]
@@ -774,8 +934,14 @@ mod tests {
 
     #[test]
     fn s3_uris() {
-        assert_eq!(parse_s3_uri("s3://b/k/x.gz"), Some(("b".into(), "k/x.gz".into())));
-        assert_eq!(parse_s3_uri(" \"S3://b/k\"\r"), Some(("b".into(), "k".into())));
+        assert_eq!(
+            parse_s3_uri("s3://b/k/x.gz"),
+            Some(("b".into(), "k/x.gz".into()))
+        );
+        assert_eq!(
+            parse_s3_uri(" \"S3://b/k\"\r"),
+            Some(("b".into(), "k".into()))
+        );
         assert_eq!(parse_s3_uri("s3://b/"), None);
         assert_eq!(parse_s3_uri("s3://b"), None);
         assert_eq!(parse_s3_uri("https://b/k"), None);

@@ -27,8 +27,14 @@ impl Drop for TempStore {
 
 fn temp_store() -> TempStore {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let root = std::env::temp_dir().join(format!("mapfleet-reader-{}-{nanos}-{n}", std::process::id()));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let root = std::env::temp_dir().join(format!(
+        "mapfleet-reader-{}-{nanos}-{n}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(root.join("b")).unwrap();
     std::fs::create_dir_all(root.join("other")).unwrap();
     let store = Arc::new(LocalFolderStore::new(&root));
@@ -88,8 +94,15 @@ fn check_resume(store: Arc<dyn ObjectStore>, spec: &ReaderSpec) -> Vec<Item> {
         assert_eq!(pos.items_read, k as u64);
         let text = serde_json::to_string(&pos).unwrap();
         let pos: Position = serde_json::from_str(&text).unwrap();
-        let rest: Vec<Item> = open(store.clone(), spec, Some(&pos)).unwrap().map(|r| r.unwrap()).collect();
-        assert_eq!(rest, all[k..].to_vec(), "resuming after {k} items from {text}");
+        let rest: Vec<Item> = open(store.clone(), spec, Some(&pos))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(
+            rest,
+            all[k..].to_vec(),
+            "resuming after {k} items from {text}"
+        );
     }
     // The end position is finished and yields nothing.
     let mut s = open(store.clone(), spec, None).unwrap();
@@ -138,18 +151,46 @@ fn json_pointer_array_and_object_with_resume() {
     let t = temp_store();
     let doc = json!({"meta": {"n": 1}, "inventory": {"products": {"featured": [{"id": 1}, [2], "three", 4.5, null, {"id": 6}]}},
                      "byName": {"a": {"v": 1}, "b": {"v": 2}, "c": {"v": 3}}});
-    t.put("doc.json", serde_json::to_string_pretty(&doc).unwrap().as_bytes());
-    let s = get_spec("doc.json", json!({"InputType": "JSON", "ItemsPointer": "/inventory/products/featured"}));
+    t.put(
+        "doc.json",
+        serde_json::to_string_pretty(&doc).unwrap().as_bytes(),
+    );
+    let s = get_spec(
+        "doc.json",
+        json!({"InputType": "JSON", "ItemsPointer": "/inventory/products/featured"}),
+    );
     let items = check_resume(t.dyn_store(), &s);
-    assert_eq!(values(&items), doc["inventory"]["products"]["featured"].as_array().unwrap().clone());
-    let s = get_spec("doc.json", json!({"InputType": "JSON", "ItemsPointer": "/byName"}));
+    assert_eq!(
+        values(&items),
+        doc["inventory"]["products"]["featured"]
+            .as_array()
+            .unwrap()
+            .clone()
+    );
+    let s = get_spec(
+        "doc.json",
+        json!({"InputType": "JSON", "ItemsPointer": "/byName"}),
+    );
     let items = check_resume(t.dyn_store(), &s);
-    assert_eq!(values(&items), vec![json!({"v": 1}), json!({"v": 2}), json!({"v": 3})]);
+    assert_eq!(
+        values(&items),
+        vec![json!({"v": 1}), json!({"v": 2}), json!({"v": 3})]
+    );
     let keys: Vec<_> = items.iter().map(|i| i.key.clone().unwrap()).collect();
     assert_eq!(keys, vec!["a", "b", "c"]);
-    let s = get_spec("doc.json", json!({"InputType": "JSON", "ItemsPointer": "/inventory/missing"}));
-    let e = open(t.dyn_store(), &s, None).unwrap().next().unwrap().unwrap_err();
-    assert_eq!(e.cause(), "The ItemsPointer '/inventory/missing' does not match any node in s3://b/doc.json");
+    let s = get_spec(
+        "doc.json",
+        json!({"InputType": "JSON", "ItemsPointer": "/inventory/missing"}),
+    );
+    let e = open(t.dyn_store(), &s, None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        e.cause(),
+        "The ItemsPointer '/inventory/missing' does not match any node in s3://b/doc.json"
+    );
 }
 
 #[test]
@@ -174,7 +215,11 @@ fn malformed_json_error_and_position_after_it() {
     let pos = st.checkpoint();
     assert_eq!(pos.items_read, 3);
     assert!(!pos.finished);
-    let e2 = open(t.dyn_store(), &s, Some(&pos)).unwrap().next().unwrap().unwrap_err();
+    let e2 = open(t.dyn_store(), &s, Some(&pos))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e2, e);
 }
 
@@ -183,10 +228,22 @@ fn malformed_json_error_and_position_after_it() {
 #[test]
 fn jsonl_with_blank_lines_and_resume() {
     let t = temp_store();
-    t.put("lines.jsonl", b"{\"n\":1}\n\n{\"n\":2}\r\n   \n\"x\"\n[1,2]\n{\"n\":3}");
+    t.put(
+        "lines.jsonl",
+        b"{\"n\":1}\n\n{\"n\":2}\r\n   \n\"x\"\n[1,2]\n{\"n\":3}",
+    );
     let s = get_spec("lines.jsonl", json!({"InputType": "JSONL"}));
     let items = check_resume(t.dyn_store(), &s);
-    assert_eq!(values(&items), vec![json!({"n":1}), json!({"n":2}), json!("x"), json!([1, 2]), json!({"n":3})]);
+    assert_eq!(
+        values(&items),
+        vec![
+            json!({"n":1}),
+            json!({"n":2}),
+            json!("x"),
+            json!([1, 2]),
+            json!({"n":3})
+        ]
+    );
 }
 
 #[test]
@@ -198,7 +255,9 @@ fn jsonl_malformed_line() {
     assert_eq!(got.len(), 2);
     let e = got[1].clone().unwrap_err();
     assert!(
-        e.cause().starts_with("Malformed JSONL in s3://b/lines.jsonl (line 2, byte offset 8, item index 1)"),
+        e.cause().starts_with(
+            "Malformed JSONL in s3://b/lines.jsonl (line 2, byte offset 8, item index 1)"
+        ),
         "{}",
         e.cause()
     );
@@ -213,7 +272,10 @@ fn csv_first_row_observed_vectors_and_resume() {
         "file.csv",
         b"Col1,Col2,Col3\nValue1,Value2,Value3\nValue4,Value5,Value6\n,,,\ntrue,1,'HelloWorld'\nNull,None,\n   \n",
     );
-    let s = get_spec("file.csv", json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}));
+    let s = get_spec(
+        "file.csv",
+        json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"}),
+    );
     let items = check_resume(t.dyn_store(), &s);
     assert_eq!(
         values(&items),
@@ -231,7 +293,10 @@ fn csv_first_row_observed_vectors_and_resume() {
     st.next().unwrap().unwrap();
     let pos = st.checkpoint();
     let obj = pos.object.unwrap();
-    assert_eq!(obj.csv_header, Some(vec!["Col1".to_string(), "Col2".into(), "Col3".into()]));
+    assert_eq!(
+        obj.csv_header,
+        Some(vec!["Col1".to_string(), "Col2".into(), "Col3".into()])
+    );
     assert_eq!((obj.offset, obj.line, obj.items_read), (36, 3, 1));
 }
 
@@ -253,14 +318,32 @@ fn csv_given_headers_delimiters_and_duplicates() {
         ]
     );
     t.put("tab.tsv", b"a\tb\n1\t2\n");
-    let s = get_spec("tab.tsv", json!({"InputType": "CSV", "CSVDelimiter": "TAB"}));
-    assert_eq!(values(&read_all(t.dyn_store(), &s)), vec![json!({"a":"1","b":"2"})]);
+    let s = get_spec(
+        "tab.tsv",
+        json!({"InputType": "CSV", "CSVDelimiter": "TAB"}),
+    );
+    assert_eq!(
+        values(&read_all(t.dyn_store(), &s)),
+        vec![json!({"a":"1","b":"2"})]
+    );
     t.put("semi.csv", b"a;b\n1;2,3\n");
-    let s = get_spec("semi.csv", json!({"InputType": "CSV", "CSVDelimiter": "SEMICOLON"}));
-    assert_eq!(values(&read_all(t.dyn_store(), &s)), vec![json!({"a":"1","b":"2,3"})]);
+    let s = get_spec(
+        "semi.csv",
+        json!({"InputType": "CSV", "CSVDelimiter": "SEMICOLON"}),
+    );
+    assert_eq!(
+        values(&read_all(t.dyn_store(), &s)),
+        vec![json!({"a":"1","b":"2,3"})]
+    );
     t.put("space.csv", b"a b\n1 2\n");
-    let s = get_spec("space.csv", json!({"InputType": "CSV", "CSVDelimiter": "SPACE"}));
-    assert_eq!(values(&read_all(t.dyn_store(), &s)), vec![json!({"a":"1","b":"2"})]);
+    let s = get_spec(
+        "space.csv",
+        json!({"InputType": "CSV", "CSVDelimiter": "SPACE"}),
+    );
+    assert_eq!(
+        values(&read_all(t.dyn_store(), &s)),
+        vec![json!({"a":"1","b":"2"})]
+    );
     // Duplicate GIVEN headers fail the Map Run when reading starts.
     let s = get_spec(
         "pipe.csv",
@@ -274,7 +357,10 @@ fn csv_given_headers_delimiters_and_duplicates() {
 #[test]
 fn max_items() {
     let t = temp_store();
-    t.put("file.csv", b"Col1,Col2\nValue1,Value2\nValue3,Value4\nValue5,Value6\nValue7,Value8\n");
+    t.put(
+        "file.csv",
+        b"Col1,Col2\nValue1,Value2\nValue3,Value4\nValue5,Value6\nValue7,Value8\n",
+    );
     let base = json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"});
     let with = |n: Value| {
         let mut c = base.clone();
@@ -285,7 +371,10 @@ fn max_items() {
     let items = check_resume(t.dyn_store(), &two);
     assert_eq!(
         values(&items),
-        vec![json!({"Col1":"Value1","Col2":"Value2"}), json!({"Col1":"Value3","Col2":"Value4"})]
+        vec![
+            json!({"Col1":"Value1","Col2":"Value2"}),
+            json!({"Col1":"Value3","Col2":"Value4"})
+        ]
     );
     assert_eq!(read_all(t.dyn_store(), &with(json!(0))).len(), 4);
     assert_eq!(read_all(t.dyn_store(), &with(json!(100_000_001))).len(), 4);
@@ -322,16 +411,29 @@ fn gzip_and_zstd_objects() {
         let mut st = open(t.dyn_store(), &s, None).unwrap();
         st.next();
         let c = st.checkpoint().object.unwrap().compression;
-        assert_eq!(c, if key.ends_with("zstd") { Compression::Zstd } else { Compression::Gzip });
+        assert_eq!(
+            c,
+            if key.ends_with("zstd") {
+                Compression::Zstd
+            } else {
+                Compression::Gzip
+            }
+        );
     }
     let s = get_spec("multi.csv.gz", json!({"InputType": "CSV"}));
     assert_eq!(values(&read_all(t.dyn_store(), &s)), expect[..2].to_vec());
     t.put("lines.jsonl.gz", &gzip(b"{\"n\":1}\n{\"n\":2}\n"));
     let s = get_spec("lines.jsonl.gz", json!({"InputType": "JSONL"}));
-    assert_eq!(values(&check_resume(t.dyn_store(), &s)), vec![json!({"n":1}), json!({"n":2})]);
+    assert_eq!(
+        values(&check_resume(t.dyn_store(), &s)),
+        vec![json!({"n":1}), json!({"n":2})]
+    );
     t.put("arr.json.zst", &zstd_bytes(b"[1,2,3]"));
     let s = get_spec("arr.json.zst", json!({"InputType": "JSON"}));
-    assert_eq!(values(&check_resume(t.dyn_store(), &s)), vec![json!(1), json!(2), json!(3)]);
+    assert_eq!(
+        values(&check_resume(t.dyn_store(), &s)),
+        vec![json!(1), json!(2), json!(3)]
+    );
 }
 
 #[test]
@@ -346,7 +448,11 @@ fn unsupported_compression() {
     );
     t.put("x.csv.gz", b"\x1f\x8bnot really gzip");
     let s = get_spec("x.csv.gz", json!({"InputType": "CSV"}));
-    let e = open(t.dyn_store(), &s, None).unwrap().next().unwrap().unwrap_err();
+    let e = open(t.dyn_store(), &s, None)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(e, ReaderError::Io { .. }), "{e:?}");
     assert!(e.cause().contains("s3://b/x.csv.gz"));
 }
@@ -360,7 +466,11 @@ struct Recording {
 
 impl Recording {
     fn new(inner: Arc<dyn ObjectStore>) -> Arc<Self> {
-        Arc::new(Recording { inner, gets: Mutex::new(Vec::new()), options: Mutex::new(Vec::new()) })
+        Arc::new(Recording {
+            inner,
+            gets: Mutex::new(Vec::new()),
+            options: Mutex::new(Vec::new()),
+        })
     }
 }
 
@@ -373,7 +483,10 @@ impl ObjectStore for Recording {
             g.push((req.key.to_string(), req.start));
         }
         if let Ok(mut o) = self.options.lock() {
-            o.push((req.version_id.map(String::from), req.expected_bucket_owner.map(String::from)));
+            o.push((
+                req.version_id.map(String::from),
+                req.expected_bucket_owner.map(String::from),
+            ));
         }
         self.inner.get(req)
     }
@@ -402,7 +515,10 @@ fn resume_uses_a_ranged_get_on_plain_objects_and_restarts_compressed_ones() {
         let pos = st.checkpoint();
         assert_eq!(pos.object.as_ref().unwrap().offset, 16);
         let rec = Recording::new(t.dyn_store());
-        let rest: Vec<Item> = open(rec.clone(), &s, Some(&pos)).unwrap().map(|r| r.unwrap()).collect();
+        let rest: Vec<Item> = open(rec.clone(), &s, Some(&pos))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
         assert_eq!(values(&rest), vec![json!({"n":3})]);
         let gets = rec.gets.lock().unwrap().clone();
         assert_eq!(gets, vec![(key.to_string(), if ranged { 16 } else { 0 })]);
@@ -415,7 +531,10 @@ fn resume_uses_a_ranged_get_on_plain_objects_and_restarts_compressed_ones() {
 fn listing_items_shape_paging_and_resume() {
     let t = temp_store();
     for i in 0..7 {
-        t.put(&format!("file_{i}.txt"), format!("{i}HelloWorld!").as_bytes());
+        t.put(
+            &format!("file_{i}.txt"),
+            format!("{i}HelloWorld!").as_bytes(),
+        );
     }
     t.put("other/x.txt", b"x");
     let s = spec(
@@ -425,15 +544,23 @@ fn listing_items_shape_paging_and_resume() {
     assert_eq!(items.len(), 7);
     let first = items[0].value.as_object().unwrap();
     let keys: Vec<&str> = first.keys().map(|k| k.as_str()).collect();
-    assert_eq!(keys, vec!["Etag", "Key", "LastModified", "Size", "StorageClass"]);
+    assert_eq!(
+        keys,
+        vec!["Etag", "Key", "LastModified", "Size", "StorageClass"]
+    );
     assert_eq!(first["Key"], json!("file_0.txt"));
     assert_eq!(first["Size"], json!(12));
     assert_eq!(first["StorageClass"], json!("STANDARD"));
     let etag = first["Etag"].as_str().unwrap();
-    assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34, "{etag}");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34,
+        "{etag}"
+    );
     assert!(first["LastModified"].is_i64());
     assert_eq!(&*items[0].source, "S3://b");
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}}));
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}}),
+    );
     assert_eq!(read_all(t.dyn_store(), &s).len(), 8);
     // MaxItems applies to listings.
     let s = spec(
@@ -441,15 +568,23 @@ fn listing_items_shape_paging_and_resume() {
     );
     assert_eq!(check_resume(t.dyn_store(), &s).len(), 4);
     // A missing bucket fails at open.
-    let s = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "nope"}}));
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "nope"}}),
+    );
     let e = open(t.dyn_store(), &s, None).err().unwrap();
-    assert_eq!(e.cause(), "Failed to read s3://nope: The specified bucket does not exist (Bucket: nope)");
+    assert_eq!(
+        e.cause(),
+        "Failed to read s3://nope: The specified bucket does not exist (Bucket: nope)"
+    );
 }
 
 #[test]
 fn load_and_flatten() {
     let t = temp_store();
-    t.put("logs/a.jsonl", b"{\"level\":\"INFO\",\"n\":1}\n{\"level\":\"ERROR\",\"n\":2}\n");
+    t.put(
+        "logs/a.jsonl",
+        b"{\"level\":\"INFO\",\"n\":1}\n{\"level\":\"ERROR\",\"n\":2}\n",
+    );
     t.put("logs/b.jsonl", b"");
     t.put("logs/c.jsonl.gz", &gzip(b"{\"n\":3}\n"));
     t.put("logs/d/e.jsonl", b"{\"n\":4}\n{\"n\":5}\n{\"n\":6}\n");
@@ -484,7 +619,11 @@ fn load_and_flatten() {
     }));
     assert_eq!(
         values(&check_resume(t.dyn_store(), &s)),
-        vec![json!({"a":"1","b":"2"}), json!({"a":"3","b":"4"}), json!({"a":"5","b":"6"})]
+        vec![
+            json!({"a":"1","b":"2"}),
+            json!({"a":"3","b":"4"}),
+            json!({"a":"5","b":"6"})
+        ]
     );
     // A malformed object in the middle names itself.
     t.put("logs/c2.jsonl", b"{oops}\n");
@@ -497,7 +636,9 @@ fn load_and_flatten() {
     assert_eq!(got.len(), 4);
     let e = got[3].clone().unwrap_err();
     assert!(
-        e.cause().starts_with("Malformed JSONL in s3://b/logs/c2.jsonl (line 1, byte offset 0, item index 3)"),
+        e.cause().starts_with(
+            "Malformed JSONL in s3://b/logs/c2.jsonl (line 1, byte offset 0, item index 3)"
+        ),
         "{}",
         e.cause()
     );
@@ -512,7 +653,9 @@ fn athena_manifest() {
     t.put("out/q1_1.csv", b"");
     t.put("out/q1_2.csv", b"3,\"gam,ma\"\n");
     std::fs::create_dir_all(t.root.join("other/athena")).unwrap();
-    t.store.put("other", "athena/q1_3.csv", b"4,delta\n").unwrap();
+    t.store
+        .put("other", "athena/q1_3.csv", b"4,delta\n")
+        .unwrap();
     t.put(
         "out/q1-manifest.csv",
         b"s3://b/out/q1_0.csv.gz\ns3://b/out/q1_1.csv\n\ns3://b/out/q1_2.csv\r\ns3://other/athena/q1_3.csv",
@@ -541,7 +684,10 @@ fn athena_manifest() {
     // JSONL and a bad line.
     t.put("j/0.jsonl", b"{\"a\":1}\n");
     t.put("j/manifest.csv", b"s3://b/j/0.jsonl\nnot-a-uri\n");
-    let s = get_spec("j/manifest.csv", json!({"ManifestType": "ATHENA_DATA", "InputType": "JSONL"}));
+    let s = get_spec(
+        "j/manifest.csv",
+        json!({"ManifestType": "ATHENA_DATA", "InputType": "JSONL"}),
+    );
     let got: Vec<_> = open(t.dyn_store(), &s, None).unwrap().collect();
     assert_eq!(got[0].as_ref().unwrap().value, json!({"a":1}));
     let e = got[1].clone().unwrap_err();
@@ -551,7 +697,10 @@ fn athena_manifest() {
     );
     // A data file that does not exist.
     t.put("k/manifest.csv", b"s3://b/k/missing.jsonl\n");
-    let s = get_spec("k/manifest.csv", json!({"ManifestType": "ATHENA_DATA", "InputType": "JSONL"}));
+    let s = get_spec(
+        "k/manifest.csv",
+        json!({"ManifestType": "ATHENA_DATA", "InputType": "JSONL"}),
+    );
     let e = open(t.dyn_store(), &s, None).err().unwrap();
     assert_eq!(
         e.cause(),
@@ -566,8 +715,14 @@ fn athena_parquet_files() {
     let (b, eb) = parquet::tests::sample_parquet(1, 2, PqCompression::UNCOMPRESSED);
     t.put("pq/a.parquet", &a);
     t.put("pq/b.parquet", &b);
-    t.put("pq/manifest.csv", b"s3://b/pq/a.parquet\ns3://b/pq/b.parquet\n");
-    let s = get_spec("pq/manifest.csv", json!({"ManifestType": "ATHENA_DATA", "InputType": "PARQUET"}));
+    t.put(
+        "pq/manifest.csv",
+        b"s3://b/pq/a.parquet\ns3://b/pq/b.parquet\n",
+    );
+    let s = get_spec(
+        "pq/manifest.csv",
+        json!({"ManifestType": "ATHENA_DATA", "InputType": "PARQUET"}),
+    );
     let items = check_resume(t.dyn_store(), &s);
     let mut expect = ea;
     expect.extend(eb);
@@ -575,7 +730,10 @@ fn athena_parquet_files() {
 }
 
 fn inventory_manifest(files: &[&str]) -> Vec<u8> {
-    let files: Vec<Value> = files.iter().map(|k| json!({"key": k, "size": 100, "MD5checksum": "x"})).collect();
+    let files: Vec<Value> = files
+        .iter()
+        .map(|k| json!({"key": k, "size": 100, "MD5checksum": "x"}))
+        .collect();
     json!({
         "sourceBucket": "src",
         "destinationBucket": "arn:aws:s3:::b",
@@ -596,9 +754,18 @@ fn s3_inventory_manifest() {
         "inv/data/1.csv.gz",
         &gzip(b"\"src\",\"csvDataset/titles.csv\",\"3399671\",\"2022-11-16T00:29:32.000Z\"\n\"src\",\"a.txt\",\"1\",\"2022-11-16T00:29:33.000Z\"\n"),
     );
-    t.put("inv/data/2.csv.gz", &gzip(b"\"src\",\"b,c.txt\",\"2\",\"2022-11-17T00:00:00.000Z\"\n"));
-    t.put("inv/manifest.json", &inventory_manifest(&["inv/data/1.csv.gz", "inv/data/2.csv.gz"]));
-    for cfg in [json!({"ManifestType": "S3_INVENTORY"}), json!({"InputType": "MANIFEST"})] {
+    t.put(
+        "inv/data/2.csv.gz",
+        &gzip(b"\"src\",\"b,c.txt\",\"2\",\"2022-11-17T00:00:00.000Z\"\n"),
+    );
+    t.put(
+        "inv/manifest.json",
+        &inventory_manifest(&["inv/data/1.csv.gz", "inv/data/2.csv.gz"]),
+    );
+    for cfg in [
+        json!({"ManifestType": "S3_INVENTORY"}),
+        json!({"InputType": "MANIFEST"}),
+    ] {
         let s = get_spec("inv/manifest.json", cfg);
         let items = check_resume(t.dyn_store(), &s);
         assert_eq!(
@@ -615,9 +782,21 @@ fn s3_inventory_manifest() {
     let mut m: Value = serde_json::from_slice(&inventory_manifest(&["inv/data/1.csv.gz"])).unwrap();
     m["fileFormat"] = json!("Parquet");
     t.put("inv2/manifest.json", m.to_string().as_bytes());
-    let s = get_spec("inv2/manifest.json", json!({"ManifestType": "S3_INVENTORY"}));
+    let s = get_spec(
+        "inv2/manifest.json",
+        json!({"ManifestType": "S3_INVENTORY"}),
+    );
     let e = open(t.dyn_store(), &s, None).err().unwrap();
-    assert!(matches!(&e, ReaderError::Malformed { format: Format::InventoryManifest, .. }), "{e:?}");
+    assert!(
+        matches!(
+            &e,
+            ReaderError::Malformed {
+                format: Format::InventoryManifest,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.cause().contains("s3://b/inv2/manifest.json"));
 }
 
@@ -640,18 +819,37 @@ fn parquet_rows_all_codecs_and_resume() {
         assert_eq!(values(&items), expect, "{name}");
     }
     // Checkpoints name the row group and row.
-    let s = get_spec("snappy.parquet", json!({"InputType": "PARQUET", "MaxItems": 6}));
+    let s = get_spec(
+        "snappy.parquet",
+        json!({"InputType": "PARQUET", "MaxItems": 6}),
+    );
     let mut st = open(t.dyn_store(), &s, None).unwrap();
     for _ in 0..5 {
         st.next().unwrap().unwrap();
     }
     let c = st.checkpoint().object.unwrap();
-    assert_eq!(c.parquet, Some(ParquetCursor { row_group: 1, row: 1 }));
+    assert_eq!(
+        c.parquet,
+        Some(ParquetCursor {
+            row_group: 1,
+            row: 1
+        })
+    );
     assert!(c.offset > 0);
     assert_eq!(st.count(), 1);
     // Keys follow the schema order.
-    let first = read_all(t.dyn_store(), &get_spec("none.parquet", json!({"InputType": "PARQUET"})))[0].value.clone();
-    let keys: Vec<&str> = first.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+    let first = read_all(
+        t.dyn_store(),
+        &get_spec("none.parquet", json!({"InputType": "PARQUET"})),
+    )[0]
+    .value
+    .clone();
+    let keys: Vec<&str> = first
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
     assert_eq!(keys, vec!["id", "name", "score", "flag", "day", "ts"]);
 }
 
@@ -661,8 +859,19 @@ fn parquet_errors() {
     t.put("not.parquet", b"this is not parquet at all");
     let s = get_spec("not.parquet", json!({"InputType": "PARQUET"}));
     let e = open(t.dyn_store(), &s, None).err().unwrap();
-    assert!(matches!(&e, ReaderError::Malformed { format: Format::Parquet, .. }), "{e:?}");
-    assert!(e.cause().starts_with("Malformed Parquet in s3://b/not.parquet"));
+    assert!(
+        matches!(
+            &e,
+            ReaderError::Malformed {
+                format: Format::Parquet,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e
+        .cause()
+        .starts_with("Malformed Parquet in s3://b/not.parquet"));
     let mut big = b"PAR1".to_vec();
     big.extend_from_slice(&[0u8; 16]);
     big.extend_from_slice(&(6u32 * 1024 * 1024).to_le_bytes());
@@ -670,7 +879,10 @@ fn parquet_errors() {
     t.put("big.parquet", &big);
     let s = get_spec("big.parquet", json!({"InputType": "PARQUET"}));
     let e = open(t.dyn_store(), &s, None).err().unwrap();
-    assert!(matches!(e, ReaderError::ParquetFooterTooLarge { size: 6291456, .. }), "{e:?}");
+    assert!(
+        matches!(e, ReaderError::ParquetFooterTooLarge { size: 6291456, .. }),
+        "{e:?}"
+    );
     // A corrupt footer of a plausible size.
     let mut bad = b"PAR1".to_vec();
     bad.extend_from_slice(&[7u8; 40]);
@@ -678,7 +890,10 @@ fn parquet_errors() {
     bad.extend_from_slice(b"PAR1");
     t.put("bad.parquet", &bad);
     let s = get_spec("bad.parquet", json!({"InputType": "PARQUET"}));
-    assert!(matches!(open(t.dyn_store(), &s, None), Err(ReaderError::Malformed { .. })));
+    assert!(matches!(
+        open(t.dyn_store(), &s, None),
+        Err(ReaderError::Malformed { .. })
+    ));
 }
 
 // ---------------------------------------------------------------- errors & misc
@@ -697,7 +912,10 @@ fn missing_bucket_and_key_fail_at_open() {
         json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "zz", "Key": "k"}, "ReaderConfig": {"InputType": "CSV"}}),
     );
     let e = open(t.dyn_store(), &s, None).err().unwrap();
-    assert_eq!(e.cause(), "Failed to read s3://zz/k: The specified bucket does not exist (Bucket: zz)");
+    assert_eq!(
+        e.cause(),
+        "Failed to read s3://zz/k: The specified bucket does not exist (Bucket: zz)"
+    );
 }
 
 #[test]
@@ -706,14 +924,38 @@ fn empty_objects() {
     t.put("e.csv", b"");
     t.put("e.jsonl", b"");
     t.put("e.json", b"");
-    assert_eq!(read_all(t.dyn_store(), &get_spec("e.csv", json!({"InputType": "CSV"}))).len(), 0);
-    assert_eq!(read_all(t.dyn_store(), &get_spec("e.jsonl", json!({"InputType": "JSONL"}))).len(), 0);
-    let e = open(t.dyn_store(), &get_spec("e.json", json!({"InputType": "JSON"})), None)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap_err();
-    assert!(matches!(e, ReaderError::Malformed { format: Format::Json, .. }));
+    assert_eq!(
+        read_all(
+            t.dyn_store(),
+            &get_spec("e.csv", json!({"InputType": "CSV"}))
+        )
+        .len(),
+        0
+    );
+    assert_eq!(
+        read_all(
+            t.dyn_store(),
+            &get_spec("e.jsonl", json!({"InputType": "JSONL"}))
+        )
+        .len(),
+        0
+    );
+    let e = open(
+        t.dyn_store(),
+        &get_spec("e.json", json!({"InputType": "JSON"})),
+        None,
+    )
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(
+        e,
+        ReaderError::Malformed {
+            format: Format::Json,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -721,23 +963,36 @@ fn open_bytes_for_test_state_data() {
     let s = spec(
         json!({"Resource": "arn:aws:states:::s3:getObject", "Arguments": {"Bucket": "test-bucket", "Key": "test-key"}, "ReaderConfig": {"InputType": "JSON"}}),
     );
-    let items: Vec<Item> = open_bytes(&s, b"[1, 2, 3]".to_vec(), None).unwrap().map(|r| r.unwrap()).collect();
+    let items: Vec<Item> = open_bytes(&s, b"[1, 2, 3]".to_vec(), None)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
     assert_eq!(values(&items), vec![json!(1), json!(2), json!(3)]);
     assert_eq!(&*items[0].source, "S3://test-bucket/test-key");
     let mut st = open_bytes(&s, b"[1, 2, 3]".to_vec(), None).unwrap();
     st.next();
     let pos = st.checkpoint();
-    let rest: Vec<Value> =
-        open_bytes(&s, b"[1, 2, 3]".to_vec(), Some(&pos)).unwrap().map(|r| r.unwrap().value).collect();
+    let rest: Vec<Value> = open_bytes(&s, b"[1, 2, 3]".to_vec(), Some(&pos))
+        .unwrap()
+        .map(|r| r.unwrap().value)
+        .collect();
     assert_eq!(rest, vec![json!(2), json!(3)]);
     let (pq, expect) = parquet::tests::sample_parquet(2, 2, PqCompression::SNAPPY);
     let s = spec(
         json!({"Resource": "arn:aws:states:::s3:getObject", "Parameters": {"Bucket": "x", "Key": "y"}, "ReaderConfig": {"InputType": "PARQUET"}}),
     );
-    let got: Vec<Value> = open_bytes(&s, pq, None).unwrap().map(|r| r.unwrap().value).collect();
+    let got: Vec<Value> = open_bytes(&s, pq, None)
+        .unwrap()
+        .map(|r| r.unwrap().value)
+        .collect();
     assert_eq!(got, expect);
-    let list = spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}}));
-    assert!(matches!(open_bytes(&list, Vec::new(), None), Err(ReaderError::InvalidCombination { .. })));
+    let list = spec(
+        json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b"}}),
+    );
+    assert!(matches!(
+        open_bytes(&list, Vec::new(), None),
+        Err(ReaderError::InvalidCombination { .. })
+    ));
 }
 
 #[test]
@@ -778,7 +1033,11 @@ fn large_streams_keep_positions_exact() {
     t.put("big.jsonl", &jsonl);
     t.put("big.json", &json_doc);
     t.put("big.csv.gz", &gzip(&csv));
-    for (key, ty) in [("big.jsonl", "JSONL"), ("big.json", "JSON"), ("big.csv.gz", "CSV")] {
+    for (key, ty) in [
+        ("big.jsonl", "JSONL"),
+        ("big.json", "JSON"),
+        ("big.csv.gz", "CSV"),
+    ] {
         let s = get_spec(key, json!({"InputType": ty}));
         let all = read_all(t.dyn_store(), &s);
         assert_eq!(all.len(), 5000, "{key}");
@@ -788,7 +1047,10 @@ fn large_streams_keep_positions_exact() {
                 st.next().unwrap().unwrap();
             }
             let pos = st.checkpoint();
-            let rest: Vec<Item> = open(t.dyn_store(), &s, Some(&pos)).unwrap().map(|r| r.unwrap()).collect();
+            let rest: Vec<Item> = open(t.dyn_store(), &s, Some(&pos))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
             assert_eq!(rest, all[k..].to_vec(), "{key} after {k}");
         }
     }
@@ -806,7 +1068,8 @@ impl MemStore {
             key: key.to_string(),
             size: body.len() as u64,
             etag: "\"d41d8cd98f00b204e9800998ecf8427e\"".into(),
-            last_modified: chrono::DateTime::<chrono::Utc>::from_timestamp(1_668_699_881, 0).unwrap(),
+            last_modified: chrono::DateTime::<chrono::Utc>::from_timestamp(1_668_699_881, 0)
+                .unwrap(),
             storage_class: "STANDARD".into(),
             version_id: None,
         }
@@ -818,36 +1081,74 @@ impl ObjectStore for MemStore {
         let body = self
             .objects
             .get(&(bucket.to_string(), key.to_string()))
-            .ok_or(StoreError::NoSuchKey { bucket: bucket.into(), key: key.into() })?;
+            .ok_or(StoreError::NoSuchKey {
+                bucket: bucket.into(),
+                key: key.into(),
+            })?;
         Ok(self.meta(key, body))
     }
     fn get(&self, req: &GetObject<'_>) -> Result<Box<dyn Read + Send>, StoreError> {
         let body = self
             .objects
             .get(&(req.bucket.to_string(), req.key.to_string()))
-            .ok_or(StoreError::NoSuchKey { bucket: req.bucket.into(), key: req.key.into() })?;
+            .ok_or(StoreError::NoSuchKey {
+                bucket: req.bucket.into(),
+                key: req.key.into(),
+            })?;
         if req.start > 0 && req.start >= body.len() as u64 {
-            return Err(StoreError::InvalidRange { bucket: req.bucket.into(), key: req.key.into(), start: req.start });
+            return Err(StoreError::InvalidRange {
+                bucket: req.bucket.into(),
+                key: req.key.into(),
+                start: req.start,
+            });
         }
-        let end = req.end.map(|e| (e + 1).min(body.len() as u64)).unwrap_or(body.len() as u64);
-        Ok(Box::new(std::io::Cursor::new(body[req.start as usize..end as usize].to_vec())))
+        let end = req
+            .end
+            .map(|e| (e + 1).min(body.len() as u64))
+            .unwrap_or(body.len() as u64);
+        Ok(Box::new(std::io::Cursor::new(
+            body[req.start as usize..end as usize].to_vec(),
+        )))
     }
-    fn list(&self, bucket: &str, prefix: &str, token: Option<&str>, max: usize) -> Result<ListPage, StoreError> {
+    fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        token: Option<&str>,
+        max: usize,
+    ) -> Result<ListPage, StoreError> {
         let keys: Vec<(&String, &Vec<u8>)> = self
             .objects
             .iter()
-            .filter(|((b, k), _)| b == bucket && k.starts_with(prefix) && token.is_none_or(|t| k.as_str() > t))
+            .filter(|((b, k), _)| {
+                b == bucket && k.starts_with(prefix) && token.is_none_or(|t| k.as_str() > t)
+            })
             .map(|((_, k), v)| (k, v))
             .collect();
-        let page: Vec<ObjectMeta> = keys.iter().take(max).map(|(k, v)| self.meta(k, v)).collect();
-        let next = if keys.len() > max { page.last().map(|m| m.key.clone()) } else { None };
-        Ok(ListPage { objects: page, next_continuation_token: next })
+        let page: Vec<ObjectMeta> = keys
+            .iter()
+            .take(max)
+            .map(|(k, v)| self.meta(k, v))
+            .collect();
+        let next = if keys.len() > max {
+            page.last().map(|m| m.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            objects: page,
+            next_continuation_token: next,
+        })
     }
     fn put(&self, _b: &str, _k: &str, _body: &[u8]) -> Result<(), StoreError> {
-        Err(StoreError::Other { message: "read-only".into() })
+        Err(StoreError::Other {
+            message: "read-only".into(),
+        })
     }
     fn writer(&self, _b: &str, _k: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
-        Err(StoreError::Other { message: "read-only".into() })
+        Err(StoreError::Other {
+            message: "read-only".into(),
+        })
     }
 }
 
@@ -865,8 +1166,9 @@ fn folder_markers_are_listed_but_not_loaded() {
         objects.insert(("b".to_string(), k.to_string()), v.to_vec());
     }
     let store: Arc<dyn ObjectStore> = Arc::new(MemStore { objects });
-    let s =
-        spec(json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefix": "data"}}));
+    let s = spec(
+        json!({"Resource": "arn:aws:states:::s3:listObjectsV2", "Parameters": {"Bucket": "b", "Prefix": "data"}}),
+    );
     let items = check_resume(store.clone(), &s);
     let keys: Vec<Value> = items.iter().map(|i| i.value["Key"].clone()).collect();
     assert_eq!(
@@ -890,7 +1192,10 @@ fn folder_markers_are_listed_but_not_loaded() {
         "ReaderConfig": {"InputType": "JSON", "Transformation": "LOAD_AND_FLATTEN"}
     }));
     let items = check_resume(store, &s);
-    assert_eq!(values(&items), vec![json!(1), json!(2), json!(3), json!(4), json!(5)]);
+    assert_eq!(
+        values(&items),
+        vec![json!(1), json!(2), json!(3), json!(4), json!(5)]
+    );
 }
 
 #[test]
@@ -905,7 +1210,10 @@ fn get_options_reach_the_store() {
     let rec = Recording::new(t.dyn_store());
     assert_eq!(read_all(rec.clone(), &s).len(), 1);
     let opts = rec.options.lock().unwrap().clone();
-    assert_eq!(opts, vec![(Some("v1".to_string()), Some("111122223333".to_string()))]);
+    assert_eq!(
+        opts,
+        vec![(Some("v1".to_string()), Some("111122223333".to_string()))]
+    );
 }
 
 #[test]
@@ -923,7 +1231,10 @@ fn checkpoints_that_do_not_fit_are_refused() {
     // A FIRST_ROW checkpoint inside the object without its header.
     let mut pos = st.checkpoint();
     pos.object.as_mut().unwrap().csv_header = None;
-    assert!(matches!(open(t.dyn_store(), &s, Some(&pos)), Err(ReaderError::BadResume { .. })));
+    assert!(matches!(
+        open(t.dyn_store(), &s, Some(&pos)),
+        Err(ReaderError::BadResume { .. })
+    ));
     // A gzip checkpoint past the end of the data.
     t.put("z.csv.gz", &gzip(b"h\n1\n"));
     let s = get_spec("z.csv.gz", json!({"InputType": "CSV"}));
@@ -931,9 +1242,15 @@ fn checkpoints_that_do_not_fit_are_refused() {
     st.next();
     let mut pos = st.checkpoint();
     pos.object.as_mut().unwrap().offset = 1000;
-    assert!(matches!(open(t.dyn_store(), &s, Some(&pos)), Err(ReaderError::BadResume { .. })));
+    assert!(matches!(
+        open(t.dyn_store(), &s, Some(&pos)),
+        Err(ReaderError::BadResume { .. })
+    ));
     // GIVEN headers come from the spec, not the checkpoint.
-    let s = get_spec("a.csv", json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["x"]}));
+    let s = get_spec(
+        "a.csv",
+        json!({"InputType": "CSV", "CSVHeaderLocation": "GIVEN", "CSVHeaders": ["x"]}),
+    );
     let mut st = open(t.dyn_store(), &s, None).unwrap();
     st.next();
     assert_eq!(st.checkpoint().object.unwrap().csv_header, None);
@@ -948,8 +1265,13 @@ fn throughput() {
     let mut jsonl = Vec::new();
     let mut json_doc = b"[".to_vec();
     for i in 0..400_000 {
-        csv.extend_from_slice(format!("{i},\"name {i}, esq.\",Springfield,{}.5\n", i % 100).as_bytes());
-        let line = format!("{{\"id\":{i},\"name\":\"name {i}\",\"city\":\"Springfield\",\"score\":{}.5}}", i % 100);
+        csv.extend_from_slice(
+            format!("{i},\"name {i}, esq.\",Springfield,{}.5\n", i % 100).as_bytes(),
+        );
+        let line = format!(
+            "{{\"id\":{i},\"name\":\"name {i}\",\"city\":\"Springfield\",\"score\":{}.5}}",
+            i % 100
+        );
         jsonl.extend_from_slice(line.as_bytes());
         jsonl.push(b'\n');
         if i > 0 {
@@ -972,6 +1294,10 @@ fn throughput() {
         let start = std::time::Instant::now();
         let n = open(t.dyn_store(), &s, None).unwrap().count();
         let secs = start.elapsed().as_secs_f64();
-        println!("{key}: {n} items, {:.1} MB/s, {:.0} items/s", len as f64 / secs / 1e6, n as f64 / secs);
+        println!(
+            "{key}: {n} items, {:.1} MB/s, {:.0} items/s",
+            len as f64 / secs / 1e6,
+            n as f64 / secs
+        );
     }
 }

@@ -20,8 +20,15 @@ impl LocalFolderStore {
 
     fn bucket_dir(&self, bucket: &str) -> Result<PathBuf, StoreError> {
         let dir = self.root.join(bucket);
-        if bucket.is_empty() || bucket.contains('/') || bucket == "." || bucket == ".." || !dir.is_dir() {
-            return Err(StoreError::NoSuchBucket { bucket: bucket.to_string() });
+        if bucket.is_empty()
+            || bucket.contains('/')
+            || bucket == "."
+            || bucket == ".."
+            || !dir.is_dir()
+        {
+            return Err(StoreError::NoSuchBucket {
+                bucket: bucket.to_string(),
+            });
         }
         Ok(dir)
     }
@@ -30,14 +37,20 @@ impl LocalFolderStore {
         let dir = self.bucket_dir(bucket)?;
         // Keys never climb out of their bucket.
         if key.is_empty() || key.split('/').any(|p| p == ".." || p == ".") {
-            return Err(StoreError::NoSuchKey { bucket: bucket.to_string(), key: key.to_string() });
+            return Err(StoreError::NoSuchKey {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            });
         }
         Ok(dir.join(key))
     }
 
     fn meta(path: &Path, key: &str) -> Result<ObjectMeta, StoreError> {
         let md = fs::metadata(path).map_err(|e| io_err(e, path))?;
-        let modified: DateTime<Utc> = md.modified().map(DateTime::<Utc>::from).unwrap_or_else(|_| Utc::now());
+        let modified: DateTime<Utc> = md
+            .modified()
+            .map(DateTime::<Utc>::from)
+            .unwrap_or_else(|_| Utc::now());
         Ok(ObjectMeta {
             key: key.to_string(),
             size: md.len(),
@@ -50,7 +63,9 @@ impl LocalFolderStore {
 }
 
 fn io_err(e: io::Error, path: &Path) -> StoreError {
-    StoreError::Other { message: format!("{}: {e}", path.display()) }
+    StoreError::Other {
+        message: format!("{}: {e}", path.display()),
+    }
 }
 
 /// S3's ETag of a single-part object: the MD5 of its bytes, quoted.
@@ -69,10 +84,18 @@ fn etag_of(path: &Path) -> Result<String, StoreError> {
 }
 
 impl ObjectStore for LocalFolderStore {
-    fn head(&self, bucket: &str, key: &str, _version_id: Option<&str>) -> Result<ObjectMeta, StoreError> {
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        _version_id: Option<&str>,
+    ) -> Result<ObjectMeta, StoreError> {
         let path = self.object_path(bucket, key)?;
         if !path.is_file() {
-            return Err(StoreError::NoSuchKey { bucket: bucket.into(), key: key.into() });
+            return Err(StoreError::NoSuchKey {
+                bucket: bucket.into(),
+                key: key.into(),
+            });
         }
         Self::meta(&path, key)
     }
@@ -80,17 +103,28 @@ impl ObjectStore for LocalFolderStore {
     fn get(&self, req: &GetObject<'_>) -> Result<Box<dyn Read + Send>, StoreError> {
         let path = self.object_path(req.bucket, req.key)?;
         let mut f = File::open(&path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => StoreError::NoSuchKey { bucket: req.bucket.into(), key: req.key.into() },
+            io::ErrorKind::NotFound => StoreError::NoSuchKey {
+                bucket: req.bucket.into(),
+                key: req.key.into(),
+            },
             _ => io_err(e, &path),
         })?;
         if !path.is_file() {
-            return Err(StoreError::NoSuchKey { bucket: req.bucket.into(), key: req.key.into() });
+            return Err(StoreError::NoSuchKey {
+                bucket: req.bucket.into(),
+                key: req.key.into(),
+            });
         }
         let len = f.metadata().map_err(|e| io_err(e, &path))?.len();
         if req.start > 0 && req.start >= len {
-            return Err(StoreError::InvalidRange { bucket: req.bucket.into(), key: req.key.into(), start: req.start });
+            return Err(StoreError::InvalidRange {
+                bucket: req.bucket.into(),
+                key: req.key.into(),
+                start: req.start,
+            });
         }
-        f.seek(SeekFrom::Start(req.start)).map_err(|e| io_err(e, &path))?;
+        f.seek(SeekFrom::Start(req.start))
+            .map_err(|e| io_err(e, &path))?;
         match req.end {
             Some(end) => Ok(Box::new(f.take(end.saturating_sub(req.start) + 1))),
             None => Ok(Box::new(f)),
@@ -114,7 +148,11 @@ impl ObjectStore for LocalFolderStore {
                 if p.is_dir() {
                     stack.push(p);
                 } else if let Ok(rel) = p.strip_prefix(&dir) {
-                    let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                    let key = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
                     if key.starts_with(prefix) && !key.ends_with(".mapfleet-part") {
                         keys.push(key);
                     }
@@ -132,13 +170,22 @@ impl ObjectStore for LocalFolderStore {
         for k in &page {
             objects.push(Self::meta(&dir.join(k.as_str()), k)?);
         }
-        let next = if start + page.len() < keys.len() { page.last().map(|k| k.to_string()) } else { None };
-        Ok(ListPage { objects, next_continuation_token: next })
+        let next = if start + page.len() < keys.len() {
+            page.last().map(|k| k.to_string())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            objects,
+            next_continuation_token: next,
+        })
     }
 
     fn put(&self, bucket: &str, key: &str, body: &[u8]) -> Result<(), StoreError> {
         let mut w = self.writer(bucket, key)?;
-        w.write_all(body).map_err(|e| StoreError::Other { message: e.to_string() })?;
+        w.write_all(body).map_err(|e| StoreError::Other {
+            message: e.to_string(),
+        })?;
         w.complete().map(|_| ())
     }
 
@@ -149,7 +196,12 @@ impl ObjectStore for LocalFolderStore {
         }
         let tmp = PathBuf::from(format!("{}.mapfleet-part", path.display()));
         let file = File::create(&tmp).map_err(|e| io_err(e, &tmp))?;
-        Ok(Box::new(LocalWriter { file: io::BufWriter::new(file), tmp, path, written: 0 }))
+        Ok(Box::new(LocalWriter {
+            file: io::BufWriter::new(file),
+            tmp,
+            path,
+            written: 0,
+        }))
     }
 }
 
@@ -186,14 +238,21 @@ mod tests {
     use super::*;
 
     fn store() -> (LocalFolderStore, PathBuf) {
-        let root = std::env::temp_dir().join(format!("mapfleet-store-{}-{}", std::process::id(), rand_suffix()));
+        let root = std::env::temp_dir().join(format!(
+            "mapfleet-store-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
         fs::create_dir_all(root.join("bkt")).unwrap();
         (LocalFolderStore::new(&root), root)
     }
 
     fn rand_suffix() -> u64 {
         use std::time::{SystemTime, UNIX_EPOCH};
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
     }
 
     #[test]
@@ -203,21 +262,34 @@ mod tests {
         s.put("bkt", "a/y.txt", b"y").unwrap();
         s.put("bkt", "b.txt", b"b").unwrap();
         let mut out = String::new();
-        s.get(&GetObject { bucket: "bkt", key: "a/x.txt", start: 6, ..Default::default() })
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        s.get(&GetObject {
+            bucket: "bkt",
+            key: "a/x.txt",
+            start: 6,
+            ..Default::default()
+        })
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
         assert_eq!(out, "world");
         let mut out = String::new();
-        s.get(&GetObject { bucket: "bkt", key: "a/x.txt", start: 0, end: Some(4), ..Default::default() })
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        s.get(&GetObject {
+            bucket: "bkt",
+            key: "a/x.txt",
+            start: 0,
+            end: Some(4),
+            ..Default::default()
+        })
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
         assert_eq!(out, "hello");
         let p1 = s.list("bkt", "a/", None, 1).unwrap();
         assert_eq!(p1.objects[0].key, "a/x.txt");
         assert_eq!(p1.objects[0].etag, "\"5eb63bbbe01eeed093cb22bb8f5acdc3\"");
-        let p2 = s.list("bkt", "a/", p1.next_continuation_token.as_deref(), 1).unwrap();
+        let p2 = s
+            .list("bkt", "a/", p1.next_continuation_token.as_deref(), 1)
+            .unwrap();
         assert_eq!(p2.objects[0].key, "a/y.txt");
         assert!(p2.next_continuation_token.is_none());
     }
@@ -225,8 +297,17 @@ mod tests {
     #[test]
     fn missing_bucket_and_key() {
         let (s, _root) = store();
-        assert!(matches!(s.head("nope", "k", None), Err(StoreError::NoSuchBucket { .. })));
-        assert!(matches!(s.head("bkt", "k", None), Err(StoreError::NoSuchKey { .. })));
-        assert!(matches!(s.head("bkt", "../etc/passwd", None), Err(StoreError::NoSuchKey { .. })));
+        assert!(matches!(
+            s.head("nope", "k", None),
+            Err(StoreError::NoSuchBucket { .. })
+        ));
+        assert!(matches!(
+            s.head("bkt", "k", None),
+            Err(StoreError::NoSuchKey { .. })
+        ));
+        assert!(matches!(
+            s.head("bkt", "../etc/passwd", None),
+            Err(StoreError::NoSuchKey { .. })
+        ));
     }
 }

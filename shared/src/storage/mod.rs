@@ -52,8 +52,14 @@ pub enum StoreError {
     NoSuchKey { bucket: String, key: String },
     #[error("Access Denied (Bucket: {bucket}): {message}")]
     AccessDenied { bucket: String, message: String },
-    #[error("The requested range is not satisfiable (Bucket: {bucket}, Key: {key}, start {start})")]
-    InvalidRange { bucket: String, key: String, start: u64 },
+    #[error(
+        "The requested range is not satisfiable (Bucket: {bucket}, Key: {key}, start {start})"
+    )]
+    InvalidRange {
+        bucket: String,
+        key: String,
+        start: u64,
+    },
     #[error("{message}")]
     Other { message: String },
 }
@@ -79,7 +85,12 @@ pub trait ObjectWriter: Write + Send {
 
 /// S3-like object storage.
 pub trait ObjectStore: Send + Sync {
-    fn head(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<ObjectMeta, StoreError>;
+    fn head(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<ObjectMeta, StoreError>;
     /// Streams an object's bytes from `req.start` (to `req.end`, inclusive).
     fn get(&self, req: &GetObject<'_>) -> Result<Box<dyn Read + Send>, StoreError>;
     /// ListObjectsV2: keys under `prefix` in lexicographic order, at most `max_keys` per page.
