@@ -165,7 +165,7 @@ impl CheckpointStore for SqliteStore {
             }
             tx.commit()?;
         }
-        run.dirty.clear();
+        // Drops the saved finished children and clears the dirty set.
         run.evict_saved();
         Ok(())
     }

@@ -405,9 +405,16 @@ impl MapRun {
 
     /// Drops the finished children that are saved (called by the checkpoint store).
     pub fn evict_saved(&mut self) {
-        let dirty = &self.dirty;
-        self.window
-            .retain(|i, c| !c.status.is_terminal() || dirty.contains(i));
+        // Only children saved just now can have become evictable.
+        for idx in std::mem::take(&mut self.dirty) {
+            if self
+                .window
+                .get(&idx)
+                .is_some_and(|c| c.status.is_terminal())
+            {
+                self.window.remove(&idx);
+            }
+        }
     }
 
     /// Applies one event; returns what to do next.
