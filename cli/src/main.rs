@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use mapfleet_core::asl::parse::{parse_definition_str, validate_str};
 use mapfleet_core::asl::timestamp;
 use mapfleet_core::asl::ExecutionType;
@@ -53,6 +53,29 @@ enum Kind {
     Express,
 }
 
+/// How a run does its work: shared by `run`, `resume`, `redrive` and `replay`.
+#[derive(Args, Clone)]
+struct Runtime {
+    /// Where executions and checkpoints are kept (default .mapfleet/).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Local object store: s3://bucket/key ↔ DIR/bucket/key (default <state>/data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// RESOURCE=COMMAND: run COMMAND for Task states with this Resource (repeatable).
+    #[arg(long = "task-command")]
+    task_command: Vec<String>,
+    /// A Lambda Invoke API endpoint (e.g. cargo lambda watch).
+    #[arg(long)]
+    lambda_endpoint: Option<String>,
+    /// Run Wait states, retry intervals and timeouts on a virtual clock that jumps ahead.
+    #[arg(long)]
+    fast_forward: bool,
+    /// Print the execution history on stderr.
+    #[arg(long)]
+    trace: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a state machine; prints a DescribeExecution-shaped JSON object.
@@ -65,24 +88,8 @@ enum Cmd {
         kind: Kind,
         #[arg(long)]
         name: Option<String>,
-        /// Run Wait states and retry intervals on a virtual clock that jumps ahead.
-        #[arg(long)]
-        fast_forward: bool,
-        /// Local object store: s3://bucket/key ↔ DIR/bucket/key.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Where executions are kept (default .mapfleet/).
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// RESOURCE=COMMAND: run COMMAND for Task states with this Resource (repeatable).
-        #[arg(long = "task-command")]
-        task_command: Vec<String>,
-        /// A Lambda Invoke API endpoint (e.g. cargo lambda watch).
-        #[arg(long)]
-        lambda_endpoint: Option<String>,
-        /// Print the execution history on stderr.
-        #[arg(long)]
-        trace: bool,
+        #[command(flatten)]
+        rt: Runtime,
         /// Roll ResultWriter files over past this many bytes (default 5 GB, as AWS).
         #[arg(long)]
         result_file_bytes: Option<u64>,
@@ -91,18 +98,8 @@ enum Cmd {
     Resume {
         /// Execution name or ARN.
         execution: String,
-        #[arg(long)]
-        state: Option<PathBuf>,
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long = "task-command")]
-        task_command: Vec<String>,
-        #[arg(long)]
-        lambda_endpoint: Option<String>,
-        #[arg(long)]
-        fast_forward: bool,
-        #[arg(long)]
-        trace: bool,
+        #[command(flatten)]
+        rt: Runtime,
     },
     /// Validate a definition; exits 2 when it is invalid.
     Validate {
@@ -121,18 +118,8 @@ enum Cmd {
     Redrive {
         /// Execution name or ARN.
         execution: String,
-        #[arg(long)]
-        state: Option<PathBuf>,
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long = "task-command")]
-        task_command: Vec<String>,
-        #[arg(long)]
-        lambda_endpoint: Option<String>,
-        #[arg(long)]
-        fast_forward: bool,
-        #[arg(long)]
-        trace: bool,
+        #[command(flatten)]
+        rt: Runtime,
     },
     /// Re-run one recorded child from a SUCCEEDED_n / FAILED_n result file, showing its states
     /// one by one (with --trace) and whether it reproduces the record.
@@ -140,16 +127,8 @@ enum Cmd {
         result_file: PathBuf,
         #[arg(long)]
         index: usize,
-        #[arg(long)]
-        state: Option<PathBuf>,
-        #[arg(long = "task-command")]
-        task_command: Vec<String>,
-        #[arg(long)]
-        lambda_endpoint: Option<String>,
-        #[arg(long)]
-        fast_forward: bool,
-        #[arg(long)]
-        trace: bool,
+        #[command(flatten)]
+        rt: Runtime,
     },
     /// Print a Map Run (DescribeMapRun shape).
     DescribeMapRun {
@@ -258,84 +237,33 @@ fn main() -> ExitCode {
             input,
             kind,
             name,
-            fast_forward,
-            data,
-            state,
-            task_command,
-            lambda_endpoint,
-            trace,
+            rt,
             result_file_bytes,
         } => run(RunArgs {
-            redrive: false,
-            resume: false,
+            mode: Mode::Start,
             result_file_bytes,
-            data,
             definition,
             input,
             kind,
             name,
-            fast_forward,
-            state,
-            task_command,
-            lambda_endpoint,
-            trace,
+            rt,
         }),
         Cmd::Validate { definition, json } => cmd_validate(&definition, json),
-        Cmd::Resume {
-            execution,
-            state,
-            data,
-            task_command,
-            lambda_endpoint,
-            fast_forward,
-            trace,
-        } => run(RunArgs {
-            redrive: false,
-            resume: true,
-            result_file_bytes: None,
-            data,
-            definition: PathBuf::new(),
-            input: None,
-            kind: Kind::Standard,
-            name: Some(execution),
-            fast_forward,
-            state,
-            task_command,
-            lambda_endpoint,
-            trace,
-        }),
-        Cmd::Redrive {
-            execution,
-            state,
-            data,
-            task_command,
-            lambda_endpoint,
-            fast_forward,
-            trace,
-        } => run(RunArgs {
-            redrive: true,
-            resume: false,
-            result_file_bytes: None,
-            data,
-            definition: PathBuf::new(),
-            input: None,
-            kind: Kind::Standard,
-            name: Some(execution),
-            fast_forward,
-            state,
-            task_command,
-            lambda_endpoint,
-            trace,
-        }),
+        Cmd::Resume { execution, rt } => run(RunArgs::existing(Mode::Resume, execution, rt)),
+        Cmd::Redrive { execution, rt } => run(RunArgs::existing(Mode::Redrive, execution, rt)),
         Cmd::Replay {
             result_file,
             index,
-            state,
-            task_command,
-            lambda_endpoint,
-            fast_forward,
-            trace,
+            rt,
         } => {
+            let Runtime {
+                state,
+                task_command,
+                lambda_endpoint,
+                fast_forward,
+                trace,
+                ..
+            } = rt;
             let dir = state_dir(state);
             let record = match replay::read_record(&result_file, index) {
                 Ok(r) => r,
@@ -349,17 +277,10 @@ fn main() -> ExitCode {
                     ))
                 }
             };
-            let mut commands = HashMap::new();
-            for tc in &task_command {
-                match tc.split_once('=') {
-                    Some((r, c)) => {
-                        commands.insert(r.to_string(), c.to_string());
-                    }
-                    None => {
-                        return usage(format!("--task-command takes RESOURCE=COMMAND, got '{tc}'"))
-                    }
-                }
-            }
+            let commands = match task_commands(&task_command) {
+                Ok(c) => c,
+                Err(e) => return usage(e),
+            };
             let invoker = LocalInvoker {
                 commands,
                 lambda_endpoint,
@@ -562,15 +483,10 @@ fn cmd_test_state(args: TestStateArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return usage(e),
     };
-    let mut commands = HashMap::new();
-    for tc in &args.task_command {
-        match tc.split_once('=') {
-            Some((r, c)) => {
-                commands.insert(r.to_string(), c.to_string());
-            }
-            None => return usage(format!("--task-command takes RESOURCE=COMMAND, got '{tc}'")),
-        }
-    }
+    let commands = match task_commands(&args.task_command) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
     let invoker = ChainInvoker {
         registry: HandlerRegistry::new(),
         fallback: Some(Box::new(LocalInvoker {
@@ -636,23 +552,52 @@ fn cmd_validate(path: &PathBuf, as_json: bool) -> ExitCode {
     }
 }
 
+/// What `run` does with `name`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Start `definition` (or pick the execution up again if `name` exists).
+    Start,
+    /// Resume the saved execution `name` from its checkpoints.
+    Resume,
+    /// Redrive the saved execution `name`.
+    Redrive,
+}
+
 struct RunArgs {
-    /// Redrive the execution named `name` instead of starting `definition`.
-    redrive: bool,
-    /// Resume the execution named `name` (its saved definition) instead of starting one.
-    resume: bool,
+    mode: Mode,
     /// ResultWriter rollover size.
     result_file_bytes: Option<u64>,
-    data: Option<PathBuf>,
     definition: PathBuf,
     input: Option<String>,
     kind: Kind,
     name: Option<String>,
-    fast_forward: bool,
-    state: Option<PathBuf>,
-    task_command: Vec<String>,
-    lambda_endpoint: Option<String>,
-    trace: bool,
+    rt: Runtime,
+}
+
+impl RunArgs {
+    /// An existing execution: its saved definition is used.
+    fn existing(mode: Mode, execution: String, rt: Runtime) -> Self {
+        RunArgs {
+            mode,
+            result_file_bytes: None,
+            definition: PathBuf::new(),
+            input: None,
+            kind: Kind::Standard,
+            name: Some(execution),
+            rt,
+        }
+    }
+}
+
+/// `--task-command RESOURCE=COMMAND` flags.
+fn task_commands(flags: &[String]) -> Result<HashMap<String, String>, String> {
+    flags
+        .iter()
+        .map(|tc| match tc.split_once('=') {
+            Some((r, c)) => Ok((r.to_string(), c.to_string())),
+            None => Err(format!("--task-command takes RESOURCE=COMMAND, got '{tc}'")),
+        })
+        .collect()
 }
 
 fn read_input(arg: &Option<String>) -> Result<Value, String> {
@@ -674,10 +619,10 @@ fn read_input(arg: &Option<String>) -> Result<Value, String> {
 
 fn run(args: RunArgs) -> ExitCode {
     // A redrive runs the definition the execution was started with.
-    let (text, def) = if args.redrive || args.resume {
+    let (text, def) = if args.mode != Mode::Start {
         let name = args.name.clone().unwrap_or_default();
         let name = name.rsplit(':').next().unwrap_or(&name).to_string();
-        match state_dir(args.state.clone()).load(&name) {
+        match state_dir(args.rt.state.clone()).load(&name) {
             Ok(Some(e)) => (e.definition.to_string(), e.definition.clone()),
             Ok(None) => return usage(format!("ExecutionDoesNotExist: no execution '{name}'")),
             Err(e) => return usage(format!("cannot read execution '{name}': {e}")),
@@ -702,16 +647,11 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => return usage(e),
     };
-    let mut commands = HashMap::new();
-    for tc in &args.task_command {
-        match tc.split_once('=') {
-            Some((r, c)) => {
-                commands.insert(r.to_string(), c.to_string());
-            }
-            None => return usage(format!("--task-command takes RESOURCE=COMMAND, got '{tc}'")),
-        }
-    }
-    let store = state_dir(args.state.clone());
+    let commands = match task_commands(&args.rt.task_command) {
+        Ok(c) => c,
+        Err(e) => return usage(e),
+    };
+    let store = state_dir(args.rt.state.clone());
     let machine_name = args
         .definition
         .file_stem()
@@ -729,7 +669,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let real = SystemClock;
     let virt = VirtualClock::new(real.now());
-    let time = if args.fast_forward {
+    let time = if args.rt.fast_forward {
         TimeMode::Virtual(&virt)
     } else {
         TimeMode::Real(&real)
@@ -738,15 +678,15 @@ fn run(args: RunArgs) -> ExitCode {
 
     // Same name in the same state folder: resume a running execution, or report a finished one.
     let (mut exec, initial) = match store.load(&name) {
-        Ok(Some(mut existing)) if args.redrive => {
+        Ok(Some(mut existing)) if args.mode == Mode::Redrive => {
             if let Err(reason) = existing.redrivable() {
                 return usage(format!("ExecutionNotRedrivable: {reason}"));
             }
             existing.attach(machine.clone());
-            existing.history.record = args.trace;
+            existing.history.record = args.rt.trace;
             (existing, vec![Event::Redrive])
         }
-        Ok(None) if args.redrive || args.resume => {
+        Ok(None) if args.mode != Mode::Start => {
             return usage(format!("ExecutionDoesNotExist: no execution '{name}'"))
         }
         Ok(Some(mut existing)) => {
@@ -762,7 +702,7 @@ fn run(args: RunArgs) -> ExitCode {
             // The CLI waits for the result: an Express run is a StartSyncExecution.
             info.sync_start = exec_type == ExecutionType::Express;
             (
-                Execution::new(machine, def, info, args.trace),
+                Execution::new(machine, def, info, args.rt.trace),
                 vec![Event::Start],
             )
         }
@@ -777,12 +717,13 @@ fn run(args: RunArgs) -> ExitCode {
         registry: HandlerRegistry::new(),
         fallback: Some(Box::new(LocalInvoker {
             commands,
-            lambda_endpoint: args.lambda_endpoint.clone(),
+            lambda_endpoint: args.rt.lambda_endpoint.clone(),
         })),
     };
     let entropy = OsEntropy;
     // Distributed Maps: the local folder as S3, and Map Run checkpoints beside the executions.
     let data_dir = args
+        .rt
         .data
         .clone()
         .unwrap_or_else(|| store.root().join("data"));
@@ -830,7 +771,7 @@ fn run(args: RunArgs) -> ExitCode {
     if let Err(err) = store.save(&exec) {
         eprintln!("mapfleet: cannot save the execution: {err}");
     }
-    if args.trace {
+    if args.rt.trace {
         for ev in &exec.history.events {
             eprintln!("{}", serde_json::to_string(ev).unwrap_or_default());
         }
