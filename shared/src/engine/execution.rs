@@ -3073,14 +3073,7 @@ impl Execution {
             .enumerate()
             .map(|(n, slice)| run_slice(n * chunk, slice))
             .collect();
-        let mut results = Vec::with_capacity(items.len());
-        let mut events = 0;
-        for o in outcomes {
-            let (mut r, e) = o?;
-            results.append(&mut r);
-            events += e;
-        }
-        Some((results, events))
+        concat_slices(outcomes, items.len())
     }
 
     /// Runs the iterations of an inline Map whose processor has no side effects (no Task, no
@@ -3189,14 +3182,7 @@ impl Execution {
                 .map(|h| h.join().ok().flatten())
                 .collect()
         });
-        let mut results = Vec::with_capacity(items.len());
-        let mut events = 0;
-        for o in outcomes {
-            let (mut r, e) = o?;
-            results.append(&mut r);
-            events += e;
-        }
-        Some((results, events))
+        concat_slices(outcomes, items.len())
     }
 
     /// Starts as many Map iterations as MaxConcurrency allows.
@@ -3361,15 +3347,14 @@ impl Execution {
             return;
         };
         let machine = self.machine();
-        let Some(pt) = self.threads.get_mut(&parent.thread) else {
+        let Some((ppath, pstate_id)) = self.detach_child(&parent, tid) else {
             return;
         };
-        let pstate_id = pt.state;
-        let ppath = pt.path.clone();
-        let ThreadStatus::Children(ch) = &mut pt.status else {
+        let Some(ThreadStatus::Children(ch)) =
+            self.threads.get_mut(&parent.thread).map(|t| &mut t.status)
+        else {
             return;
         };
-        ch.running.retain(|c| *c != tid);
         if let Some(slot) = ch.results.get_mut(parent.slot) {
             *slot = Some(output);
         }
@@ -3496,68 +3481,75 @@ impl Execution {
             return;
         };
         let machine = self.machine();
-        let Some(pt) = self.threads.get_mut(&parent.thread) else {
+        let Some((ppath, pstate_id)) = self.detach_child(&parent, tid) else {
             return;
         };
-        let pstate_id = pt.state;
-        let ppath = pt.path.clone();
-        let ThreadStatus::Children(ch) = &mut pt.status else {
+        let Some(ThreadStatus::Children(ch)) =
+            self.threads.get_mut(&parent.thread).map(|t| &mut t.status)
+        else {
             return;
+        };
+        let m = machine_at(&machine, &ppath);
+        let name = m.state(pstate_id).name.clone();
+        let is_map = matches!(ch.kind, ChildKind::Map { .. });
+        let running = std::mem::take(&mut ch.running);
+        // Kept for a redrive, which re-runs only the branches/iterations that did not finish —
+        // unless the failure was States.DataLimitExceeded (spec §5.3).
+        let done = if f.error.as_deref() == Some("States.DataLimitExceeded") {
+            None
+        } else {
+            Some((pstate_id, std::mem::take(&mut ch.results)))
+        };
+        for c in running {
+            self.cancel_thread(c);
+        }
+        let mut prev = last;
+        if is_map {
+            let idx = parent.slot;
+            prev = self.history.emit(
+                last,
+                "MapIterationFailed",
+                env.now,
+                || json!({"index": idx, "name": name}),
+            );
+        }
+        let kind_ev = if is_map {
+            "MapStateFailed"
+        } else {
+            "ParallelStateFailed"
+        };
+        let id = self.history.emit(prev, kind_ev, env.now, || Value::Null);
+        self.set_last_event(parent.thread, id);
+        if let Some(pt) = self.threads.get_mut(&parent.thread) {
+            pt.status = ThreadStatus::Ready { retry: true };
+            pt.done_slots = done;
+        }
+        self.state_failed(parent.thread, f, env);
+    }
+
+    /// Takes a finished or failed child out of its parent's running set; returns the parent's
+    /// machine path and state.
+    fn detach_child(
+        &mut self,
+        parent: &ParentLink,
+        tid: u64,
+    ) -> Option<(Vec<(StateId, u32)>, StateId)> {
+        let pt = self.threads.get_mut(&parent.thread)?;
+        let ThreadStatus::Children(ch) = &mut pt.status else {
+            return None;
         };
         ch.running.retain(|c| *c != tid);
-        let m = machine_at(&machine, &ppath);
-        let pstate = m.state(pstate_id);
-        let name = pstate.name.clone();
-        match &mut ch.kind {
-            kind => {
-                let is_map = matches!(kind, ChildKind::Map { .. });
-                let running = std::mem::take(&mut ch.running);
-                // Kept for a redrive, which re-runs only the branches/iterations that did not
-                // finish — unless the failure was States.DataLimitExceeded (spec §5.3).
-                let done = if f.error.as_deref() == Some("States.DataLimitExceeded") {
-                    None
-                } else {
-                    Some((pstate_id, std::mem::take(&mut ch.results)))
-                };
-                for c in running {
-                    self.cancel_thread(c);
-                }
-                let mut prev = last;
-                if is_map {
-                    let idx = parent.slot;
-                    let n2 = name.clone();
-                    prev = self.history.emit(
-                        last,
-                        "MapIterationFailed",
-                        env.now,
-                        || json!({"index": idx, "name": n2}),
-                    );
-                }
-                let kind_ev = if is_map {
-                    "MapStateFailed"
-                } else {
-                    "ParallelStateFailed"
-                };
-                let id = self.history.emit(prev, kind_ev, env.now, || Value::Null);
-                self.set_last_event(parent.thread, id);
-                if let Some(pt) = self.threads.get_mut(&parent.thread) {
-                    pt.status = ThreadStatus::Ready { retry: true };
-                    pt.done_slots = done;
-                }
-                self.state_failed(parent.thread, f, env);
-            }
-        }
+        Some((pt.path.clone(), pt.state))
     }
 
     /// Retry, then Catch, for a state that raised `f`.
     fn handle_error(&mut self, tid: u64, state: &State, f: Failure, env: &Env<'_>) -> Step {
-        let (retry, catch, io_result_path): (&[Retrier], &[Catcher], ()) = match &state.kind {
-            StateKind::Task(t) => (&t.retry, &t.catch, ()),
-            StateKind::Parallel(p) => (&p.retry, &p.catch, ()),
-            StateKind::Map(m) => (&m.retry, &m.catch, ()),
-            _ => (&[], &[], ()),
+        let (retry, catch): (&[Retrier], &[Catcher]) = match &state.kind {
+            StateKind::Task(t) => (&t.retry, &t.catch),
+            StateKind::Parallel(p) => (&p.retry, &p.catch),
+            StateKind::Map(m) => (&m.retry, &m.catch),
+            _ => (&[], &[]),
         };
-        let _ = io_result_path;
         let name = f.name();
         if name.is_terminal() {
             return Step::Fail(f);
@@ -3865,4 +3857,19 @@ fn children_all_done(th: Option<&Thread>) -> bool {
         Some(ThreadStatus::Children(ch)) => ch.results.iter().all(Option::is_some),
         _ => false,
     }
+}
+
+/// Joins per-slice iteration outcomes in item order (`None` if any slice gave up).
+fn concat_slices(
+    outcomes: Vec<Option<(Vec<Value>, u64)>>,
+    len: usize,
+) -> Option<(Vec<Value>, u64)> {
+    let mut results = Vec::with_capacity(len);
+    let mut events = 0;
+    for o in outcomes {
+        let (mut r, e) = o?;
+        results.append(&mut r);
+        events += e;
+    }
+    Some((results, events))
 }
