@@ -79,6 +79,7 @@ fn main() {
                 callbacks: None,
                 on_change: None,
                 map_runs: None,
+                stop: None,
             },
         );
         let engine = t_engine.elapsed().as_secs_f64();

@@ -739,6 +739,8 @@ fn run(args: RunArgs) -> ExitCode {
         workers: 0,
         progress: Some(&report),
         max_result_file_bytes: args.result_file_bytes,
+        fleet: None,
+        stop: None,
     };
     let mut last_save = Instant::now();
     let mut saved_map_runs = 0;
@@ -765,6 +767,7 @@ fn run(args: RunArgs) -> ExitCode {
             callbacks: Some(&store),
             on_change: Some(&mut checkpoint),
             map_runs: Some(&map_ports),
+            stop: None,
         },
     );
     progress.finish();

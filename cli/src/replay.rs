@@ -155,6 +155,7 @@ pub fn replay(
             callbacks: None,
             on_change: None,
             map_runs: None,
+            stop: None,
         },
     );
     let recorded_status = record["Status"].as_str().unwrap_or_default();

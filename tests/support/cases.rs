@@ -140,6 +140,7 @@ pub fn run_case(case: &Value, invoker: &dyn TaskInvoker, record: bool) -> Result
             callbacks: None,
             on_change: None,
             map_runs: None,
+            stop: None,
         },
     );
     Ok(Outcome {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::asl::{ExecutionType, StateMachine};
-use crate::maprun::driver::{ChildOutcome, ChildRunner};
+use crate::maprun::driver::{ChildJob, ChildOutcome, ChildRunner};
 use crate::maprun::ChildStatus;
 use crate::ports::{Clock, Entropy, VirtualClock};
 
@@ -69,14 +69,9 @@ impl InProcessChildren<'_> {
 }
 
 impl ChildRunner for InProcessChildren<'_> {
-    fn run_child(
-        &self,
-        _index: u64,
-        name: &str,
-        input: &Value,
-        redrive: bool,
-        snapshot: Option<&str>,
-    ) -> ChildOutcome {
+    fn run_child(&self, job: &ChildJob) -> ChildOutcome {
+        let (name, input, redrive, snapshot) =
+            (&job.name, &job.input, job.redrive, job.snapshot.as_deref());
         let virtual_clock = VirtualClock::new(self.clock.now());
         let time = if self.fast_forward {
             TimeMode::Virtual(&virtual_clock)
@@ -90,6 +85,7 @@ impl ChildRunner for InProcessChildren<'_> {
             callbacks: self.callbacks,
             on_change: None,
             map_runs: None,
+            stop: None,
         };
         // A redriven Standard child resumes from the state it stopped in, with its RedriveCount
         // incremented (spec §5.4); an Express child (or one with no saved state) restarts from

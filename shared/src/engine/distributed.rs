@@ -15,7 +15,7 @@ use crate::asl::scope::Scope;
 use crate::asl::{AslError, ExecutionType, StateId, StateKind, StateMachine, Template};
 use crate::maprun::batch::BatchSpec;
 use crate::maprun::checkpoint::CheckpointStore;
-use crate::maprun::driver::{drive, Items, Job};
+use crate::maprun::driver::{drive, ChildRunner, Items, Job, ResultsSink, StopSignal};
 use crate::maprun::{MapRun, Settings};
 use crate::ports::{Clock, Entropy};
 use crate::reader::{Item, ReaderSpec};
@@ -72,19 +72,113 @@ pub struct MapRunPorts<'a> {
     pub progress: Option<&'a (dyn Fn(&MapRun) + Sync)>,
     /// ResultWriter files roll over past this many bytes (default: AWS's 5 GB).
     pub max_result_file_bytes: Option<u64>,
+    /// Children and results elsewhere (Lambda workers and the writer function); `None`:
+    /// in-process children on `workers` threads and in-process result writing.
+    pub fleet: Option<&'a dyn Fleet>,
+    /// Asked now and then; `true` suspends the Map Run (it resumes from its checkpoint).
+    pub stop: Option<StopSignal<'a>>,
+}
+
+impl<'a> MapRunPorts<'a> {
+    /// In-process children and result writing over `store` and `checkpoints`.
+    pub fn local(store: Arc<dyn ObjectStore>, checkpoints: &'a dyn CheckpointStore) -> Self {
+        MapRunPorts {
+            store,
+            checkpoints,
+            workers: 0,
+            progress: None,
+            max_result_file_bytes: None,
+            fleet: None,
+            stop: None,
+        }
+    }
+}
+
+/// Runs a Map Run's children and writes its results outside this process.
+pub trait Fleet: Sync {
+    /// The runner for the children of `req`'s Map Run.
+    fn children<'s>(&'s self, req: &MapRunRequest) -> Box<dyn ChildRunner + 's>;
+    /// Where its results are written; `None`: in-process.
+    fn results<'s>(&'s self, req: &MapRunRequest) -> Option<Box<dyn ResultsSink + 's>>;
+    /// Concurrent `run_batch` calls (worker invocations) per Map Run.
+    fn concurrency(&self) -> usize;
+}
+
+/// What a worker needs to run children of a Map Run, besides the definition: the Map state's
+/// place in it and the parent's identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChildContext {
+    pub map_run_arn: String,
+    pub path: Vec<(StateId, u32)>,
+    pub state: StateId,
+    pub parent: ExecutionInfo,
+    pub labelled_name: String,
+    pub express_children: bool,
+}
+
+impl ChildContext {
+    pub fn of(req: &MapRunRequest) -> Self {
+        ChildContext {
+            map_run_arn: req.map_run_arn.clone(),
+            path: req.path.clone(),
+            state: req.state,
+            parent: req.parent.clone(),
+            labelled_name: req.labelled_name.clone(),
+            express_children: req.express_children,
+        }
+    }
+
+    /// In-process children of this Map Run, in `root` (the parent's definition).
+    #[allow(clippy::too_many_arguments)]
+    pub fn children<'a>(
+        &self,
+        root: &StateMachine,
+        invoker: &'a dyn TaskInvoker,
+        callbacks: Option<&'a dyn CallbackSource>,
+        entropy: &'a dyn Entropy,
+        clock: &'a dyn Clock,
+        fast_forward: bool,
+    ) -> Result<InProcessChildren<'a>, String> {
+        let map = find_map(root, &self.path, self.state)
+            .ok_or_else(|| format!("the Map state of {} is not in the definition", self.map_run_arn))?;
+        Ok(InProcessChildren {
+            processor: Arc::new((*map.item_processor).clone()),
+            parent: self.parent.clone(),
+            labelled_name: self.labelled_name.clone(),
+            child_type: if self.express_children {
+                ExecutionType::Express
+            } else {
+                ExecutionType::Standard
+            },
+            invoker,
+            callbacks,
+            entropy,
+            clock,
+            fast_forward,
+            pure: super::execution::is_pure(&map.item_processor),
+        })
+    }
 }
 
 /// Finds the Map state a request is about.
 fn map_state<'m>(root: &'m StateMachine, req: &MapRunRequest) -> Option<&'m crate::asl::Map> {
+    find_map(root, &req.path, req.state)
+}
+
+fn find_map<'m>(
+    root: &'m StateMachine,
+    path: &[(StateId, u32)],
+    state: StateId,
+) -> Option<&'m crate::asl::Map> {
     let mut m = root;
-    for &(sid, idx) in &req.path {
+    for &(sid, idx) in path {
         m = match &m.states.get(sid)?.kind {
             StateKind::Parallel(p) => p.branches.get(idx as usize)?,
             StateKind::Map(map) => &map.item_processor,
             _ => return None,
         };
     }
-    match &m.states.get(req.state)?.kind {
+    match &m.states.get(state)?.kind {
         StateKind::Map(map) => Some(map),
         _ => None,
     }
@@ -260,6 +354,12 @@ pub fn run_map_run(
     } else {
         None
     };
+    let fleet_children = ports.fleet.map(|f| f.children(req));
+    let fleet_results = ports.fleet.and_then(|f| f.results(req));
+    let (runner, workers): (&dyn ChildRunner, usize) = match (&fleet_children, ports.fleet) {
+        (Some(r), Some(f)) => (r.as_ref(), f.concurrency().max(1)),
+        _ => (&children, workers),
+    };
     let outcome = drive(Job {
         redrive,
         run,
@@ -269,10 +369,12 @@ pub fn run_map_run(
         writer,
         store: ports.store.clone(),
         checkpoints: ports.checkpoints,
-        runner: &children,
+        runner,
         clock,
         workers,
         progress: ports.progress,
+        results: fleet_results.as_deref(),
+        stop: ports.stop,
     });
     outcome.result
 }

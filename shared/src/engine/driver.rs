@@ -75,6 +75,9 @@ pub struct RunOptions<'a> {
     /// Object store and checkpoint store for Distributed Maps (`None`: an in-memory checkpoint
     /// store and no buckets).
     pub map_runs: Option<&'a MapRunPorts<'a>>,
+    /// Asked after every event: `true` leaves the execution where it is (unfinished, to be
+    /// resumed from its checkpoint), after its Map Runs have checkpointed.
+    pub stop: Option<crate::maprun::driver::StopSignal<'a>>,
 }
 
 impl RunOptions<'_> {
@@ -146,13 +149,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                                             crate::maprun::checkpoint::SqliteStore::in_memory().ok()
                                         })
                                         .as_ref()
-                                        .map(|c| MapRunPorts {
-                                            store,
-                                            checkpoints: c,
-                                            workers: 0,
-                                            progress: None,
-                                            max_result_file_bytes: None,
-                                        })
+                                        .map(|c| MapRunPorts::local(store, c))
                                 })
                                 .as_ref()
                         });
@@ -202,6 +199,9 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                 }
             }
             if exec.is_finished() && events.is_empty() {
+                break;
+            }
+            if opts.stop.is_some_and(|f| f()) {
                 break;
             }
             // Next event: queued ones first, then completed tasks, callbacks, timers.

@@ -32,6 +32,7 @@ fn run_with(
             callbacks: None,
             on_change: None,
             map_runs: None,
+            stop: None,
         },
     );
     (exec, clock)
@@ -353,6 +354,7 @@ fn redrive_once(def: Value, input: Value) -> (Execution, Vec<Value>, usize) {
             callbacks: None,
             on_change: None,
             map_runs: None,
+            stop: None,
         },
     );
     let calls = invoker.calls.lock().unwrap().clone();

@@ -19,30 +19,66 @@ use super::checkpoint::CheckpointStore;
 use super::{ChildStatus, MapRun, MapRunAction, MapRunEvent, MapRunStatus};
 
 /// How one child ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChildOutcome {
     pub status: ChildStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     /// A Standard child that did not succeed: its execution, to redrive in place later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// One child execution to run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChildJob {
+    pub index: u64,
+    pub name: String,
+    pub input: Value,
+    /// The child failed in an earlier attempt and is redriven.
+    #[serde(default)]
+    pub redrive: bool,
+    /// The child's redrive count: outcomes are recorded per (index, attempt).
+    #[serde(default)]
+    pub attempt: u32,
+    /// A redriven Standard child's execution as it stopped, to resume in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
 }
 
 /// Runs child executions (in-process on one machine; Lambda workers in the fleet).
 pub trait ChildRunner: Sync {
-    /// Runs child `index` named `name` on `input` to its end. `redrive`: the child failed in
-    /// an earlier attempt and is redriven.
-    /// `snapshot`: a redriven Standard child's execution as it stopped, to resume in place.
-    fn run_child(
-        &self,
-        index: u64,
-        name: &str,
-        input: &Value,
-        redrive: bool,
-        snapshot: Option<&str>,
-    ) -> ChildOutcome;
+    /// Runs one child to its end.
+    fn run_child(&self, job: &ChildJob) -> ChildOutcome;
+
+    /// Runs a batch of children (one worker invocation in the fleet); one outcome per job, in
+    /// order.
+    fn run_batch(&self, jobs: &[ChildJob]) -> Vec<ChildOutcome> {
+        jobs.iter().map(|j| self.run_child(j)).collect()
+    }
+
+    /// How many children one `run_batch` call should take at most.
+    fn batch_size(&self) -> usize {
+        1
+    }
 }
+
+/// Writes a finished Map Run's ResultWriter output somewhere other than in this process (the
+/// writer function in the fleet). Returns the number of records and the Map state's result.
+pub trait ResultsSink: Sync {
+    fn write(&self, run: &MapRun) -> Result<(u64, Value), (String, String)>;
+}
+
+/// Asked now and then: `true` tells the run to stop dispatching, wait for the children in
+/// flight, checkpoint and return [`SUSPENDED`] (a Lambda coordinator before its time limit).
+pub type StopSignal<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// The error name of a run that stopped on its [`StopSignal`]; it resumes from its checkpoint.
+pub const SUSPENDED: &str = "mapfleet.Suspended";
 
 /// Where the items come from.
 pub enum Items {
@@ -71,6 +107,9 @@ pub struct Job<'a> {
     pub workers: usize,
     /// Called now and then with the run (progress bars).
     pub progress: Option<&'a (dyn Fn(&MapRun) + Sync)>,
+    /// Writes the results elsewhere (the fleet's writer function) instead of in-process.
+    pub results: Option<&'a dyn ResultsSink>,
+    pub stop: Option<StopSignal<'a>>,
 }
 
 /// How the run ended: the Map state's result, or its error and cause.
@@ -325,7 +364,9 @@ fn for_each_record(
     }
 }
 
-fn write_results(
+/// Writes a run's ResultWriter output from its checkpointed children (the writer function
+/// calls this too). Returns the number of records and the Map state's result.
+pub fn write_results(
     run: &mut MapRun,
     spec: &WriterSpec,
     store: &dyn ObjectStore,
@@ -418,7 +459,10 @@ pub fn drive(job: Job<'_>) -> Outcome {
         clock,
         workers,
         progress,
+        results,
+        stop,
     } = job;
+    let stop_requested = || stop.is_some_and(|f| f());
     let mut source = Source {
         items,
         stream: None,
@@ -452,7 +496,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
     }
     let exports = writer.as_ref().is_some_and(|w| w.destination.is_some());
     let inline_t = WriterSpec::inline_transformation(writer.as_ref());
-    let (job_tx, job_rx) = mpsc::channel::<(u64, String, Value, bool, Option<String>)>();
+    let (job_tx, job_rx) = mpsc::channel::<ChildJob>();
+    let mut job_tx = Some(job_tx);
+    // Set when the run is stopping: queued children are left for the resumed run.
+    let stopping = std::sync::atomic::AtomicBool::new(false);
+    let stopping = &stopping;
+    let batch_size = runner.batch_size().max(1);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = mpsc::channel::<(u64, ChildOutcome)>();
     let mut final_result: Option<Result<Value, (String, String)>> = None;
@@ -463,16 +512,42 @@ pub fn drive(job: Job<'_>) -> Outcome {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
             scope.spawn(move || loop {
-                let next = match rx.lock() {
-                    Ok(guard) => guard.recv(),
+                // One job, plus whatever else is queued up to a batch.
+                let jobs: Vec<ChildJob> = match rx.lock() {
+                    Ok(guard) => {
+                        let Ok(first) = guard.recv() else { return };
+                        let mut jobs = vec![first];
+                        while jobs.len() < batch_size {
+                            match guard.try_recv() {
+                                Ok(j) => jobs.push(j),
+                                Err(_) => break,
+                            }
+                        }
+                        jobs
+                    }
                     Err(_) => return,
                 };
-                let Ok((index, name, input, redrive, snapshot)) = next else {
-                    return;
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Not started: they stay RUNNING in the checkpoint and run on resume.
+                    continue;
+                }
+                let outcomes = if jobs.len() == 1 {
+                    jobs.iter().map(|j| runner.run_child(j)).collect()
+                } else {
+                    runner.run_batch(&jobs)
                 };
-                let outcome = runner.run_child(index, &name, &input, redrive, snapshot.as_deref());
-                if tx.send((index, outcome)).is_err() {
-                    return;
+                let mut outcomes = outcomes.into_iter();
+                for j in &jobs {
+                    let o = outcomes.next().unwrap_or_else(|| ChildOutcome {
+                        status: ChildStatus::Failed,
+                        output: None,
+                        error: Some("States.Runtime".into()),
+                        cause: Some("the worker returned no outcome for this child".into()),
+                        snapshot: None,
+                    });
+                    if tx.send((j.index, o)).is_err() {
+                        return;
+                    }
                 }
             });
         }
@@ -508,11 +583,21 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         name,
                         input,
                         redrive,
+                        attempt,
                         snapshot,
                     } => {
-                        // A closed channel means the workers are gone: the child stays RUNNING
-                        // in the checkpoint and runs again on resume.
-                        let _ = job_tx.send((index, name, input, redrive, snapshot));
+                        // A closed channel means the workers are gone (or the run is stopping):
+                        // the child stays RUNNING in the checkpoint and runs again on resume.
+                        if let Some(tx) = job_tx.as_ref() {
+                            let _ = tx.send(ChildJob {
+                                index,
+                                name,
+                                input,
+                                redrive,
+                                attempt,
+                                snapshot,
+                            });
+                        }
                     }
                     MapRunAction::StopChild { .. } => {
                         // In-process children cannot be interrupted mid-state; the run no longer
@@ -522,7 +607,11 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         let _ = checkpoints.save(&mut run);
                         match writer.as_ref() {
                             Some(spec) if exports => {
-                                match write_results(&mut run, spec, store.as_ref(), checkpoints) {
+                                let written = match results {
+                                    Some(sink) => sink.write(&run),
+                                    None => write_results(&mut run, spec, store.as_ref(), checkpoints),
+                                };
+                                match written {
                                     Ok((records, result)) => {
                                         writer_result = Some(result);
                                         events.push(MapRunEvent::ResultsWritten { records });
@@ -559,6 +648,23 @@ pub fn drive(job: Job<'_>) -> Outcome {
             }
             if final_result.is_some() {
                 break;
+            }
+            if job_tx.is_some() && stop_requested() {
+                // Stop dispatching; the children in flight finish and are checkpointed.
+                stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+                job_tx = None;
+            }
+            if job_tx.is_none() && events.is_empty() {
+                match done_rx.recv() {
+                    Ok((index, o)) => events.push(child_event(index, o)),
+                    Err(_) => {
+                        final_result = Some(Err((
+                            SUSPENDED.into(),
+                            "the Map Run stopped to continue in a new invocation".into(),
+                        )));
+                        break;
+                    }
+                }
             }
             if events.is_empty() {
                 match done_rx.recv_timeout(CHECKPOINT_EVERY) {
@@ -600,7 +706,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
                 last_save = Instant::now();
             }
         }
-        drop(job_tx);
+        drop(job_tx.take());
     });
     let _ = checkpoints.save(&mut run);
     if let Some(p) = progress {
@@ -677,5 +783,128 @@ mod tests {
             }
             assert_eq!(pieces, all, "batching {batch:?}");
         }
+    }
+
+    use crate::maprun::checkpoint::SqliteStore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts every child it runs and every batch it is given.
+    struct Counting {
+        runs: Mutex<Vec<u64>>,
+        batches: Mutex<Vec<usize>>,
+        batch: usize,
+    }
+
+    impl ChildRunner for Counting {
+        fn run_child(&self, job: &ChildJob) -> ChildOutcome {
+            if let Ok(mut r) = self.runs.lock() {
+                r.push(job.index);
+            }
+            ChildOutcome {
+                status: ChildStatus::Succeeded,
+                output: Some(job.input.clone()),
+                error: None,
+                cause: None,
+                snapshot: None,
+            }
+        }
+        fn run_batch(&self, jobs: &[ChildJob]) -> Vec<ChildOutcome> {
+            if let Ok(mut b) = self.batches.lock() {
+                b.push(jobs.len());
+            }
+            jobs.iter().map(|j| self.run_child(j)).collect()
+        }
+        fn batch_size(&self) -> usize {
+            self.batch
+        }
+    }
+
+    fn job<'a>(
+        run: MapRun,
+        n: usize,
+        checkpoints: &'a dyn CheckpointStore,
+        runner: &'a dyn ChildRunner,
+        stop: Option<StopSignal<'a>>,
+    ) -> Job<'a> {
+        Job {
+            run,
+            redrive: None,
+            items: Items::Inline((0..n).map(|i| json!({ "i": i })).collect()),
+            select: None,
+            batch: None,
+            writer: None,
+            store: Arc::new(crate::storage::LocalFolderStore::new(std::env::temp_dir())),
+            checkpoints,
+            runner,
+            clock: &crate::ports::SystemClock,
+            workers: 2,
+            progress: None,
+            results: None,
+            stop,
+        }
+    }
+
+    fn new_run() -> MapRun {
+        MapRun::new(
+            "arn:aws:states:us-east-1:123456789012:mapRun:m/l:r".into(),
+            "arn:aws:states:us-east-1:123456789012:execution:m:e".into(),
+            "arn:aws:states:us-east-1:123456789012:stateMachine:m/l".into(),
+            crate::asl::ExecutionType::Standard,
+            super::super::Settings {
+                max_concurrency: 50,
+                tolerated_failure_count: None,
+                tolerated_failure_percentage: None,
+            },
+            false,
+            chrono::Utc::now(),
+        )
+    }
+
+    /// A runner that takes batches is handed several children at once.
+    #[test]
+    fn batching_runners_get_several_children_per_call() {
+        let store = SqliteStore::in_memory().unwrap();
+        let runner = Counting {
+            runs: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
+            batch: 10,
+        };
+        let out = drive(job(new_run(), 500, &store, &runner, None));
+        assert_eq!(out.run.status, MapRunStatus::Succeeded);
+        let mut runs = runner.runs.into_inner().unwrap();
+        runs.sort();
+        assert_eq!(runs, (0..500).collect::<Vec<u64>>());
+        let batches = runner.batches.into_inner().unwrap();
+        assert!(batches.iter().all(|&b| b <= 10), "{batches:?}");
+        assert!(batches.iter().any(|&b| b > 1), "{batches:?}");
+    }
+
+    /// A run told to stop checkpoints and reports SUSPENDED; resumed from its checkpoint it
+    /// runs every remaining child exactly once.
+    #[test]
+    fn a_stopped_run_resumes_without_running_a_child_twice() {
+        let store = SqliteStore::in_memory().unwrap();
+        let runner = Counting {
+            runs: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
+            batch: 4,
+        };
+        let seen = AtomicUsize::new(0);
+        let stop = || {
+            seen.fetch_add(1, Ordering::SeqCst);
+            runner.runs.lock().map(|r| r.len() >= 30).unwrap_or(true)
+        };
+        let first = drive(job(new_run(), 300, &store, &runner, Some(&stop)));
+        assert_eq!(first.result.unwrap_err().0, SUSPENDED);
+        assert_eq!(first.run.status, MapRunStatus::Running);
+        let done_first = runner.runs.lock().unwrap().len();
+        assert!((30..300).contains(&done_first), "{done_first}");
+        let loaded = store.load(&first.run.map_run_arn).unwrap().unwrap();
+        let second = drive(job(loaded, 300, &store, &runner, None));
+        assert_eq!(second.run.status, MapRunStatus::Succeeded);
+        assert_eq!(second.run.items.succeeded, 300);
+        let mut runs = runner.runs.into_inner().unwrap();
+        runs.sort();
+        assert_eq!(runs, (0..300).collect::<Vec<u64>>(), "every child once");
     }
 }

@@ -170,6 +170,8 @@ pub enum MapRunAction {
         name: String,
         input: Value,
         redrive: bool,
+        /// The child's attempt: its redrive count (outcomes are recorded per attempt).
+        attempt: u32,
         /// With `redrive`: the child's execution as it stopped, to resume in place.
         snapshot: Option<String>,
     },
@@ -636,6 +638,7 @@ impl MapRun {
                     name: c.name.clone(),
                     input: c.input.clone(),
                     redrive,
+                    attempt: c.redrive_count,
                     snapshot: if redrive { c.snapshot.clone() } else { None },
                 });
             }

@@ -303,6 +303,7 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
             name: child_name(&r.map_run_arn, 1),
             input: json!({"i": 1}),
             redrive: true,
+            attempt: 1,
             snapshot: None
         }]
     );
