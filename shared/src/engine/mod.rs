@@ -3,6 +3,7 @@
 
 pub mod children;
 pub mod context;
+pub mod describe;
 pub mod distributed;
 pub mod driver;
 pub mod execution;

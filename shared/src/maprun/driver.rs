@@ -364,10 +364,25 @@ fn for_each_record(
     }
 }
 
-/// Writes a run's ResultWriter output from its checkpointed children (the writer function
-/// calls this too). Returns the number of records and the Map state's result.
+/// Writes a run's ResultWriter output from its checkpointed children, after saving the run.
+/// Returns the number of records and the Map state's result.
 pub fn write_results(
     run: &mut MapRun,
+    spec: &WriterSpec,
+    store: &dyn ObjectStore,
+    checkpoints: &dyn CheckpointStore,
+) -> Result<(u64, Value), (String, String)> {
+    let store_err =
+        |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
+    checkpoints.save(run).map_err(store_err)?;
+    write_saved_results(run, spec, store, checkpoints)
+}
+
+/// [`write_results`] for a run whose children are all in the store already (the writer
+/// function: the coordinator saved the run before invoking it). Writing again writes the
+/// same objects.
+pub fn write_saved_results(
+    run: &MapRun,
     spec: &WriterSpec,
     store: &dyn ObjectStore,
     checkpoints: &dyn CheckpointStore,
@@ -382,7 +397,6 @@ pub fn write_results(
     let t = w.transformation();
     let store_err =
         |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
-    checkpoints.save(run).map_err(store_err)?;
     // Records are converted to bytes in parallel, a chunk at a time, and appended in order.
     const CHUNK: usize = 4096;
     let view: &MapRun = run;
