@@ -4,3 +4,4 @@
 //! an async task.
 
 pub mod config;
+pub mod tasks;
