@@ -4,4 +4,8 @@
 //! an async task.
 
 pub mod config;
+pub mod dynamo;
+pub mod fleet;
+pub mod invoke;
+pub mod s3;
 pub mod tasks;
