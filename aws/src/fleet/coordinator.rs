@@ -480,10 +480,16 @@ impl Coordinator {
             children_per_invoke: self.config.children_per_invoke,
             max_result_file_bytes: self.config.max_result_file_bytes,
         };
-        let stop_at = inv
-            .deadline
-            .checked_sub(self.config.reserve)
-            .unwrap_or_else(Instant::now);
+        // The reserve, or a third of the invocation when that is short.
+        let remaining = inv.deadline.saturating_duration_since(Instant::now());
+        let reserve = self.config.reserve.min(remaining / 3);
+        let stop_at = inv.deadline.checked_sub(reserve).unwrap_or_else(Instant::now);
+        tracing::info!(
+            execution = %exec.info.name,
+            remaining_ms = remaining.as_millis() as u64,
+            reserve_ms = reserve.as_millis() as u64,
+            "running"
+        );
         let stopped = AtomicBool::new(false);
         let stop = || {
             let s = Instant::now() >= stop_at;

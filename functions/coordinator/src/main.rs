@@ -38,7 +38,15 @@ async fn handle(c: Arc<Coordinator>, event: LambdaEvent<Value>) -> Result<Value,
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let remaining = Duration::from_millis(ctx.deadline.saturating_sub(now_ms));
+    // A deadline already past means the runtime gave none (`cargo lambda watch`): assume
+    // Lambda's 15-minute limit.
+    let remaining = match ctx.deadline.saturating_sub(now_ms) {
+        0 => {
+            tracing::warn!(deadline_ms = ctx.deadline, "no usable deadline; assuming 15 minutes");
+            Duration::from_secs(900)
+        }
+        ms => Duration::from_millis(ms),
+    };
     let account = ctx.invoked_function_arn.split(':').nth(4).map(str::to_string);
     let request_id = ctx.request_id.clone();
     tokio::task::spawn_blocking(move || {
