@@ -76,6 +76,7 @@ stand_ins_start() {
     --env-var MAPFLEET_WORKER_CONCURRENCY="${MAPFLEET_WORKER_CONCURRENCY:-4}" \
     --env-var MAPFLEET_CHILDREN_PER_INVOKE="${MAPFLEET_CHILDREN_PER_INVOKE:-50}" \
     --env-var MAPFLEET_LAMBDA_BARE_NAMES=true \
+    --env-var MAPFLEET_DEFAULT_JOB=s3://mapfleet-demo/jobs/nightly.json \
     --env-var RUST_LOG=info \
     >"$logs/cargo-lambda.log" 2>&1 &
   STAND_IN_PIDS+=($!)

@@ -30,11 +30,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    KeysAndAttributes, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
+    KeysAndAttributes, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
     WriteRequest,
 };
 use futures_util::stream::{self, StreamExt};
@@ -1092,97 +1091,6 @@ impl DynamoCheckpoints {
         key(format!("COUNT#{arn}#{shard}"), "COUNT")
     }
 
-    fn counter_update(
-        &self,
-        arn: &str,
-        shard: u64,
-        by: u64,
-        expires: u64,
-    ) -> Result<TransactWriteItem, DynamoError> {
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::count_key(arn, shard)))
-            .update_expression("ADD #r :n SET #e = :e")
-            .set_expression_attribute_names(names(&[("#r", "recorded"), ("#e", "expires_at")]))
-            .set_expression_attribute_values(values(vec![(":n", n(by)), (":e", n(expires))]))
-            .build()
-            .map_err(|e| build_err("TransactWriteItems", e))?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    fn new_put(&self, item: Item) -> Result<TransactWriteItem, DynamoError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| build_err("TransactWriteItems", e))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// One transaction; `Ok(true)` on success, `Ok(false)` when cancelled only because a
-    /// condition failed. Conflicts and throttling are retried with backoff.
-    async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<bool, DynamoError> {
-        let count = actions.len();
-        let token = request_token();
-        let mut attempt = 0u32;
-        loop {
-            let res = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(actions.clone()))
-                .client_request_token(token.clone())
-                .send()
-                .await;
-            let err = match res {
-                Ok(_) => {
-                    self.wrote(count);
-                    return Ok(true);
-                }
-                Err(e) => e,
-            };
-            let reasons: Option<Vec<String>> = match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(
-                    c.cancellation_reasons()
-                        .iter()
-                        .map(|r| r.code().unwrap_or("None").to_string())
-                        .collect(),
-                ),
-                _ => None,
-            };
-            let retryable = match &reasons {
-                Some(codes) if codes.iter().any(|c| c == "ConditionalCheckFailed") => {
-                    if codes
-                        .iter()
-                        .all(|c| c == "ConditionalCheckFailed" || c == "None")
-                    {
-                        return Ok(false);
-                    }
-                    true
-                }
-                Some(codes) => codes.iter().any(|c| {
-                    matches!(
-                        c.as_str(),
-                        "TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded"
-                    )
-                }),
-                None => matches!(
-                    err.code(),
-                    Some("TransactionInProgressException") | Some("TransactionConflictException")
-                ),
-            };
-            attempt += 1;
-            if !retryable || attempt >= MAX_ATTEMPTS {
-                let mut e = aws_err("TransactWriteItems", &err);
-                if let (DynamoError::Aws { message, .. }, Some(codes)) = (&mut e, &reasons) {
-                    message.push_str(&format!(" (reasons: {})", codes.join(", ")));
-                }
-                return Err(e);
-            }
-            tokio::time::sleep(backoff(attempt)).await;
-        }
-    }
-
     async fn record_outcomes_async(
         &self,
         arn: &str,
@@ -1207,35 +1115,59 @@ impl DynamoCheckpoints {
             let size = checked_size(&item)?;
             items.push((*index, item, size));
         }
-        // ≤ 99 puts + the counter update per transaction, ≤ 4 MB (with room for the update).
-        let chunks = chunk_by(
-            items,
-            MAX_TRANSACT_ACTIONS - 1,
-            MAX_TRANSACT_BYTES - 4096,
-            |(_, _, sz)| *sz,
-        );
-        for chunk in chunks {
-            let Some((first, _, _)) = chunk.first() else {
-                continue;
-            };
-            let shard = first % u64::from(self.shards);
-            let mut actions = Vec::with_capacity(chunk.len() + 1);
-            for (_, item, _) in &chunk {
-                actions.push(self.new_put(item.clone())?);
+        // One conditional PutItem per outcome, a few in flight at once. Not a transaction:
+        // DynamoDB bills a transactional write twice, and first-writer-wins needs only the
+        // condition (moto, besides, copies every table for each transaction).
+        use futures_util::stream::{self, StreamExt};
+        let results: Vec<Result<bool, DynamoError>> = stream::iter(items)
+            .map(|(_, item, _)| async move {
+                let res = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .send()
+                    .await;
+                match res {
+                    Ok(_) => {
+                        self.wrote(1);
+                        Ok(true)
+                    }
+                    Err(e)
+                        if matches!(
+                            e.as_service_error(),
+                            Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                        ) =>
+                    {
+                        Ok(false)
+                    }
+                    Err(e) => Err(aws_err("PutItem", &e)),
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut written = 0u64;
+        for r in results {
+            if r? {
+                written += 1;
             }
-            actions.push(self.counter_update(arn, shard, chunk.len() as u64, expires)?);
-            if self.transact(actions).await? {
-                continue;
-            }
-            // Some were recorded already: each item on its own, with its counter increment in
-            // the same transaction (a cancelled one was recorded by its first writer).
-            for (index, item, _) in chunk {
-                let actions = vec![
-                    self.new_put(item)?,
-                    self.counter_update(arn, index % u64::from(self.shards), 1, expires)?,
-                ];
-                self.transact(actions).await?;
-            }
+        }
+        // The sharded counter counts the outcomes this call recorded first.
+        if written > 0 {
+            let shard = outcomes.first().map(|(i, _, _)| *i).unwrap_or(0) % u64::from(self.shards);
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::count_key(arn, shard)))
+                .update_expression("ADD #r :n SET #e = :e")
+                .set_expression_attribute_names(names(&[("#r", "recorded"), ("#e", "expires_at")]))
+                .set_expression_attribute_values(values(vec![(":n", n(written)), (":e", n(expires))]))
+                .send()
+                .await
+                .map_err(|e| aws_err("UpdateItem", &e))?;
+            self.wrote(1);
         }
         Ok(())
     }

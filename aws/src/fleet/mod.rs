@@ -182,6 +182,9 @@ impl Fleet for LambdaFleet {
     }
 }
 
+/// Invocations of one worker batch before its children are failed with the worker's error.
+const WORKER_ATTEMPTS: u32 = 3;
+
 struct LambdaWorkers<'a> {
     fleet: &'a LambdaFleet,
     context: ChildContext,
@@ -271,11 +274,23 @@ impl LambdaWorkers<'_> {
             });
             payload = serde_json::to_vec(&request).unwrap_or_default();
         }
-        let answer = self
-            .fleet
-            .invoker
-            .invoke(&self.fleet.worker_function, payload, false);
         let keys: Vec<(u64, u32)> = jobs.iter().map(|j| (j.index, j.attempt)).collect();
+        // A failed invocation (a worker that crashed, timed out, or lost a dependency) is
+        // retried: the worker skips what it already recorded, so nothing runs twice.
+        let mut attempt = 0;
+        let answer = loop {
+            attempt += 1;
+            let answer = self
+                .fleet
+                .invoker
+                .invoke(&self.fleet.worker_function, payload.clone(), false);
+            let failed = matches!(answer, Ok(Invoked::FunctionError { .. }) | Err(_));
+            if !failed || attempt >= WORKER_ATTEMPTS {
+                break answer;
+            }
+            tracing::warn!(map_run = %self.context.map_run_arn, attempt, ?answer, "retrying a worker batch");
+            std::thread::sleep(crate::invoke::backoff(attempt));
+        };
         match answer {
             Ok(Invoked::Ok(v)) => match serde_json::from_value::<WorkerResponse>(v) {
                 Ok(resp) => {
