@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: builds, runs unit tests, the conformance corpus
-# (../shared/conformance) and the CLI end-to-end checks. Installs nothing it cannot fetch from
-# the package registries; starts and stops (by PID) any server it needs.
+# The whole test suite, from a fresh clone: builds, starts the local AWS stand-ins (moto server
+# and cargo lambda watch, installed into .venv from PyPI), runs unit tests, the conformance
+# corpus (../shared/conformance), the CLI and Distributed Map end-to-end checks, the fleet
+# end-to-end tests, and the SAM template checks. Servers are stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,9 +10,36 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is required (https://rustup.rs)" >&2
   exit 2
 fi
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "python3 is required (for moto server, cargo-lambda and the SAM CLI)" >&2
+  exit 2
+fi
+
+# shellcheck source=scripts/stand-ins.sh
+source scripts/stand-ins.sh
+trap stand_ins_stop EXIT
 
 echo "== build"
 cargo build --workspace --all-targets --quiet
 
-echo "== unit, integration, CLI end-to-end and conformance tests"
+echo "== stand-ins"
+stand_ins_start
+
+echo "== unit, integration, CLI, Distributed Map, fleet end-to-end and conformance tests"
 cargo test --workspace
+
+echo "== SAM template"
+sam validate --lint --region us-east-1
+cfn-lint template.yaml
+
+# `sam build` cross-compiles the three functions for arm64 (cargo lambda + zig); it needs the
+# aarch64 standard library, which a machine may not be allowed to fetch.
+if [ "${MAPFLEET_SKIP_SAM_BUILD:-}" = "1" ]; then
+  echo "== sam build: skipped (MAPFLEET_SKIP_SAM_BUILD=1)"
+elif rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$' \
+  || rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
+  echo "== sam build (arm64)"
+  sam build --build-dir target/sam-build --cached --parallel
+else
+  echo "== sam build: skipped: the aarch64-unknown-linux-gnu target cannot be installed here"
+fi
