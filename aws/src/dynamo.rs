@@ -476,10 +476,12 @@ impl DynamoCheckpoints {
 
     fn wrote(&self, items: usize) {
         self.writes.fetch_add(items as u64, Ordering::Relaxed);
+        crate::metrics::DYNAMODB_WRITES.fetch_add(items as u64, Ordering::Relaxed);
     }
 
     fn read(&self) {
         self.reads.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::DYNAMODB_READS.fetch_add(1, Ordering::Relaxed);
     }
 
     fn block<F: Future>(&self, f: F) -> F::Output {

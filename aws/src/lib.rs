@@ -7,5 +7,6 @@ pub mod config;
 pub mod dynamo;
 pub mod fleet;
 pub mod invoke;
+pub mod metrics;
 pub mod s3;
 pub mod tasks;

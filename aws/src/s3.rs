@@ -78,6 +78,7 @@ impl S3Store {
 
     fn count(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::S3_REQUESTS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether `bucket` exists, for telling a missing key from a missing bucket after a 404

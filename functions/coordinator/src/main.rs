@@ -49,7 +49,7 @@ async fn handle(c: Arc<Coordinator>, event: LambdaEvent<Value>) -> Result<Value,
     };
     let account = ctx.invoked_function_arn.split(':').nth(4).map(str::to_string);
     let request_id = ctx.request_id.clone();
-    tokio::task::spawn_blocking(move || {
+    let answer = tokio::task::spawn_blocking(move || {
         let inv = Invocation {
             request_id: &request_id,
             deadline: Instant::now() + remaining,
@@ -58,8 +58,9 @@ async fn handle(c: Arc<Coordinator>, event: LambdaEvent<Value>) -> Result<Value,
         c.handle(req, &inv)
     })
     .await
-    .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?
-    .map_err(diagnostic)
+    .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?;
+    mapfleet_aws::metrics::log("coordinator");
+    answer.map_err(diagnostic)
 }
 
 #[tokio::main]

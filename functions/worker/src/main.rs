@@ -21,10 +21,11 @@ async fn handle(w: Arc<Worker>, event: LambdaEvent<Value>) -> Result<WorkerRespo
     let req: WorkerRequest = serde_json::from_value(event.payload)
         .map_err(|e| diagnostic(FleetError::InvalidRequest(format!("not a worker request: {e}"))))?;
     tracing::info!(map_run = %req.context.map_run_arn, "batch");
-    tokio::task::spawn_blocking(move || w.handle(&req))
+    let answer = tokio::task::spawn_blocking(move || w.handle(&req))
         .await
-        .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?
-        .map_err(diagnostic)
+        .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?;
+    mapfleet_aws::metrics::log("worker");
+    answer.map_err(diagnostic)
 }
 
 #[tokio::main]

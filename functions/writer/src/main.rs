@@ -25,10 +25,11 @@ async fn handle(stores: Arc<Stores>, event: LambdaEvent<Value>) -> Result<Value,
     let req: WriterRequest = serde_json::from_value(event.payload)
         .map_err(|e| diagnostic(FleetError::InvalidRequest(format!("not a writer request: {e}"))))?;
     tracing::info!(map_run = %req.map_run_arn, "writing results");
-    tokio::task::spawn_blocking(move || handle_writer(&req, stores.0.as_ref(), stores.1.as_ref()))
+    let answer = tokio::task::spawn_blocking(move || handle_writer(&req, stores.0.as_ref(), stores.1.as_ref()))
         .await
-        .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?
-        .map_err(diagnostic)
+        .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?;
+    mapfleet_aws::metrics::log("writer");
+    answer.map_err(diagnostic)
 }
 
 #[tokio::main]
