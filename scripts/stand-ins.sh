@@ -53,10 +53,11 @@ stand_ins_start() {
   STAND_IN_PIDS+=($!)
   export MAPFLEET_MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
   wait_http "$MAPFLEET_MOTO_ENDPOINT/moto-api/data.json" 30
-  # Parent state machines run; Lambda functions inside moto echo (no Docker here).
+  # Parent state machines run (the fleet test that needs moto's Lambda to echo switches that on
+  # for itself: it would hide missing functions from the other tests).
   curl -fsS -X POST "$MAPFLEET_MOTO_ENDPOINT/moto-api/config" \
     -H 'Content-Type: application/json' \
-    -d '{"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}' >/dev/null
+    -d '{"stepfunctions": {"execute_state_machine": true}}' >/dev/null
 
   LAMBDA_PORT=$(free_port)
   export MAPFLEET_LAMBDA_ENDPOINT="http://127.0.0.1:$LAMBDA_PORT"

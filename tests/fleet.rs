@@ -457,6 +457,25 @@ fn a_redrive_through_the_fleet_reruns_only_the_failed_children() {
     assert_eq!(refused["errorType"], "ExecutionNotRedrivable", "{refused}");
 }
 
+/// A Distributed Map over `$.items` whose Express children are one Pass state.
+fn fan_out(parameters: Value) -> Value {
+    json!({
+        "StartAt": "Fan out",
+        "States": {
+            "Fan out": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+                    "StartAt": "Each",
+                    "States": {"Each": {"Type": "Pass", "Parameters": parameters, "End": true}}
+                },
+                "End": true
+            }
+        }
+    })
+}
+
 #[test]
 fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
     let e = env();
@@ -465,21 +484,7 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
     // moto runs the parent; its Lambda cannot run our function (no Docker), so the test
     // delivers the task's payload to the coordinator as Lambda would.
     let job = json!({
-        "definition": {
-            "StartAt": "Fan out",
-            "States": {
-                "Fan out": {
-                    "Type": "Map",
-                    "ItemsPath": "$.items",
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
-                        "StartAt": "Double",
-                        "States": {"Double": {"Type": "Pass", "Parameters": {"twice": "yes"}, "End": true}}
-                    },
-                    "End": true
-                }
-            }
-        },
+        "definition": fan_out(json!({"twice": "yes"})),
         "input": {"items": [1, 2, 3]},
         "name": format!("child-of-parent-{pid}")
     });
@@ -498,6 +503,8 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
             }
         }
     });
+    // moto's Lambda echoes instead of running Docker, for this test only.
+    let _echo = MotoLambdaEcho::on();
     let lambda_in_moto = e.aws.lambda();
     let _ = e.rt.block_on(
         lambda_in_moto
@@ -580,6 +587,32 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
     );
 }
 
+/// Sets moto's Lambda to echo payloads (no Docker) until dropped.
+struct MotoLambdaEcho;
+
+impl MotoLambdaEcho {
+    fn on() -> Self {
+        moto_lambda_config(false);
+        MotoLambdaEcho
+    }
+}
+
+impl Drop for MotoLambdaEcho {
+    fn drop(&mut self) {
+        moto_lambda_config(true);
+    }
+}
+
+fn moto_lambda_config(use_docker: bool) {
+    let url = format!("{}/moto-api/config", var("MAPFLEET_MOTO_ENDPOINT"));
+    let body = json!({"lambda": {"use_docker": use_docker}}).to_string();
+    let status = Command::new("curl")
+        .args(["-fsS", "-o", "/dev/null", "-X", "POST", &url, "-H", "Content-Type: application/json", "-d", &body])
+        .status()
+        .expect("curl");
+    assert!(status.success(), "cannot configure moto's Lambda");
+}
+
 /// An empty zip archive: moto needs code to create a function it will only echo.
 fn minimal_zip() -> Vec<u8> {
     let mut z = vec![0x50, 0x4b, 0x05, 0x06];
@@ -653,4 +686,44 @@ fn every_sample_event_is_accepted_by_its_function() {
     // A request that is not one is refused by name.
     let bad = invoke("coordinator", &json!({"hello": "world"})).expect_err("refused");
     assert_eq!(bad["errorType"], "mapfleet.InvalidRequest", "{bad}");
+}
+
+#[test]
+fn a_coordinator_continues_in_new_invocations_without_losing_or_repeating_a_child() {
+    let pid = std::process::id();
+    let n = 600;
+    let job = json!({
+        "definition": fan_out(json!({"n.$": "$", "sq.$": "States.MathAdd($, 0)"})),
+        "input": {"items": (0..n).collect::<Vec<u64>>()},
+        "name": format!("continued-{pid}"),
+        // Each invocation stops almost at once: one round of worker batches, then it hands
+        // over to a new invocation of itself.
+        "budgetSeconds": 0.05
+    });
+    let first = invoke("coordinator", &job).expect("the coordinator answers");
+    assert_eq!(first["status"], "RUNNING", "{first}");
+    let name = first["name"].as_str().expect("name").to_string();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let done = loop {
+        let d = invoke("coordinator", &json!({"action": "describe", "name": name}))
+            .expect("describe");
+        if d["status"] != "RUNNING" {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "never finished: {d}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    let output: Value = serde_json::from_str(done["output"].as_str().expect("output")).expect("JSON");
+    let expected: Vec<Value> = (0..n).map(|i| json!({"n": i, "sq": i})).collect();
+    assert_eq!(output, Value::Array(expected));
+    let runs = invoke("coordinator", &json!({"action": "listMapRuns", "name": name}))
+        .expect("listMapRuns");
+    let arn = runs["mapRuns"][0]["mapRunArn"].as_str().expect("arn");
+    let d = invoke("coordinator", &json!({"action": "describeMapRun", "mapRunArn": arn}))
+        .expect("describeMapRun");
+    assert_eq!(d["itemCounts"]["succeeded"], n, "{d}");
+    assert_eq!(d["itemCounts"]["total"], n, "{d}");
+    let store = DynamoCheckpoints::new(&env().aws, env().table.clone());
+    assert_eq!(store.recorded_count(arn).expect("count"), n);
 }

@@ -17,6 +17,9 @@ use tokio::runtime::Handle;
 /// Lambda's synchronous invoke payload limit (request and response): 6 MB.
 pub const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
+/// How long an asynchronous invocation waits for its acknowledgement.
+const ASYNC_ACK: Duration = Duration::from_secs(3);
+
 /// What an invocation answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invoked {
@@ -85,7 +88,22 @@ impl Invoker {
                     InvocationType::RequestResponse
                 })
                 .payload(Blob::new(payload.clone()));
-            let result = self.handle.block_on(call.send());
+            let result = if asynchronous {
+                // Lambda acknowledges an Event invocation (202) at once; a stand-in that runs
+                // it before answering (cargo lambda watch) has it by then too.
+                match self
+                    .handle
+                    .block_on(async { tokio::time::timeout(ASYNC_ACK, call.send()).await })
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        tracing::info!(function, "asynchronous invocation sent; not waiting for its acknowledgement");
+                        return Ok(Invoked::Queued);
+                    }
+                }
+            } else {
+                self.handle.block_on(call.send())
+            };
             let retry = match result {
                 Ok(out) => {
                     if asynchronous {

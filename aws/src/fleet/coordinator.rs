@@ -293,12 +293,39 @@ pub struct Invocation<'a> {
     pub deadline: Instant,
     /// The account (from the invoked function's ARN), for ARNs.
     pub account: Option<String>,
+    /// The request's `budgetSeconds`: stop and continue in a new invocation after this long
+    /// even when Lambda's deadline is further (bounds each invocation; continuations keep it).
+    pub budget: Option<Duration>,
+}
+
+impl Invocation<'_> {
+    /// A request's `budgetSeconds`, if it has one.
+    pub fn budget_of(payload: &Value) -> Option<Duration> {
+        payload
+            .get("budgetSeconds")
+            .and_then(Value::as_f64)
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+    }
 }
 
 impl Coordinator {
     /// Serves one request; the answer is the execution (DescribeExecution shape) or the
     /// describe/list shape asked for.
     pub fn handle(&self, req: Request, inv: &Invocation<'_>) -> Result<Value, FleetError> {
+        let budgeted;
+        let inv = match inv.budget {
+            Some(b) => {
+                budgeted = Invocation {
+                    request_id: inv.request_id,
+                    deadline: inv.deadline.min(Instant::now() + b),
+                    account: inv.account.clone(),
+                    budget: inv.budget,
+                };
+                &budgeted
+            }
+            None => inv,
+        };
         match req {
             Request::Start { job, task_token } => {
                 let job = self.resolve(job)?;
@@ -454,7 +481,7 @@ impl Coordinator {
         if exec.is_finished() {
             self.answer_token(&exec, task_token.as_deref());
         } else if stopped {
-            self.continue_later(&name, task_token.as_deref())?;
+            self.continue_later(&name, task_token.as_deref(), inv.budget)?;
         }
         Ok(describe_execution(&exec))
     }
@@ -604,7 +631,12 @@ impl Coordinator {
     }
 
     /// Queues a new invocation of this function that continues the execution.
-    fn continue_later(&self, name: &str, task_token: Option<&str>) -> Result<(), FleetError> {
+    fn continue_later(
+        &self,
+        name: &str,
+        task_token: Option<&str>,
+        budget: Option<Duration>,
+    ) -> Result<(), FleetError> {
         let Some(function) = &self.config.self_function else {
             tracing::warn!(name, "stopped before the time limit; send {{\"action\":\"continue\"}} to go on (no MAPFLEET_COORDINATOR_FUNCTION)");
             return Ok(());
@@ -612,6 +644,9 @@ impl Coordinator {
         let mut req = json!({ "action": "continue", "name": name });
         if let Some(t) = task_token {
             req["taskToken"] = json!(t);
+        }
+        if let Some(b) = budget {
+            req["budgetSeconds"] = json!(b.as_secs_f64());
         }
         tracing::info!(name, function = %function, "continuing in a new invocation");
         self.lambda

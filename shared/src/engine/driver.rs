@@ -106,6 +106,8 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
     let mut timer_at: HashMap<u64, DateTime<Utc>> = HashMap::new();
     let mut in_flight: HashSet<u64> = HashSet::new();
     let mut awaiting_callback: HashSet<u64> = HashSet::new();
+    let mut applied = 0u64;
+    let mut suspended = false;
 
     std::thread::scope(|scope| {
         let mut pending: Vec<Action> = if initial.is_empty() {
@@ -201,7 +203,8 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
             if exec.is_finished() && events.is_empty() {
                 break;
             }
-            if opts.stop.is_some_and(|f| f()) {
+            // Stop only after some progress, so each resumed call moves the execution on.
+            if suspended || (applied > 0 && opts.stop.is_some_and(|f| f())) {
                 break;
             }
             // Next event: queued ones first, then completed tasks, callbacks, timers.
@@ -211,6 +214,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                 done_event(
                     task,
                     outcome,
+                    &mut suspended,
                     &mut in_flight,
                     &mut awaiting_callback,
                     &mut events,
@@ -255,6 +259,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                             Ok((task, outcome)) => done_event(
                                 task,
                                 outcome,
+                                &mut suspended,
                                 &mut in_flight,
                                 &mut awaiting_callback,
                                 &mut events,
@@ -271,6 +276,7 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                 entropy: opts.entropy,
             };
             pending = exec.apply(event, &env);
+            applied += 1;
             if let Some(cb) = opts.on_change.as_mut() {
                 cb(exec);
             }
@@ -287,6 +293,7 @@ enum Done {
 fn done_event(
     id: u64,
     done: Done,
+    suspended: &mut bool,
     in_flight: &mut HashSet<u64>,
     awaiting: &mut HashSet<u64>,
     queue: &mut std::collections::VecDeque<Event>,
@@ -296,6 +303,12 @@ fn done_event(
         Done::Task(outcome) => outcome_event(id, outcome, in_flight, awaiting, queue, exec),
         Done::MapRun(result) => {
             if !in_flight.remove(&id) {
+                return None;
+            }
+            // A Map Run that stopped on the stop signal is not over: the execution stops too,
+            // and resumes it from its checkpoint.
+            if matches!(&result, Err((e, _)) if e == crate::maprun::driver::SUSPENDED) {
+                *suspended = true;
                 return None;
             }
             Some(Event::MapRunEnded { run: id, result })

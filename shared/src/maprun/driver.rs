@@ -575,6 +575,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
         };
         let mut pending = run.apply(first, clock.now());
         let mut last_save = Instant::now();
+        let mut children_done = 0u64;
         loop {
             let mut events = Vec::new();
             for action in pending.drain(..) {
@@ -663,7 +664,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
             if final_result.is_some() {
                 break;
             }
-            if job_tx.is_some() && stop_requested() {
+            // Stop only after a child finished here, so each resumed run moves on.
+            if job_tx.is_some() && children_done > 0 && stop_requested() {
                 // Stop dispatching; the children in flight finish and are checkpointed.
                 stopping.store(true, std::sync::atomic::Ordering::SeqCst);
                 job_tx = None;
@@ -707,6 +709,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
                 )
             });
             for ev in events {
+                if matches!(
+                    ev,
+                    MapRunEvent::ChildSucceeded { .. } | MapRunEvent::ChildFailed { .. }
+                ) {
+                    children_done += 1;
+                }
                 pending.extend(run.apply(ev, now));
             }
             if finished {
