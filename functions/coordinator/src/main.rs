@@ -34,6 +34,7 @@ fn request(payload: &Value) -> Result<Request, FleetError> {
 async fn handle(c: Arc<Coordinator>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let (payload, ctx) = event.into_parts();
     let req = request(&payload).map_err(diagnostic)?;
+    let budget = Invocation::budget_of(&payload);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -54,6 +55,7 @@ async fn handle(c: Arc<Coordinator>, event: LambdaEvent<Value>) -> Result<Value,
             request_id: &request_id,
             deadline: Instant::now() + remaining,
             account: account.filter(|a| !a.is_empty()),
+            budget,
         };
         c.handle(req, &inv)
     })
