@@ -360,6 +360,15 @@ fn a_fleet_map_run_writes_what_the_embedded_default_writes() {
     let expect_failed = (0..rows).filter(|i| (i * 37) % 100 >= 97).count();
     assert_eq!(failed.len(), expect_failed);
 
+    // The writer run again writes the same objects.
+    let again = invoke(
+        "writer",
+        &json!({"mapRunArn": map_run_arn, "writer": def["States"]["Orders"]["ResultWriter"]}),
+    )
+    .expect("the writer answers");
+    assert_eq!(again["records"], rows as u64, "{again}");
+    assert_eq!(s3_results(&bucket, "results/"), fleet_files);
+
     // DescribeMapRun through the coordinator.
     let d = invoke(
         "coordinator",
@@ -725,5 +734,47 @@ fn a_coordinator_continues_in_new_invocations_without_losing_or_repeating_a_chil
     assert_eq!(d["itemCounts"]["succeeded"], n, "{d}");
     assert_eq!(d["itemCounts"]["total"], n, "{d}");
     let store = DynamoCheckpoints::new(&env().aws, env().table.clone());
+    assert_eq!(store.recorded_count(arn).expect("count"), n);
+}
+
+#[test]
+fn a_duplicated_start_never_runs_the_job_twice() {
+    let pid = std::process::id();
+    let n = 300u64;
+    let job = json!({
+        "definition": fan_out(json!({"n.$": "$"})),
+        "input": {"items": (0..n).collect::<Vec<u64>>()},
+        "name": format!("duplicated-{pid}")
+    });
+    // The same start, delivered twice at once (a retried or duplicated invocation).
+    let answers: Vec<Result<Value, Value>> = std::thread::scope(|s| {
+        let a = s.spawn(|| invoke("coordinator", &job));
+        let b = s.spawn(|| invoke("coordinator", &job));
+        vec![a.join().expect("thread"), b.join().expect("thread")]
+    });
+    for a in &answers {
+        match a {
+            Ok(d) => assert!(d["status"] == "SUCCEEDED" || d["status"] == "RUNNING", "{d}"),
+            Err(e) => assert_eq!(e["errorType"], "ExecutionAlreadyExists", "{e}"),
+        }
+    }
+    assert!(answers.iter().any(Result::is_ok), "{answers:?}");
+    let name = format!("duplicated-{pid}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let d = invoke("coordinator", &json!({"action": "describe", "name": name})).expect("describe");
+        if d["status"] == "SUCCEEDED" {
+            break;
+        }
+        assert_eq!(d["status"], "RUNNING", "{d}");
+        assert!(Instant::now() < deadline, "never finished: {d}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let runs = invoke("coordinator", &json!({"action": "listMapRuns", "name": name}))
+        .expect("listMapRuns");
+    assert_eq!(runs["mapRuns"].as_array().map(Vec::len), Some(1), "one Map Run: {runs}");
+    let arn = runs["mapRuns"][0]["mapRunArn"].as_str().expect("arn");
+    let store = DynamoCheckpoints::new(&env().aws, env().table.clone());
+    // Every child recorded once, at its first attempt.
     assert_eq!(store.recorded_count(arn).expect("count"), n);
 }

@@ -422,8 +422,18 @@ impl Coordinator {
             .name
             .clone()
             .unwrap_or_else(|| uuid_like(inv.request_id));
-        // Starting a name that exists resumes it (or reports it, when it has ended).
-        if self.checkpoints.get_execution(&name)?.is_some() {
+        // The lease first, then the check: two starts of one name never both create it.
+        if !self
+            .checkpoints
+            .acquire_lease(&name, inv.request_id, lease_for(inv))?
+        {
+            return Err(FleetError::ExecutionAlreadyRunning(name));
+        }
+        let existing = self.checkpoints.get_execution(&name);
+        if !matches!(existing, Ok(None)) {
+            let _ = self.checkpoints.release_lease(&name, inv.request_id);
+            // Starting a name that exists resumes it (or reports it, when it has ended).
+            existing?;
             let exec = self.load(&name)?;
             return self.run(exec, Vec::new(), task_token, inv);
         }
@@ -466,10 +476,10 @@ impl Coordinator {
         }
         let (text, machine) = parse_machine(&exec.definition)?;
         exec.attach(Arc::new(machine));
-        let lease = (inv.deadline.saturating_duration_since(Instant::now()))
-            .max(Duration::from_secs(60))
-            + Duration::from_secs(60);
-        if !self.checkpoints.acquire_lease(&name, inv.request_id, lease)? {
+        if !self
+            .checkpoints
+            .acquire_lease(&name, inv.request_id, lease_for(inv))?
+        {
             return Err(FleetError::ExecutionAlreadyRunning(name));
         }
         // Saved before anything runs: a retried invocation finds it.
@@ -654,6 +664,14 @@ impl Coordinator {
             .map(|_| ())
             .map_err(|e| FleetError::dependency(e.name().to_string(), e))
     }
+}
+
+/// A lease outlives the invocation that holds it by a minute (its workers may still answer).
+fn lease_for(inv: &Invocation<'_>) -> Duration {
+    inv.deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(60))
+        + Duration::from_secs(60)
 }
 
 /// Region and account into the execution's ARNs (the engine's local default is
