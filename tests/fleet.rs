@@ -104,7 +104,8 @@ fn invoke(function: &str, payload: &Value) -> Result<Value, Value> {
 
 fn create_bucket(bucket: &str) {
     let e = env();
-    let _ = e.rt.block_on(e.aws.s3().create_bucket().bucket(bucket).send());
+    let _ =
+        e.rt.block_on(e.aws.s3().create_bucket().bucket(bucket).send());
 }
 
 fn put(bucket: &str, key: &str, body: impl Into<Vec<u8>>) {
@@ -128,9 +129,8 @@ fn s3_results(bucket: &str, prefix: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut token = None;
     loop {
-        let page = e
-            .rt
-            .block_on(
+        let page =
+            e.rt.block_on(
                 s3.list_objects_v2()
                     .bucket(bucket)
                     .prefix(prefix)
@@ -140,9 +140,8 @@ fn s3_results(bucket: &str, prefix: &str) -> BTreeMap<String, String> {
             .expect("list");
         for o in page.contents() {
             let key = o.key().unwrap_or_default().to_string();
-            let body = e
-                .rt
-                .block_on(async {
+            let body =
+                e.rt.block_on(async {
                     let got = s3.get_object().bucket(bucket).key(&key).send().await?;
                     Ok::<_, Box<dyn std::error::Error>>(got.body.collect().await?.into_bytes())
                 })
@@ -192,7 +191,10 @@ fn normalize(text: &str) -> String {
     static RES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
     let res = RES.get_or_init(|| {
         vec![
-            (regex::Regex::new(r"arn:aws:states:[^\x22\\]*").expect("re"), "ARN"),
+            (
+                regex::Regex::new(r"arn:aws:states:[^\x22\\]*").expect("re"),
+                "ARN",
+            ),
             (
                 regex::Regex::new(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
                     .expect("re"),
@@ -378,8 +380,11 @@ fn a_fleet_map_run_writes_what_the_embedded_default_writes() {
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     assert_eq!(d["itemCounts"]["total"], rows as u64);
     assert_eq!(d["itemCounts"]["failed"], expect_failed as u64);
-    let listed = invoke("coordinator", &json!({"action": "listMapRuns", "name": name}))
-        .expect("listMapRuns");
+    let listed = invoke(
+        "coordinator",
+        &json!({"action": "listMapRuns", "name": name}),
+    )
+    .expect("listMapRuns");
     assert_eq!(listed["mapRuns"][0]["mapRunArn"], json!(map_run_arn));
 }
 
@@ -429,8 +434,11 @@ fn a_redrive_through_the_fleet_reruns_only_the_failed_children() {
         .expect("the coordinator answers");
     assert_eq!(first["status"], "FAILED", "{first}");
     assert_eq!(first["error"], "States.ExceedToleratedFailureThreshold");
-    let runs = invoke("coordinator", &json!({"action": "listMapRuns", "name": name}))
-        .expect("listMapRuns");
+    let runs = invoke(
+        "coordinator",
+        &json!({"action": "listMapRuns", "name": name}),
+    )
+    .expect("listMapRuns");
     let map_run_arn = runs["mapRuns"][0]["mapRunArn"]
         .as_str()
         .expect("a Map Run")
@@ -529,9 +537,8 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
             )
             .send(),
     );
-    let machine = e
-        .rt
-        .block_on(
+    let machine =
+        e.rt.block_on(
             sfn.create_state_machine()
                 .name(format!("parent-{pid}"))
                 .definition(parent.to_string())
@@ -539,9 +546,8 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
                 .send(),
         )
         .expect("create the parent state machine");
-    let started = e
-        .rt
-        .block_on(
+    let started =
+        e.rt.block_on(
             sfn.start_execution()
                 .state_machine_arn(machine.state_machine_arn())
                 .input("{\"order\":\"p1\"}")
@@ -552,10 +558,9 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
     // The task's payload, with its token, as Step Functions scheduled it.
     let deadline = Instant::now() + Duration::from_secs(60);
     let payload = loop {
-        let history = e
-            .rt
-            .block_on(sfn.get_execution_history().execution_arn(&arn).send())
-            .expect("history");
+        let history =
+            e.rt.block_on(sfn.get_execution_history().execution_arn(&arn).send())
+                .expect("history");
         let scheduled = history.events().iter().find_map(|ev| {
             ev.task_scheduled_event_details()
                 .map(|d| d.parameters().to_string())
@@ -564,7 +569,10 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
             let p: Value = serde_json::from_str(&params).expect("parameters are JSON");
             break p["Payload"].clone();
         }
-        assert!(Instant::now() < deadline, "the parent never scheduled its task");
+        assert!(
+            Instant::now() < deadline,
+            "the parent never scheduled its task"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(payload["taskToken"].is_string(), "{payload}");
@@ -573,10 +581,9 @@ fn a_parent_state_machine_waits_on_the_coordinators_task_token() {
     // The parent resumes with the Map state's output.
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = loop {
-        let d = e
-            .rt
-            .block_on(sfn.describe_execution().execution_arn(&arn).send())
-            .expect("describe the parent");
+        let d =
+            e.rt.block_on(sfn.describe_execution().execution_arn(&arn).send())
+                .expect("describe the parent");
         if d.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
             break d;
         }
@@ -616,7 +623,18 @@ fn moto_lambda_config(use_docker: bool) {
     let url = format!("{}/moto-api/config", var("MAPFLEET_MOTO_ENDPOINT"));
     let body = json!({"lambda": {"use_docker": use_docker}}).to_string();
     let status = Command::new("curl")
-        .args(["-fsS", "-o", "/dev/null", "-X", "POST", &url, "-H", "Content-Type: application/json", "-d", &body])
+        .args([
+            "-fsS",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &url,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+        ])
         .status()
         .expect("curl");
     assert!(status.success(), "cannot configure moto's Lambda");
@@ -644,7 +662,12 @@ fn every_sample_event_is_accepted_by_its_function() {
     assert_eq!(first["error"], "States.ItemReaderFailed", "{first}");
     let mut csv = String::from("order_id,quantity,price,region\n");
     for i in 0..120 {
-        csv.push_str(&format!("o{i},{},{}.5,{}\n", i % 70, i % 9, ["eu", "us", "apac"][i % 3]));
+        csv.push_str(&format!(
+            "o{i},{},{}.5,{}\n",
+            i % 70,
+            i % 9,
+            ["eu", "us", "apac"][i % 3]
+        ));
     }
     put("mapfleet-demo", "data/orders.csv", csv);
     let job = json!({"definition": direct["definition"], "input": direct["input"]});
@@ -685,7 +708,10 @@ fn every_sample_event_is_accepted_by_its_function() {
     // Every file in events/ was exercised.
     let mut on_disk = Vec::new();
     for f in ["coordinator", "worker", "writer"] {
-        for entry in std::fs::read_dir(events.join(f)).expect("events dir").flatten() {
+        for entry in std::fs::read_dir(events.join(f))
+            .expect("events dir")
+            .flatten()
+        {
             on_disk.push(format!("{f}/{}", entry.file_name().to_string_lossy()));
         }
     }
@@ -714,8 +740,8 @@ fn a_coordinator_continues_in_new_invocations_without_losing_or_repeating_a_chil
     let name = first["name"].as_str().expect("name").to_string();
     let deadline = Instant::now() + Duration::from_secs(300);
     let done = loop {
-        let d = invoke("coordinator", &json!({"action": "describe", "name": name}))
-            .expect("describe");
+        let d =
+            invoke("coordinator", &json!({"action": "describe", "name": name})).expect("describe");
         if d["status"] != "RUNNING" {
             break d;
         }
@@ -723,14 +749,21 @@ fn a_coordinator_continues_in_new_invocations_without_losing_or_repeating_a_chil
         std::thread::sleep(Duration::from_millis(250));
     };
     assert_eq!(done["status"], "SUCCEEDED", "{done}");
-    let output: Value = serde_json::from_str(done["output"].as_str().expect("output")).expect("JSON");
+    let output: Value =
+        serde_json::from_str(done["output"].as_str().expect("output")).expect("JSON");
     let expected: Vec<Value> = (0..n).map(|i| json!({"n": i, "sq": i})).collect();
     assert_eq!(output, Value::Array(expected));
-    let runs = invoke("coordinator", &json!({"action": "listMapRuns", "name": name}))
-        .expect("listMapRuns");
+    let runs = invoke(
+        "coordinator",
+        &json!({"action": "listMapRuns", "name": name}),
+    )
+    .expect("listMapRuns");
     let arn = runs["mapRuns"][0]["mapRunArn"].as_str().expect("arn");
-    let d = invoke("coordinator", &json!({"action": "describeMapRun", "mapRunArn": arn}))
-        .expect("describeMapRun");
+    let d = invoke(
+        "coordinator",
+        &json!({"action": "describeMapRun", "mapRunArn": arn}),
+    )
+    .expect("describeMapRun");
     assert_eq!(d["itemCounts"]["succeeded"], n, "{d}");
     assert_eq!(d["itemCounts"]["total"], n, "{d}");
     let store = DynamoCheckpoints::new(&env().aws, env().table.clone());
@@ -754,7 +787,10 @@ fn a_duplicated_start_never_runs_the_job_twice() {
     });
     for a in &answers {
         match a {
-            Ok(d) => assert!(d["status"] == "SUCCEEDED" || d["status"] == "RUNNING", "{d}"),
+            Ok(d) => assert!(
+                d["status"] == "SUCCEEDED" || d["status"] == "RUNNING",
+                "{d}"
+            ),
             Err(e) => assert_eq!(e["errorType"], "ExecutionAlreadyExists", "{e}"),
         }
     }
@@ -762,7 +798,8 @@ fn a_duplicated_start_never_runs_the_job_twice() {
     let name = format!("duplicated-{pid}");
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let d = invoke("coordinator", &json!({"action": "describe", "name": name})).expect("describe");
+        let d =
+            invoke("coordinator", &json!({"action": "describe", "name": name})).expect("describe");
         if d["status"] == "SUCCEEDED" {
             break;
         }
@@ -770,9 +807,16 @@ fn a_duplicated_start_never_runs_the_job_twice() {
         assert!(Instant::now() < deadline, "never finished: {d}");
         std::thread::sleep(Duration::from_millis(250));
     }
-    let runs = invoke("coordinator", &json!({"action": "listMapRuns", "name": name}))
-        .expect("listMapRuns");
-    assert_eq!(runs["mapRuns"].as_array().map(Vec::len), Some(1), "one Map Run: {runs}");
+    let runs = invoke(
+        "coordinator",
+        &json!({"action": "listMapRuns", "name": name}),
+    )
+    .expect("listMapRuns");
+    assert_eq!(
+        runs["mapRuns"].as_array().map(Vec::len),
+        Some(1),
+        "one Map Run: {runs}"
+    );
     let arn = runs["mapRuns"][0]["mapRunArn"].as_str().expect("arn");
     let store = DynamoCheckpoints::new(&env().aws, env().table.clone());
     // Every child recorded once, at its first attempt.

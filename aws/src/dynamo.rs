@@ -33,8 +33,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
     KeysAndAttributes, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    WriteRequest,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, WriteRequest,
 };
 use futures_util::stream::{self, StreamExt};
 use mapfleet_core::asl::timestamp;
@@ -1165,7 +1164,10 @@ impl DynamoCheckpoints {
                 .set_key(Some(Self::count_key(arn, shard)))
                 .update_expression("ADD #r :n SET #e = :e")
                 .set_expression_attribute_names(names(&[("#r", "recorded"), ("#e", "expires_at")]))
-                .set_expression_attribute_values(values(vec![(":n", n(written)), (":e", n(expires))]))
+                .set_expression_attribute_values(values(vec![
+                    (":n", n(written)),
+                    (":e", n(expires)),
+                ]))
                 .send()
                 .await
                 .map_err(|e| aws_err("UpdateItem", &e))?;

@@ -97,7 +97,10 @@ impl Invoker {
                 {
                     Ok(r) => r,
                     Err(_) => {
-                        tracing::info!(function, "asynchronous invocation sent; not waiting for its acknowledgement");
+                        tracing::info!(
+                            function,
+                            "asynchronous invocation sent; not waiting for its acknowledgement"
+                        );
                         return Ok(Invoked::Queued);
                     }
                 }
@@ -137,8 +140,8 @@ impl Invoker {
                     format!("Lambda.{code}: {message}")
                 }
                 Err(e) => {
-                    let message = aws_smithy_types::error::display::DisplayErrorContext(&e)
-                        .to_string();
+                    let message =
+                        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
                     if attempt >= self.max_attempts {
                         return Err(InvokeError::Service {
                             name: "Lambda.SdkClientException".into(),

@@ -16,8 +16,8 @@ use mapfleet_core::asl::{ExecutionType, StateMachine};
 use mapfleet_core::engine::describe::{describe_execution, list_map_runs};
 use mapfleet_core::engine::distributed::MapRunPorts;
 use mapfleet_core::engine::{
-    run_to_completion, Event, Execution, ExecutionInfo, ExecutionStatus, RunOptions,
-    TaskInvoker, TimeMode,
+    run_to_completion, Event, Execution, ExecutionInfo, ExecutionStatus, RunOptions, TaskInvoker,
+    TimeMode,
 };
 use mapfleet_core::maprun::checkpoint::CheckpointStore;
 use mapfleet_core::ports::{Clock, OsEntropy, SystemClock};
@@ -101,7 +101,10 @@ pub struct Job {
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobSource {
     Inline(Job),
-    Ref { at: S3Ref, name: Option<String> },
+    Ref {
+        at: S3Ref,
+        name: Option<String>,
+    },
     /// A scheduled event with an empty detail: `MAPFLEET_DEFAULT_JOB`.
     Default,
 }
@@ -146,7 +149,9 @@ fn job_source(v: &Value) -> Result<JobSource, FleetError> {
     let name = field(v, "name").map(str::to_string);
     if let Some(uri) = field(v, "jobRef") {
         let at = S3Ref::parse(uri).ok_or_else(|| {
-            FleetError::InvalidRequest(format!("jobRef must be an s3://bucket/key URI, not '{uri}'"))
+            FleetError::InvalidRequest(format!(
+                "jobRef must be an s3://bucket/key URI, not '{uri}'"
+            ))
         })?;
         return Ok(JobSource::Ref { at, name });
     }
@@ -483,9 +488,9 @@ impl Coordinator {
             return Err(FleetError::ExecutionAlreadyRunning(name));
         }
         // Saved before anything runs: a retried invocation finds it.
-        let result = self.save(&exec).and_then(|()| {
-            self.drive(&mut exec, initial, text, task_token.as_deref(), inv)
-        });
+        let result = self
+            .save(&exec)
+            .and_then(|()| self.drive(&mut exec, initial, text, task_token.as_deref(), inv));
         let _ = self.checkpoints.release_lease(&name, inv.request_id);
         let stopped = result?;
         if exec.is_finished() {
@@ -520,7 +525,10 @@ impl Coordinator {
         // The reserve, or a third of the invocation when that is short.
         let remaining = inv.deadline.saturating_duration_since(Instant::now());
         let reserve = self.config.reserve.min(remaining / 3);
-        let stop_at = inv.deadline.checked_sub(reserve).unwrap_or_else(Instant::now);
+        let stop_at = inv
+            .deadline
+            .checked_sub(reserve)
+            .unwrap_or_else(Instant::now);
         tracing::info!(
             execution = %exec.info.name,
             remaining_ms = remaining.as_millis() as u64,
@@ -608,15 +616,19 @@ impl Coordinator {
         let result = match exec.status {
             ExecutionStatus::Succeeded => {
                 let output = exec.output.clone().unwrap_or(Value::Null).to_string();
-                self.lambda.handle.block_on(
-                    self.sfn
-                        .send_task_success()
-                        .task_token(token)
-                        .output(output)
-                        .send(),
-                )
-                .map(|_| ())
-                .map_err(|e| aws_smithy_types::error::display::DisplayErrorContext(&e).to_string())
+                self.lambda
+                    .handle
+                    .block_on(
+                        self.sfn
+                            .send_task_success()
+                            .task_token(token)
+                            .output(output)
+                            .send(),
+                    )
+                    .map(|_| ())
+                    .map_err(|e| {
+                        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
+                    })
             }
             _ => {
                 let mut call = self.sfn.send_task_failure().task_token(token);

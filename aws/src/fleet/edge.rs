@@ -61,5 +61,9 @@ pub fn coordinator(aws: &Aws) -> Result<Coordinator, FleetError> {
 
 pub fn worker(aws: &Aws) -> Result<Worker, FleetError> {
     let (store, checkpoints) = stores(aws)?;
-    Ok(Worker::new(store, checkpoints, Arc::new(AwsTaskInvoker::new(aws))))
+    Ok(Worker::new(
+        store,
+        checkpoints,
+        Arc::new(AwsTaskInvoker::new(aws)),
+    ))
 }

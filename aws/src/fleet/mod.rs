@@ -263,7 +263,10 @@ impl LambdaWorkers<'_> {
                 for j in jobs {
                     known.insert(
                         (j.index, j.attempt),
-                        failed("States.Runtime", format!("cannot stage the batch in S3: {e}")),
+                        failed(
+                            "States.Runtime",
+                            format!("cannot stage the batch in S3: {e}"),
+                        ),
                     );
                 }
                 return;
@@ -280,10 +283,10 @@ impl LambdaWorkers<'_> {
         let mut attempt = 0;
         let answer = loop {
             attempt += 1;
-            let answer = self
-                .fleet
-                .invoker
-                .invoke(&self.fleet.worker_function, payload.clone(), false);
+            let answer =
+                self.fleet
+                    .invoker
+                    .invoke(&self.fleet.worker_function, payload.clone(), false);
             let failed = matches!(answer, Ok(Invoked::FunctionError { .. }) | Err(_));
             if !failed || attempt >= WORKER_ATTEMPTS {
                 break answer;
@@ -305,7 +308,10 @@ impl LambdaWorkers<'_> {
                     for k in &keys {
                         known.insert(
                             *k,
-                            failed("States.Runtime", format!("the worker's answer is not a worker response: {e}")),
+                            failed(
+                                "States.Runtime",
+                                format!("the worker's answer is not a worker response: {e}"),
+                            ),
                         );
                     }
                 }

@@ -37,9 +37,8 @@ pub fn parse_children(mut bytes: Vec<u8>) -> Result<Vec<ChildJob>, FleetError> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let job: ChildJob = simd_json::serde::from_slice(line).map_err(|e| {
-            FleetError::InvalidRequest(format!("children line {}: {e}", n + 1))
-        })?;
+        let job: ChildJob = simd_json::serde::from_slice(line)
+            .map_err(|e| FleetError::InvalidRequest(format!("children line {}: {e}", n + 1)))?;
         jobs.push(job);
     }
     Ok(jobs)
@@ -159,11 +158,13 @@ impl Worker {
         let outcomes: Vec<OutcomeRecord> = jobs
             .iter()
             .filter_map(|j| {
-                known.remove(&(j.index, j.attempt)).map(|outcome| OutcomeRecord {
-                    index: j.index,
-                    attempt: j.attempt,
-                    outcome,
-                })
+                known
+                    .remove(&(j.index, j.attempt))
+                    .map(|outcome| OutcomeRecord {
+                        index: j.index,
+                        attempt: j.attempt,
+                        outcome,
+                    })
             })
             .collect();
         let response = WorkerResponse {

@@ -43,12 +43,19 @@ async fn handle(c: Arc<Coordinator>, event: LambdaEvent<Value>) -> Result<Value,
     // Lambda's 15-minute limit.
     let remaining = match ctx.deadline.saturating_sub(now_ms) {
         0 => {
-            tracing::warn!(deadline_ms = ctx.deadline, "no usable deadline; assuming 15 minutes");
+            tracing::warn!(
+                deadline_ms = ctx.deadline,
+                "no usable deadline; assuming 15 minutes"
+            );
             Duration::from_secs(900)
         }
         ms => Duration::from_millis(ms),
     };
-    let account = ctx.invoked_function_arn.split(':').nth(4).map(str::to_string);
+    let account = ctx
+        .invoked_function_arn
+        .split(':')
+        .nth(4)
+        .map(str::to_string);
     let request_id = ctx.request_id.clone();
     let answer = tokio::task::spawn_blocking(move || {
         let inv = Invocation {

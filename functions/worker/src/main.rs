@@ -18,8 +18,11 @@ fn diagnostic(e: FleetError) -> Diagnostic {
 }
 
 async fn handle(w: Arc<Worker>, event: LambdaEvent<Value>) -> Result<WorkerResponse, Diagnostic> {
-    let req: WorkerRequest = serde_json::from_value(event.payload)
-        .map_err(|e| diagnostic(FleetError::InvalidRequest(format!("not a worker request: {e}"))))?;
+    let req: WorkerRequest = serde_json::from_value(event.payload).map_err(|e| {
+        diagnostic(FleetError::InvalidRequest(format!(
+            "not a worker request: {e}"
+        )))
+    })?;
     tracing::info!(map_run = %req.context.map_run_arn, "batch");
     let answer = tokio::task::spawn_blocking(move || w.handle(&req))
         .await

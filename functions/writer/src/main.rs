@@ -22,12 +22,17 @@ fn diagnostic(e: FleetError) -> Diagnostic {
 }
 
 async fn handle(stores: Arc<Stores>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let req: WriterRequest = serde_json::from_value(event.payload)
-        .map_err(|e| diagnostic(FleetError::InvalidRequest(format!("not a writer request: {e}"))))?;
+    let req: WriterRequest = serde_json::from_value(event.payload).map_err(|e| {
+        diagnostic(FleetError::InvalidRequest(format!(
+            "not a writer request: {e}"
+        )))
+    })?;
     tracing::info!(map_run = %req.map_run_arn, "writing results");
-    let answer = tokio::task::spawn_blocking(move || handle_writer(&req, stores.0.as_ref(), stores.1.as_ref()))
-        .await
-        .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?;
+    let answer = tokio::task::spawn_blocking(move || {
+        handle_writer(&req, stores.0.as_ref(), stores.1.as_ref())
+    })
+    .await
+    .map_err(|e| diagnostic(FleetError::dependency("mapfleet.Internal", e)))?;
     mapfleet_aws::metrics::log("writer");
     answer.map_err(diagnostic)
 }

@@ -139,8 +139,12 @@ impl ChildContext {
         clock: &'a dyn Clock,
         fast_forward: bool,
     ) -> Result<InProcessChildren<'a>, String> {
-        let map = find_map(root, &self.path, self.state)
-            .ok_or_else(|| format!("the Map state of {} is not in the definition", self.map_run_arn))?;
+        let map = find_map(root, &self.path, self.state).ok_or_else(|| {
+            format!(
+                "the Map state of {} is not in the definition",
+                self.map_run_arn
+            )
+        })?;
         Ok(InProcessChildren {
             processor: Arc::new((*map.item_processor).clone()),
             parent: self.parent.clone(),

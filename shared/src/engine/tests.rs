@@ -402,3 +402,72 @@ fn redrive_reruns_only_failed_and_unstarted_map_iterations() {
         Some(json!([{"done": 1}, {"done": 2}, {"done": 3}]))
     );
 }
+
+/// A stop signal suspends a Distributed Map's execution at a checkpoint (it stays RUNNING,
+/// it does not fail); resumed, it finishes with every item's output, in order.
+#[test]
+fn a_stopped_execution_resumes_its_map_run_from_the_checkpoint() {
+    use crate::engine::distributed::MapRunPorts;
+    use crate::maprun::checkpoint::SqliteStore;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct NoTasks;
+    impl TaskInvoker for NoTasks {
+        fn invoke(&self, r: &TaskRequest) -> TaskOutcome {
+            crate::engine::handlers::no_integration(r)
+        }
+    }
+    let n = 400usize;
+    let def = json!({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 10,
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
+            "StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {"v.$": "$"}, "End": true}}},
+        "End": true}}});
+    let input = json!({"items": (0..n).collect::<Vec<usize>>()});
+    let machine = Arc::new(parse_definition(&def).expect("valid definition"));
+    let clock = crate::ports::SystemClock;
+    let info = ExecutionInfo::local("M", "e", input, clock.now(), ExecutionType::Standard);
+    let mut exec = Execution::new(machine.clone(), def, info, false);
+    let store = SqliteStore::in_memory().expect("store");
+    let data: Arc<dyn crate::storage::ObjectStore> = Arc::new(
+        crate::storage::LocalFolderStore::new(std::env::temp_dir().join("mapfleet-no-buckets")),
+    );
+    let entropy = SeededEntropy::new(5);
+    let asked = AtomicUsize::new(0);
+    let stop = || asked.fetch_add(1, Ordering::SeqCst) >= 5;
+    let run =
+        |exec: &mut Execution, initial: Vec<Event>, stop: Option<&(dyn Fn() -> bool + Sync)>| {
+            let mut ports = MapRunPorts::local(data.clone(), &store);
+            ports.workers = 2;
+            ports.stop = stop;
+            run_to_completion(
+                exec,
+                initial,
+                RunOptions {
+                    time: TimeMode::Real(&clock),
+                    entropy: &entropy,
+                    invoker: &NoTasks,
+                    callbacks: None,
+                    on_change: None,
+                    map_runs: Some(&ports),
+                    stop,
+                },
+            );
+        };
+    run(&mut exec, vec![Event::Start], Some(&stop));
+    assert_eq!(exec.status, ExecutionStatus::Running, "{:?}", exec.error);
+    // Resumed as a new process would: from the snapshot.
+    let text = serde_json::to_string(&exec).expect("snapshot");
+    let mut resumed: Execution = serde_json::from_str(&text).expect("snapshot");
+    resumed.attach(machine);
+    run(&mut resumed, Vec::new(), None);
+    assert_eq!(
+        resumed.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        resumed.cause
+    );
+    let expected: Vec<Value> = (0..n).map(|i| json!({"v": i})).collect();
+    assert_eq!(resumed.output, Some(Value::Array(expected)));
+}

@@ -624,7 +624,9 @@ pub fn drive(job: Job<'_>) -> Outcome {
                             Some(spec) if exports => {
                                 let written = match results {
                                     Some(sink) => sink.write(&run),
-                                    None => write_results(&mut run, spec, store.as_ref(), checkpoints),
+                                    None => {
+                                        write_results(&mut run, spec, store.as_ref(), checkpoints)
+                                    }
                                 };
                                 match written {
                                     Ok((records, result)) => {
