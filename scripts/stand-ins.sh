@@ -12,7 +12,7 @@ stand_ins_install() {
   if [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/cargo-lambda" ] || [ ! -x "$VENV/bin/sam" ]; then
     echo "== installing the stand-ins into $VENV (${PINS[*]})"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PINS[@]}"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir "${PINS[@]}"
   fi
   export PATH="$VENV/bin:$PATH"
 }

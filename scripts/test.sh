@@ -15,18 +15,35 @@ if ! command -v python3 >/dev/null 2>&1; then
   exit 2
 fi
 
+# A one-shot build: incremental caches would only add ~1 GB of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
+# Disk: the build, the stand-ins (.venv ~0.9 GB) and `sam build` need about 5 GB together.
+disk_report() {
+  local avail_kb
+  avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+  echo "   disk: $((avail_kb / 1024)) MB free here ($1)"
+  if [ "$avail_kb" -lt $((2 * 1024 * 1024)) ]; then
+    echo "   warning: under 2 GB free; the build or the stand-ins' install may fail with ENOSPC" >&2
+  fi
+}
+disk_report "start"
+
 # shellcheck source=scripts/stand-ins.sh
 source scripts/stand-ins.sh
 trap stand_ins_stop EXIT
 
 echo "== build"
 cargo build --workspace --all-targets --quiet
+disk_report "after the build"
 
 echo "== stand-ins"
 stand_ins_start
 
 echo "== unit, integration, CLI, Distributed Map, fleet end-to-end and conformance tests"
 cargo test --workspace
+
+disk_report "after the tests"
 
 echo "== SAM template"
 sam validate --lint --region us-east-1
@@ -40,6 +57,7 @@ elif rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linu
   || rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
   echo "== sam build (arm64)"
   sam build --build-dir target/sam-build --cached --parallel
+  disk_report "after sam build"
 else
   echo "== sam build: skipped: the aarch64-unknown-linux-gnu target cannot be installed here"
 fi
