@@ -38,7 +38,7 @@ use aws_sdk_dynamodb::types::{
 use futures_util::stream::{self, StreamExt};
 use mapfleet_core::asl::timestamp;
 use mapfleet_core::maprun::checkpoint::{CheckpointError, CheckpointStore, MapRunSummary};
-use mapfleet_core::maprun::{Child, ChildStatus, MapRun};
+use mapfleet_core::maprun::{Child, MapRun};
 use rand::Rng;
 use tokio::runtime::Handle;
 
@@ -834,13 +834,12 @@ impl DynamoCheckpoints {
         }
 
         // 1. The dirty children, idempotent by key.
-        let mut children = Vec::with_capacity(run.dirty.len());
-        for idx in &run.dirty {
-            if let Some(c) = run.window.get(idx) {
-                let item = self.child_item(arn, shards, c, expires)?;
-                let size = checked_size(&item)?;
-                children.push((item, size));
-            }
+        let to_save = run.children_to_save();
+        let mut children = Vec::with_capacity(to_save.len());
+        for c in &to_save {
+            let item = self.child_item(arn, shards, c, expires)?;
+            let size = checked_size(&item)?;
+            children.push((item, size));
         }
         if !children.is_empty() {
             self.block(self.batch_put(children))?;
@@ -1039,19 +1038,7 @@ impl DynamoCheckpoints {
         for child in self.children_where(arn, UNFINISHED)? {
             run.hold(child);
         }
-        // As the SQLite store: children that were running when the process died are
-        // dispatched again (re-run, never duplicated: records are keyed by index).
-        run.reading = false;
-        run.writing = false;
-        let running: Vec<(u64, bool)> = run
-            .window
-            .values()
-            .filter(|c| c.status == ChildStatus::Running)
-            .map(|c| (c.index, c.redrive_count > 0))
-            .collect();
-        for (index, redriven) in running {
-            run.requeue(index, redriven);
-        }
+        run.resume_loaded();
         Ok(Some(run))
     }
 

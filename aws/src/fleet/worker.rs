@@ -194,7 +194,7 @@ mod tests {
         assert_eq!(jobs.len(), 2);
         assert_eq!(jobs[1].attempt, 2);
         assert!(jobs[1].redrive);
-        assert_eq!(jobs[0].input, serde_json::json!({"x": 1}));
+        assert_eq!(*jobs[0].input, serde_json::json!({"x": 1}));
         let err = parse_children(b"{\"index\":0,\"name\":\"a\",\"input\":1}\n{oops".to_vec())
             .unwrap_err();
         assert_eq!(err.name(), "mapfleet.InvalidRequest");

@@ -200,22 +200,42 @@ fn map_item(item: &Item) -> Value {
     Value::Object(m)
 }
 
-/// Evaluates the ItemSelector for one item, in the parent's scope. `base` is the context
-/// object without `Map` (built once per Map Run); only `Map.Item` changes per item.
-fn select(
+/// Evaluates the ItemSelector for a block of items, in the parent's scope, across cores.
+/// `base` is the context object without `Map` (built once per Map Run); each worker copies it
+/// once per piece of the block and then only swaps `Map.Item` per item.
+fn select_block(
     template: &Template,
     req: &MapRunRequest,
     base: &Map<String, Value>,
     entropy: &dyn Entropy,
-    item: &Item,
+    items: &[Item],
+) -> Vec<Result<Value, AslError>> {
+    use rayon::prelude::*;
+    items
+        .par_iter()
+        .map_init(
+            || Value::Object(base.clone()),
+            |context, item| {
+                if let Value::Object(m) = context {
+                    m.insert("Map".into(), json!({ "Item": map_item(item) }));
+                }
+                select(template, req, context, entropy)
+            },
+        )
+        .collect()
+}
+
+/// Evaluates the ItemSelector for one item with its context object (`Map.Item` set).
+fn select(
+    template: &Template,
+    req: &MapRunRequest,
+    context: &Value,
+    entropy: &dyn Entropy,
 ) -> Result<Value, AslError> {
-    let mut context = base.clone();
-    context.insert("Map".into(), json!({ "Item": map_item(item) }));
-    let context = Value::Object(context);
     match template {
         Template::JsonPath(t) => t.eval(&Scope {
             input: &req.effective_input,
-            context: &context,
+            context,
             vars: &req.vars,
             entropy,
         }),
@@ -339,9 +359,9 @@ pub fn run_map_run(
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    let select_fn = |item: &Item| match selector {
-        Some(t) => select(t, req, &base, entropy, item),
-        None => Ok(item.value.clone()),
+    let select_fn = |items: &[Item]| match selector {
+        Some(t) => select_block(t, req, &base, entropy, items),
+        None => items.iter().map(|i| Ok(i.value.clone())).collect(),
     };
     let batch = req.batching.then(|| BatchSpec {
         max_items: req.batch_max_items,

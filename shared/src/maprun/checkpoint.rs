@@ -82,14 +82,28 @@ impl SqliteStore {
                  record TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS map_runs_by_execution ON map_runs (execution_arn, seq);
-             CREATE TABLE IF NOT EXISTS children (
-                 arn TEXT NOT NULL,
-                 idx INTEGER NOT NULL,
+             CREATE TABLE IF NOT EXISTS child_rows (
+                 key INTEGER PRIMARY KEY,
                  status TEXT NOT NULL,
-                 record TEXT NOT NULL,
-                 PRIMARY KEY (arn, idx)
+                 record TEXT NOT NULL
              );",
         )?;
+        // Children were keyed by (arn, idx) before: one more B-tree and the ARN in every key.
+        let legacy: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'children')",
+            [],
+            |r| r.get(0),
+        )?;
+        if legacy {
+            conn.execute_batch(&format!(
+                "BEGIN;
+                 INSERT OR REPLACE INTO child_rows (key, status, record)
+                     SELECT (m.rowid << {RUN_SHIFT}) + c.idx, c.status, c.record
+                     FROM children c JOIN map_runs m ON m.arn = c.arn;
+                 DROP TABLE children;
+                 COMMIT;"
+            ))?;
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -107,18 +121,46 @@ impl SqliteStore {
         statuses: &str,
     ) -> Result<Vec<Child>, CheckpointError> {
         let conn = self.lock()?;
-        let sql = format!("SELECT idx, record FROM children WHERE arn = ?1 AND status IN ({statuses}) ORDER BY idx");
+        let Some(run) = run_number(&conn, map_run_arn)? else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT key, record FROM child_rows WHERE key BETWEEN ?1 AND ?2 AND status IN ({statuses}) ORDER BY key"
+        );
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![map_run_arn], |r| {
+        let (lo, hi) = key_range(run);
+        let rows = stmt.query_map(params![lo, hi], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (idx, text) = row?;
-            out.push(parse_child(map_run_arn, idx, &text)?);
+            let (key, text) = row?;
+            out.push(parse_child(map_run_arn, key - lo, &text)?);
         }
         Ok(out)
     }
+}
+
+/// A child's row key: its run's number (the run record's rowid) above its index.
+const RUN_SHIFT: u32 = 40;
+
+fn child_key(run: i64, index: u64) -> i64 {
+    (run << RUN_SHIFT) + index as i64
+}
+
+/// The keys of a run's children, inclusive.
+fn key_range(run: i64) -> (i64, i64) {
+    (run << RUN_SHIFT, ((run + 1) << RUN_SHIFT) - 1)
+}
+
+fn run_number(conn: &Connection, map_run_arn: &str) -> Result<Option<i64>, CheckpointError> {
+    Ok(conn
+        .query_row(
+            "SELECT rowid FROM map_runs WHERE arn = ?1",
+            params![map_run_arn],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, CheckpointError> {
@@ -141,15 +183,19 @@ impl CheckpointStore for SqliteStore {
                  ON CONFLICT(arn) DO UPDATE SET record = excluded.record",
                 params![run.map_run_arn, run.execution_arn, record],
             )?;
+            let run_no = run_number(&tx, &run.map_run_arn)?.ok_or_else(|| {
+                CheckpointError::Store(format!(
+                    "the run record of {} was not saved",
+                    run.map_run_arn
+                ))
+            })?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO children (arn, idx, status, record) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(arn, idx) DO UPDATE SET status = excluded.status, record = excluded.record",
+                    "INSERT OR REPLACE INTO child_rows (key, status, record) VALUES (?1, ?2, ?3)",
                 )?;
                 // Serialize in parallel, then insert in one transaction.
                 use rayon::prelude::*;
-                let dirty: Vec<&Child> =
-                    run.dirty.iter().filter_map(|i| run.window.get(i)).collect();
+                let dirty = run.children_to_save();
                 let rows: Vec<Result<(i64, &'static str, String), CheckpointError>> = dirty
                     .par_iter()
                     .map(|c| {
@@ -160,7 +206,7 @@ impl CheckpointStore for SqliteStore {
                     .collect();
                 for row in rows {
                     let (idx, status, text) = row?;
-                    stmt.execute(params![run.map_run_arn, idx, status, text])?;
+                    stmt.execute(params![child_key(run_no, idx as u64), status, text])?;
                 }
             }
             tx.commit()?;
@@ -191,19 +237,7 @@ impl CheckpointStore for SqliteStore {
         for child in self.children_where(map_run_arn, "'PENDING', 'PENDING_REDRIVE', 'RUNNING'")? {
             run.hold(child);
         }
-        // Children that were running when the process died are dispatched again (a child is
-        // re-run, never duplicated: its record is keyed by index).
-        run.reading = false;
-        run.writing = false;
-        let running: Vec<(u64, bool)> = run
-            .window
-            .values()
-            .filter(|c| c.status == super::ChildStatus::Running)
-            .map(|c| (c.index, c.redrive_count > 0))
-            .collect();
-        for (index, redriven) in running {
-            run.requeue(index, redriven);
-        }
+        run.resume_loaded();
         Ok(Some(run))
     }
 
@@ -212,16 +246,39 @@ impl CheckpointStore for SqliteStore {
         map_run_arn: &str,
         f: &mut dyn FnMut(Child),
     ) -> Result<(), CheckpointError> {
+        use rayon::prelude::*;
+        /// Rows are read a chunk at a time and parsed in parallel, then handed on in order.
+        const CHUNK: usize = 2048;
+        let parse_all = |rows: &mut Vec<(i64, String)>,
+                         f: &mut dyn FnMut(Child)|
+         -> Result<(), CheckpointError> {
+            let parsed: Vec<Result<Child, CheckpointError>> = rows
+                .par_iter()
+                .map(|(idx, text)| parse_child(map_run_arn, *idx, text))
+                .collect();
+            rows.clear();
+            for c in parsed {
+                f(c?);
+            }
+            Ok(())
+        };
         let conn = self.lock()?;
-        let mut stmt =
-            conn.prepare("SELECT idx, record FROM children WHERE arn = ?1 ORDER BY idx")?;
-        let mut rows = stmt.query(params![map_run_arn])?;
+        let Some(run) = run_number(&conn, map_run_arn)? else {
+            return Ok(());
+        };
+        let (lo, hi) = key_range(run);
+        let mut stmt = conn.prepare(
+            "SELECT key, record FROM child_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
+        )?;
+        let mut rows = stmt.query(params![lo, hi])?;
+        let mut chunk: Vec<(i64, String)> = Vec::with_capacity(CHUNK);
         while let Some(row) = rows.next()? {
-            let idx: i64 = row.get(0)?;
-            let text: String = row.get(1)?;
-            f(parse_child(map_run_arn, idx, &text)?);
+            chunk.push((row.get::<_, i64>(0)? - lo, row.get(1)?));
+            if chunk.len() == CHUNK {
+                parse_all(&mut chunk, f)?;
+            }
         }
-        Ok(())
+        parse_all(&mut chunk, f)
     }
 
     fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError> {

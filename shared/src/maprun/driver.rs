@@ -38,7 +38,8 @@ pub struct ChildOutcome {
 pub struct ChildJob {
     pub index: u64,
     pub name: String,
-    pub input: Value,
+    /// Shared with the Map Run's copy: handing a child out copies no JSON.
+    pub input: Arc<Value>,
     /// The child failed in an earlier attempt and is redriven.
     #[serde(default)]
     pub redrive: bool,
@@ -88,8 +89,10 @@ pub enum Items {
     Reader(ReaderSpec),
 }
 
-/// Evaluates the ItemSelector for one item (`$$.Map.Item`): an engine callback.
-pub type Selector<'a> = &'a (dyn Fn(&Item) -> Result<Value, AslError> + Sync);
+/// Evaluates the ItemSelector (`$$.Map.Item`) for a block of items, one result per item in
+/// order: an engine callback, which shares its per-item set-up across the block (and spreads
+/// it over cores).
+pub type Selector<'a> = &'a (dyn Fn(&[Item]) -> Vec<Result<Value, AslError>> + Sync);
 
 pub struct Job<'a> {
     pub run: MapRun,
@@ -119,6 +122,10 @@ pub struct Outcome {
 }
 
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Finished children are checkpointed at most this often: each commit rewrites the pages it
+/// touches, so thousands of tiny commits a second cost more than the children. A crash loses
+/// at most this much finished work (those children run again on resume).
+const SAVE_FINISHED_EVERY: Duration = Duration::from_millis(20);
 
 struct Source<'a> {
     items: Items,
@@ -135,11 +142,12 @@ impl Source<'_> {
         Arc::from("STATE_DATA")
     }
 
-    /// The next item and the position just before it.
+    /// The next item, and with `want_before` the position just before it.
     fn next_item(
         &mut self,
         position: &Option<Value>,
-    ) -> Result<Option<(Item, Value)>, (String, String)> {
+        want_before: bool,
+    ) -> Result<Option<(Item, Option<Value>)>, (String, String)> {
         match &self.items {
             Items::Inline(v) => {
                 if self.next_inline == 0 {
@@ -152,7 +160,7 @@ impl Source<'_> {
                     }
                 }
                 let i = self.next_inline;
-                let before = json!({"items_read": i});
+                let before = want_before.then(|| json!({ "items_read": i }));
                 match v.get(i as usize) {
                     None => Ok(None),
                     Some(value) => {
@@ -181,9 +189,10 @@ impl Source<'_> {
                 let Some(stream) = self.stream.as_mut() else {
                     return Ok(None);
                 };
-                let before =
+                let before = want_before.then(|| {
                     serde_json::to_value(<dyn ItemStream as ItemStream>::position(stream.as_ref()))
-                        .unwrap_or(Value::Null);
+                        .unwrap_or(Value::Null)
+                });
                 match stream.next() {
                     None => Ok(None),
                     Some(Err(e)) => Err((e.error().to_string(), e.cause())),
@@ -216,20 +225,25 @@ impl Source<'_> {
         position: &Option<Value>,
         max: usize,
     ) -> Result<(Vec<(Value, u64)>, Value, bool), (String, String)> {
-        use rayon::prelude::*;
-        /// Items read, then shaped by ItemSelector in parallel, per block.
+        /// Items read, then shaped by ItemSelector (in parallel), per block.
         const BLOCK: usize = 1024;
         let mut out = Vec::new();
         let mut checkpoint = position.clone().unwrap_or(Value::Null);
+        // Positions before each item are only needed to close batches mid-block.
+        let want_before = self.batcher.is_some();
         loop {
             if out.len() >= max {
                 return Ok((out, checkpoint, false));
             }
-            let mut block: Vec<(Item, Value)> = Vec::with_capacity(BLOCK);
+            let mut items: Vec<Item> = Vec::with_capacity(BLOCK);
+            let mut befores: Vec<Option<Value>> = Vec::with_capacity(BLOCK);
             let mut exhausted = false;
-            while block.len() < BLOCK {
-                match self.next_item(position)? {
-                    Some(x) => block.push(x),
+            while items.len() < BLOCK {
+                match self.next_item(position, want_before)? {
+                    Some((item, before)) => {
+                        items.push(item);
+                        befores.push(before);
+                    }
                     None => {
                         exhausted = true;
                         break;
@@ -237,26 +251,28 @@ impl Source<'_> {
                 }
             }
             let after_block = self.position_now();
-            let select = self.select;
-            let inputs: Vec<Result<Value, (String, String)>> = block
-                .par_iter()
-                .map(|(item, _)| match select {
-                    Some(f) => f(item).map_err(|e| (e.name.as_str().to_string(), e.cause)),
-                    None => Ok(item.value.clone()),
-                })
-                .collect();
-            let n = block.len();
-            // Where reading resumes after item k: before item k + 1, or after the block.
-            let befores: Vec<Value> = block.iter().map(|(_, b)| b.clone()).collect();
-            let after = |k: usize| {
-                befores
-                    .get(k + 1)
-                    .cloned()
-                    .unwrap_or_else(|| after_block.clone())
+            let n = items.len();
+            let indices: Vec<u64> = items.iter().map(|i| i.index).collect();
+            let inputs: Vec<Result<Value, AslError>> = match self.select {
+                Some(f) => f(&items),
+                None => items.into_iter().map(|i| Ok(i.value)).collect(),
             };
-            for (k, ((item, before), input)) in block.into_iter().zip(inputs).enumerate() {
-                let input = input?;
-                let index = item.index;
+            if inputs.len() != n {
+                return Err((
+                    "States.Runtime".into(),
+                    format!(
+                        "the ItemSelector gave {} results for {n} items",
+                        inputs.len()
+                    ),
+                ));
+            }
+            // Where reading resumes after item k: before item k + 1, or after the block.
+            let after = |k: usize| match befores.get(k + 1) {
+                Some(Some(b)) => b.clone(),
+                _ => after_block.clone(),
+            };
+            for (k, (index, input)) in indices.into_iter().zip(inputs).enumerate() {
+                let input = input.map_err(|e| (e.name.as_str().to_string(), e.cause))?;
                 match self.batcher.as_mut() {
                     None => {
                         if crate::engine::execution::exceeds_payload_limit(&input) {
@@ -279,7 +295,15 @@ impl Source<'_> {
                             // The item that closed the batch starts the next one: resume before
                             // it, unless it was the last of a full batch (then after it; that is
                             // where the block ends when it is the block's last item).
-                            checkpoint = if b.is_empty() { after(k) } else { before };
+                            checkpoint = if b.is_empty() {
+                                after(k)
+                            } else {
+                                befores
+                                    .get(k)
+                                    .cloned()
+                                    .flatten()
+                                    .unwrap_or_else(|| after_block.clone())
+                            };
                         }
                     }
                 }
@@ -308,11 +332,16 @@ fn writer_status(s: ChildStatus) -> writer::ChildStatus {
 
 /// One child's ResultWriter record.
 pub fn record(run: &MapRun, c: &super::Child) -> ChildRecord {
+    record_owned(run, c.clone())
+}
+
+/// [`record`], taking the child (its input and output move into the record).
+pub fn record_owned(run: &MapRun, c: super::Child) -> ChildRecord {
     let express = run.child_type == super::ExecutionTypeTag::Express;
     let status = writer_status(c.status);
     match (status, c.start_date, c.stop_date) {
         (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => {
-            ChildRecord::pending(c.input.clone())
+            ChildRecord::pending(unshare(c.input))
         }
         (_, Some(start), Some(stop)) => {
             let exec_prefix = run
@@ -320,21 +349,26 @@ pub fn record(run: &MapRun, c: &super::Child) -> ChildRecord {
                 .replacen(":stateMachine:", ":execution:", 1);
             let mut r = ChildRecord::finished(
                 format!("{exec_prefix}:{}", c.name),
-                c.name.clone(),
+                c.name,
                 run.state_machine_arn.clone(),
-                c.input.clone(),
+                unshare(c.input),
                 status,
                 start,
                 stop,
                 c.redrive_count,
                 express,
             );
-            r.output = c.output.clone();
-            r.error = c.error.clone();
-            r.cause = c.cause.clone();
+            r.output = c.output;
+            r.error = c.error;
+            r.cause = c.cause;
             r
         }
     }
+}
+
+/// The value, copied only when it is still shared.
+fn unshare(v: Arc<Value>) -> Value {
+    Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone())
 }
 
 /// Streams every child's record, in item order, from the checkpoint store (the run is saved
@@ -405,10 +439,9 @@ pub fn write_saved_results(
     let flush =
         |chunk: &mut Vec<super::Child>, w: &mut ResultWriter<'_>| -> Result<(), (String, String)> {
             let prepared: Vec<Result<(writer::Family, Vec<Vec<u8>>), writer::WriterError>> = chunk
-                .par_iter()
-                .map(|c| ResultWriter::prepare(&record(view, c), t))
+                .par_drain(..)
+                .map(|c| ResultWriter::prepare(&record_owned(view, c), t))
                 .collect();
-            chunk.clear();
             for p in prepared {
                 let (family, entries) = p.map_err(named)?;
                 w.write_prepared(family, &entries).map_err(named)?;
@@ -575,6 +608,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
         };
         let mut pending = run.apply(first, clock.now());
         let mut last_save = Instant::now();
+        let mut last_finished_save = Instant::now();
+        let mut unsaved_finished = false;
         let mut children_done = 0u64;
         loop {
             let mut events = Vec::new();
@@ -685,7 +720,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
                 }
             }
             if events.is_empty() {
-                match done_rx.recv_timeout(CHECKPOINT_EVERY) {
+                let wait = if unsaved_finished {
+                    SAVE_FINISHED_EVERY
+                } else {
+                    CHECKPOINT_EVERY
+                };
+                match done_rx.recv_timeout(wait) {
                     Ok((index, o)) => events.push(child_event(index, o)),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -720,10 +760,16 @@ pub fn drive(job: Job<'_>) -> Outcome {
                 pending.extend(run.apply(ev, now));
             }
             if finished {
+                unsaved_finished = true;
+            }
+            if unsaved_finished && last_finished_save.elapsed() >= SAVE_FINISHED_EVERY {
                 let _ = checkpoints.save(&mut run);
+                unsaved_finished = false;
+                last_finished_save = Instant::now();
             }
             if last_save.elapsed() >= CHECKPOINT_EVERY {
                 let _ = checkpoints.save(&mut run);
+                unsaved_finished = false;
                 if let Some(p) = progress {
                     p(&run);
                 }
@@ -826,7 +872,7 @@ mod tests {
             }
             ChildOutcome {
                 status: ChildStatus::Succeeded,
-                output: Some(job.input.clone()),
+                output: Some((*job.input).clone()),
                 error: None,
                 cause: None,
                 snapshot: None,

@@ -97,7 +97,8 @@ pub struct Child {
     /// Index of the child's first item in the whole source, and how many items it carries.
     pub first_item: u64,
     pub items: u64,
-    pub input: Value,
+    /// Shared with the dispatched job (see [`driver::ChildJob::input`]).
+    pub input: std::sync::Arc<Value>,
     pub status: ChildStatus,
     pub output: Option<Value>,
     pub error: Option<String>,
@@ -168,7 +169,7 @@ pub enum MapRunAction {
     StartChild {
         index: u64,
         name: String,
-        input: Value,
+        input: std::sync::Arc<Value>,
         redrive: bool,
         /// The child's attempt: its redrive count (outcomes are recorded per attempt).
         attempt: u32,
@@ -232,6 +233,10 @@ pub struct MapRun {
     /// Children changed since the last checkpoint.
     #[serde(skip)]
     pub dirty: BTreeSet<u64>,
+    /// Children below this index are in the checkpoint store (each was saved when read);
+    /// set by [`MapRun::evict_saved`] after a save, and by the stores' `load`.
+    #[serde(skip)]
+    pub persisted_children: u64,
 }
 
 /// Serializable stand-in for [`ExecutionType`].
@@ -339,6 +344,7 @@ impl MapRun {
             window: BTreeMap::new(),
             pending: BTreeSet::new(),
             dirty: BTreeSet::new(),
+            persisted_children: 0,
         }
     }
 
@@ -388,25 +394,86 @@ impl MapRun {
         self.window.insert(child.index, child);
     }
 
-    /// A child that was RUNNING when its process died goes back to the queue.
-    pub fn requeue(&mut self, index: u64, redriven: bool) {
-        self.set_status(
-            index,
-            if redriven {
-                ChildStatus::PendingRedrive
-            } else {
-                ChildStatus::Pending
-            },
-        );
-        if let Some(c) = self.window.get_mut(&index) {
-            if redriven {
-                c.redrive_count = c.redrive_count.saturating_sub(1);
+    /// Makes a run just loaded from its checkpoint (the record plus every unfinished child,
+    /// [`MapRun::hold`]) ready to go on: nothing is running, reading or writing any more.
+    /// Running children are stored as queued ([`MapRun::children_to_save`]); a row stored as
+    /// RUNNING by an earlier version is queued here. The pending and running counters are
+    /// recounted from the unfinished children, which the window now holds exactly.
+    pub fn resume_loaded(&mut self) {
+        self.reading = false;
+        self.writing = false;
+        self.persisted_children = self.children_total;
+        for c in self.window.values_mut() {
+            if c.status == ChildStatus::Running {
+                if c.redrive_count > 0 {
+                    c.status = ChildStatus::PendingRedrive;
+                    c.redrive_count -= 1;
+                } else {
+                    c.status = ChildStatus::Pending;
+                }
+                self.dirty.insert(c.index);
+            }
+        }
+        for k in [&mut self.items, &mut self.executions] {
+            k.pending = 0;
+            k.running = 0;
+            k.pending_redrive = 0;
+        }
+        self.pending.clear();
+        for c in self.window.values() {
+            let redrive = match c.status {
+                ChildStatus::Pending => false,
+                ChildStatus::PendingRedrive => true,
+                _ => continue,
+            };
+            self.pending.insert(c.index);
+            self.items.pending += c.items;
+            self.executions.pending += 1;
+            if redrive {
+                self.items.pending_redrive += c.items;
+                self.executions.pending_redrive += 1;
             }
         }
     }
 
-    /// Drops the finished children that are saved (called by the checkpoint store).
+    /// The changed children as the checkpoint stores them, in index order. A RUNNING child is
+    /// stored as the queued child it was (a resumed run dispatches it again: its dispatch
+    /// is not worth a write), and is left out when that row is stored already — it was read
+    /// before the last save and is not being redriven. So each child is written about twice
+    /// (read, finished), not three times.
+    pub fn children_to_save(&self) -> Vec<std::borrow::Cow<'_, Child>> {
+        use std::borrow::Cow;
+        let mut out = Vec::with_capacity(self.dirty.len());
+        for idx in &self.dirty {
+            let Some(c) = self.window.get(idx) else {
+                continue;
+            };
+            if c.status != ChildStatus::Running {
+                out.push(Cow::Borrowed(c));
+                continue;
+            }
+            if c.redrive_count == 0 {
+                if c.index < self.persisted_children {
+                    continue;
+                }
+                let mut queued = c.clone();
+                queued.status = ChildStatus::Pending;
+                queued.start_date = None;
+                out.push(Cow::Owned(queued));
+            } else {
+                let mut queued = c.clone();
+                queued.status = ChildStatus::PendingRedrive;
+                queued.redrive_count -= 1;
+                out.push(Cow::Owned(queued));
+            }
+        }
+        out
+    }
+
+    /// Drops the finished children that are saved (called by the checkpoint store after a
+    /// successful save).
     pub fn evict_saved(&mut self) {
+        self.persisted_children = self.children_total;
         // Only children saved just now can have become evictable.
         for idx in std::mem::take(&mut self.dirty) {
             if self
@@ -440,7 +507,7 @@ impl MapRun {
                         name: child_name(&self.map_run_arn, index),
                         first_item: self.items_total,
                         items,
-                        input,
+                        input: std::sync::Arc::new(input),
                         status: ChildStatus::Pending,
                         output: None,
                         error: None,

@@ -301,7 +301,7 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
         vec![MapRunAction::StartChild {
             index: 1,
             name: child_name(&r.map_run_arn, 1),
-            input: json!({"i": 1}),
+            input: json!({"i": 1}).into(),
             redrive: true,
             attempt: 1,
             snapshot: None
@@ -463,4 +463,140 @@ fn child_names_are_stable_uuids() {
     assert_eq!(a, child_name("arn:x", 7));
     assert_ne!(a, child_name("arn:x", 8));
     assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 5);
+}
+
+/// A dispatch is not worth a write: children read before the last save and then started are
+/// not saved again; a redriven child that was started is saved as queued for its redrive, and
+/// a reload counts it as pending redrive, not running.
+#[test]
+fn started_children_are_saved_as_queued_and_reload_as_pending() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut r = run(1, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(2),
+            position: json!(2),
+            done: true,
+        },
+        t0(),
+    );
+    // Child 0 went out in the same batch of work it was read in: stored as pending.
+    let rows: Vec<(u64, ChildStatus)> = r
+        .children_to_save()
+        .iter()
+        .map(|c| (c.index, c.status))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![(0, ChildStatus::Pending), (1, ChildStatus::Pending)]
+    );
+    store.save(&mut r).unwrap();
+    // Child 0 succeeds and child 1 starts: child 1 is stored as pending already.
+    let a = r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!(0),
+        },
+        t0(),
+    );
+    assert_eq!(started(&a), vec![1]);
+    let rows: Vec<u64> = r.children_to_save().iter().map(|c| c.index).collect();
+    assert_eq!(rows, vec![0]);
+    store.save(&mut r).unwrap();
+    r.apply(
+        MapRunEvent::ChildFailed {
+            index: 1,
+            status: ChildStatus::Failed,
+            error: Some("E".into()),
+            cause: None,
+            snapshot: None,
+        },
+        t0(),
+    );
+    store.save(&mut r).unwrap();
+    assert_eq!(r.status, MapRunStatus::Failed);
+    let unsuccessful = store.unsuccessful(&r.map_run_arn).unwrap();
+    let mut redriven = store.load(&r.map_run_arn).unwrap().unwrap();
+    let a = redriven.apply(MapRunEvent::Redrive { unsuccessful }, t0());
+    assert_eq!(started(&a), vec![1]);
+    let rows: Vec<(u64, ChildStatus, u32)> = redriven
+        .children_to_save()
+        .iter()
+        .map(|c| (c.index, c.status, c.redrive_count))
+        .collect();
+    assert_eq!(rows, vec![(1, ChildStatus::PendingRedrive, 0)]);
+    store.save(&mut redriven).unwrap();
+    let mut reloaded = store.load(&r.map_run_arn).unwrap().unwrap();
+    let k = reloaded.execution_counts();
+    assert_eq!((k.running, k.pending, k.pending_redrive), (0, 1, 1));
+    let a = reloaded.apply(MapRunEvent::Start, t0());
+    assert!(matches!(
+        a.as_slice(),
+        [MapRunAction::StartChild {
+            index: 1,
+            redrive: true,
+            attempt: 1,
+            ..
+        }]
+    ));
+}
+
+/// A state folder from a version that keyed children by (arn, idx) opens with its children.
+#[test]
+fn legacy_child_tables_are_migrated() {
+    let dir = std::env::temp_dir().join(format!("mapfleet-legacy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.db");
+    let mut r = run(2, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(2),
+            position: json!(2),
+            done: true,
+        },
+        t0(),
+    );
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE map_runs (arn TEXT PRIMARY KEY, execution_arn TEXT NOT NULL,
+                 seq INTEGER NOT NULL, record TEXT NOT NULL);
+             CREATE TABLE children (arn TEXT NOT NULL, idx INTEGER NOT NULL,
+                 status TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (arn, idx));",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO map_runs VALUES (?1, ?2, 0, ?3)",
+            rusqlite::params![
+                r.map_run_arn,
+                r.execution_arn,
+                serde_json::to_string(&r).unwrap()
+            ],
+        )
+        .unwrap();
+        for c in r.window.values() {
+            conn.execute(
+                "INSERT INTO children VALUES (?1, ?2, 'RUNNING', ?3)",
+                rusqlite::params![
+                    r.map_run_arn,
+                    c.index as i64,
+                    serde_json::to_string(c).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let mut seen = Vec::new();
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| seen.push(c.index))
+        .unwrap();
+    assert_eq!(seen, vec![0, 1]);
+    let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
+    assert_eq!(loaded.execution_counts().running, 0);
+    assert_eq!(started(&loaded.apply(MapRunEvent::Start, t0())), vec![0, 1]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -259,6 +259,18 @@ impl<'a> ResultWriter<'a> {
         t: super::Transformation,
     ) -> Result<(Family, Vec<Vec<u8>>), WriterError> {
         let mut entries = Vec::new();
+        if record.is_record_entry(t) {
+            let mut bytes = Vec::with_capacity(768);
+            record
+                .write_record(&mut bytes)
+                .map_err(|e| WriterError::Io {
+                    bucket: String::new(),
+                    key: String::new(),
+                    message: e.to_string(),
+                })?;
+            entries.push(bytes);
+            return Ok((record.status.family(), entries));
+        }
         record.for_each_entry(t, |entry| {
             serde_json::to_vec(entry)
                 .map(|b| entries.push(b))

@@ -254,6 +254,83 @@ impl ChildRecord {
         Value::Object(m)
     }
 
+    /// The full record's JSON text, written straight into `out`: the same bytes as
+    /// serializing [`ChildRecord::to_record`], without building the intermediate map.
+    pub fn write_record(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        #[derive(serde::Serialize)]
+        struct Included {
+            #[serde(rename = "Included")]
+            included: bool,
+        }
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Record<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            cause: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            execution_arn: Option<&'a str>,
+            input: &'a str,
+            input_details: Included,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            output: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            output_details: Option<Included>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            redrive_count: Option<u32>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            redrive_status: Option<&'static str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            redrive_status_reason: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            start_date: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            state_machine_alias_arn: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            state_machine_arn: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            state_machine_version_arn: Option<&'a str>,
+            status: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            stop_date: Option<String>,
+        }
+        let input = json_text(&self.input);
+        let succeeded = self.status == ChildStatus::Succeeded;
+        let output = succeeded.then(|| match &self.output {
+            Some(o) => json_text(o),
+            None => "null".to_string(),
+        });
+        let record = Record {
+            cause: self.cause.as_deref(),
+            error: self.error.as_deref(),
+            execution_arn: self.execution_arn.as_deref(),
+            input: &input,
+            input_details: Included { included: true },
+            name: self.name.as_deref(),
+            output: output.as_deref(),
+            output_details: succeeded.then_some(Included { included: true }),
+            redrive_count: self.redrive_count,
+            redrive_status: self.redrive_status.map(|s| s.as_str()),
+            redrive_status_reason: self.redrive_status_reason.as_deref(),
+            start_date: self.start_date.map(format_date),
+            state_machine_alias_arn: self.state_machine_alias_arn.as_deref(),
+            state_machine_arn: self.state_machine_arn.as_deref(),
+            state_machine_version_arn: self.state_machine_version_arn.as_deref(),
+            status: self.status.as_str(),
+            stop_date: self.stop_date.map(format_date),
+        };
+        serde_json::to_writer(out, &record)
+    }
+
+    /// Whether this child's entry under `t` is its full record (it did not succeed, or `t` is
+    /// `NONE`) rather than its output.
+    pub fn is_record_entry(&self, t: Transformation) -> bool {
+        self.status != ChildStatus::Succeeded || t == Transformation::None
+    }
+
     /// What this child contributes to an array of results under `t`: its record when it did
     /// not succeed or `t` is `NONE`; its output for `COMPACT`; its output's elements (or the
     /// output itself when not an array) for `FLATTEN`.
@@ -286,7 +363,23 @@ impl ChildRecord {
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, always with milliseconds (spec §3.3; the AWS example
 /// `2025-02-04T01:49:50.099Z`).
 pub fn format_date(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let mut s = String::with_capacity(24);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        // A leap second's nanoseconds run past 1e9: keep them in the 999 ms.
+        (t.nanosecond() / 1_000_000).min(999)
+    );
+    s
 }
 
 fn included() -> Value {

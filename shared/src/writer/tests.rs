@@ -172,6 +172,51 @@ fn succeeded_record_matches_the_aws_example_byte_for_byte() {
     assert_eq!(serde_json::to_string(&r.to_record()).unwrap(), expected);
 }
 
+/// The direct writer gives exactly the bytes of the record map, for every kind of record.
+#[test]
+fn written_records_are_the_record_maps_bytes() {
+    let mut aliased = succeeded(3, json!({"a": "\"q\"\n"}), json!(null));
+    aliased.state_machine_alias_arn = Some(format!("{SM_ARN}:prod"));
+    aliased.state_machine_version_arn = Some(format!("{SM_ARN}:7"));
+    aliased.output = None;
+    let mut leap = succeeded(4, json!(1), json!([1, 2]));
+    leap.start_date = Some(
+        Utc.with_ymd_and_hms(2016, 12, 31, 23, 59, 59).unwrap()
+            + chrono::Duration::nanoseconds(1_999_000_000),
+    );
+    let records = [
+        succeeded(
+            1,
+            json!({"k": "v", "n": [1, 2.5]}),
+            json!({"out": "é\u{1}"}),
+        ),
+        unsuccessful(2, ChildStatus::Failed, json!("x")),
+        unsuccessful(5, ChildStatus::TimedOut, json!({})),
+        unsuccessful(6, ChildStatus::Aborted, json!([])),
+        ChildRecord::pending(json!({"p": 1})),
+        aliased,
+        leap,
+    ];
+    for r in records {
+        let mut direct = Vec::new();
+        r.write_record(&mut direct).unwrap();
+        assert_eq!(
+            String::from_utf8(direct).unwrap(),
+            serde_json::to_string(&r.to_record()).unwrap()
+        );
+    }
+}
+
+#[test]
+fn dates_have_milliseconds_always() {
+    assert_eq!(record::format_date(at(0)), "2025-02-04T01:49:50.000Z");
+    assert_eq!(record::format_date(at(7)), "2025-02-04T01:49:50.007Z");
+    assert_eq!(
+        record::format_date(Utc.with_ymd_and_hms(999, 1, 2, 3, 4, 5).unwrap()),
+        "0999-01-02T03:04:05.000Z"
+    );
+}
+
 #[test]
 fn failed_record_has_cause_and_error_first_and_no_output() {
     let r = unsuccessful(1, ChildStatus::Failed, json!({"a": 1})).with_output(json!("ignored"));
