@@ -5,7 +5,8 @@
 //! one write per item.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -54,8 +55,102 @@ pub trait CheckpointStore: Send + Sync {
 }
 
 /// SQLite (bundled): the embedded default.
+///
+/// Saves are committed by a thread of their own (group commit): `save` serializes the run
+/// record and the changed children, hands them over and returns, and saves queued meanwhile
+/// commit together in one transaction. Every read first waits for the queue to drain, so it
+/// sees every save made before it. After a failed commit nothing more is committed (the
+/// store stays at its last consistent state) and every later call reports the failure.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
+    saver: Mutex<Option<mpsc::SyncSender<SaveBatch>>>,
+    state: Arc<(Mutex<SaverState>, Condvar)>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct SaverState {
+    queued: usize,
+    error: Option<String>,
+}
+
+/// One `save`, serialized.
+struct SaveBatch {
+    arn: String,
+    execution_arn: String,
+    record: String,
+    rows: Vec<(u64, &'static str, String)>,
+}
+
+/// Commits queued saves, several at a time, until the store is dropped.
+fn save_loop(
+    conn: Arc<Mutex<Connection>>,
+    rx: mpsc::Receiver<SaveBatch>,
+    state: Arc<(Mutex<SaverState>, Condvar)>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(b) = rx.try_recv() {
+            batches.push(b);
+        }
+        let failed = state.0.lock().map(|s| s.error.is_some()).unwrap_or(true);
+        let result = if failed {
+            Ok(())
+        } else {
+            match conn.lock() {
+                Ok(mut c) => commit(&mut c, &batches),
+                Err(_) => Err(CheckpointError::Store(
+                    "the connection lock is poisoned".into(),
+                )),
+            }
+        };
+        let n = batches.len();
+        drop(batches);
+        let (m, cv) = &*state;
+        if let Ok(mut s) = m.lock() {
+            s.queued = s.queued.saturating_sub(n);
+            if let Err(e) = result {
+                s.error.get_or_insert(e.to_string());
+            }
+        }
+        cv.notify_all();
+    }
+}
+
+/// Writes saves in one transaction.
+fn commit(conn: &mut Connection, batches: &[SaveBatch]) -> Result<(), CheckpointError> {
+    let tx = conn.transaction()?;
+    for b in batches {
+        tx.execute(
+            "INSERT INTO map_runs (arn, execution_arn, seq, record)
+             VALUES (?1, ?2, (SELECT COUNT(*) FROM map_runs), ?3)
+             ON CONFLICT(arn) DO UPDATE SET record = excluded.record",
+            params![b.arn, b.execution_arn, b.record],
+        )?;
+        let run_no = run_number(&tx, &b.arn)?.ok_or_else(|| {
+            CheckpointError::Store(format!("the run record of {} was not saved", b.arn))
+        })?;
+        let mut stmt = tx.prepare_cached(
+            "INSERT OR REPLACE INTO child_rows (key, status, record) VALUES (?1, ?2, ?3)",
+        )?;
+        for (idx, status, text) in &b.rows {
+            stmt.execute(params![child_key(run_no, *idx), status, text])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the saver commit what is queued and end.
+        if let Ok(mut tx) = self.saver.lock() {
+            tx.take();
+        }
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -75,6 +170,7 @@ impl SqliteStore {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
+             PRAGMA wal_autocheckpoint = 16384;
              CREATE TABLE IF NOT EXISTS map_runs (
                  arn TEXT PRIMARY KEY,
                  execution_arn TEXT NOT NULL,
@@ -104,12 +200,42 @@ impl SqliteStore {
                  COMMIT;"
             ))?;
         }
+        let conn = Arc::new(Mutex::new(conn));
+        let state = Arc::new((Mutex::new(SaverState::default()), Condvar::new()));
+        // A few saves may wait: the driver goes on while one commits, memory stays bounded.
+        let (tx, rx) = mpsc::sync_channel(2);
+        let thread = std::thread::Builder::new()
+            .name("mapfleet-checkpoints".into())
+            .spawn({
+                let (conn, state) = (conn.clone(), state.clone());
+                move || save_loop(conn, rx, state)
+            })
+            .map_err(|e| CheckpointError::Store(format!("cannot start the saver thread: {e}")))?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            conn,
+            saver: Mutex::new(Some(tx)),
+            state,
+            thread: Mutex::new(Some(thread)),
         })
     }
 
+    /// Waits until every queued save is committed; reports a failed commit.
+    fn flush(&self) -> Result<(), CheckpointError> {
+        let poisoned = || CheckpointError::Store("the saver's lock is poisoned".into());
+        let (m, cv) = &*self.state;
+        let mut s = m.lock().map_err(|_| poisoned())?;
+        while s.queued > 0 {
+            s = cv.wait(s).map_err(|_| poisoned())?;
+        }
+        match &s.error {
+            Some(e) => Err(CheckpointError::Store(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The connection, once every queued save is committed.
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, CheckpointError> {
+        self.flush()?;
         self.conn
             .lock()
             .map_err(|_| CheckpointError::Store("the connection lock is poisoned".into()))
@@ -172,44 +298,50 @@ fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, Checkpo
 
 impl CheckpointStore for SqliteStore {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
+        use rayon::prelude::*;
         let record =
             serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
+        // Serialized here, in parallel; inserted and committed by the saver thread.
+        let rows = run
+            .children_to_save()
+            .par_iter()
+            .map(|c| {
+                serde_json::to_string(c)
+                    .map(|t| (c.index, c.status.as_str(), t))
+                    .map_err(|e| CheckpointError::Store(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = SaveBatch {
+            arn: run.map_run_arn.clone(),
+            execution_arn: run.execution_arn.clone(),
+            record,
+            rows,
+        };
         {
-            let mut conn = self.lock()?;
-            let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO map_runs (arn, execution_arn, seq, record)
-                 VALUES (?1, ?2, (SELECT COUNT(*) FROM map_runs), ?3)
-                 ON CONFLICT(arn) DO UPDATE SET record = excluded.record",
-                params![run.map_run_arn, run.execution_arn, record],
-            )?;
-            let run_no = run_number(&tx, &run.map_run_arn)?.ok_or_else(|| {
-                CheckpointError::Store(format!(
-                    "the run record of {} was not saved",
-                    run.map_run_arn
-                ))
-            })?;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO child_rows (key, status, record) VALUES (?1, ?2, ?3)",
-                )?;
-                // Serialize in parallel, then insert in one transaction.
-                use rayon::prelude::*;
-                let dirty = run.children_to_save();
-                let rows: Vec<Result<(i64, &'static str, String), CheckpointError>> = dirty
-                    .par_iter()
-                    .map(|c| {
-                        serde_json::to_string(c)
-                            .map(|t| (c.index as i64, c.status.as_str(), t))
-                            .map_err(|e| CheckpointError::Store(e.to_string()))
-                    })
-                    .collect();
-                for row in rows {
-                    let (idx, status, text) = row?;
-                    stmt.execute(params![child_key(run_no, idx as u64), status, text])?;
-                }
+            let (m, _) = &*self.state;
+            let mut s = m
+                .lock()
+                .map_err(|_| CheckpointError::Store("the saver's lock is poisoned".into()))?;
+            if let Some(e) = &s.error {
+                return Err(CheckpointError::Store(e.clone()));
             }
-            tx.commit()?;
+            s.queued += 1;
+        }
+        let sent = match self.saver.lock() {
+            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()),
+            Err(_) => false,
+        };
+        if !sent {
+            let (m, cv) = &*self.state;
+            if let Ok(mut s) = m.lock() {
+                s.queued = s.queued.saturating_sub(1);
+                s.error
+                    .get_or_insert_with(|| "the checkpoint saver stopped".to_string());
+            }
+            cv.notify_all();
+            return Err(CheckpointError::Store(
+                "the checkpoint saver stopped".into(),
+            ));
         }
         // Drops the saved finished children and clears the dirty set.
         run.evict_saved();

@@ -475,14 +475,21 @@ impl MapRun {
     pub fn evict_saved(&mut self) {
         self.persisted_children = self.children_total;
         // Only children saved just now can have become evictable.
+        let mut evicted = Vec::new();
         for idx in std::mem::take(&mut self.dirty) {
             if self
                 .window
                 .get(&idx)
                 .is_some_and(|c| c.status.is_terminal())
             {
-                self.window.remove(&idx);
+                if let Some(c) = self.window.remove(&idx) {
+                    evicted.push(c);
+                }
             }
+        }
+        // Freeing thousands of JSON values is real work: not on the driver's thread.
+        if evicted.len() > 64 {
+            rayon::spawn(move || drop(evicted));
         }
     }
 
