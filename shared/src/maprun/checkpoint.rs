@@ -48,11 +48,44 @@ pub trait CheckpointStore: Send + Sync {
         map_run_arn: &str,
         f: &mut dyn FnMut(Child),
     ) -> Result<(), CheckpointError>;
+    /// Every saved child as its JSON text (what [`Child`] serializes to), in index order, a
+    /// chunk at a time: for the result writer, which reads it without building values. The
+    /// default serializes what [`CheckpointStore::for_each_child`] gives; a store that keeps
+    /// that text hands it over as it is.
+    fn for_each_child_text(
+        &self,
+        map_run_arn: &str,
+        f: &mut dyn FnMut(Vec<String>),
+    ) -> Result<(), CheckpointError> {
+        let mut chunk = Vec::with_capacity(TEXT_CHUNK);
+        let mut failure = None;
+        self.for_each_child(map_run_arn, &mut |c| match serde_json::to_string(&c) {
+            Ok(text) => {
+                chunk.push(text);
+                if chunk.len() >= TEXT_CHUNK {
+                    f(std::mem::take(&mut chunk));
+                }
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| CheckpointError::Store(e.to_string()));
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if !chunk.is_empty() {
+            f(chunk);
+        }
+        Ok(())
+    }
     /// The saved children that failed, timed out or were aborted (what a redrive re-runs).
     fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError>;
     /// The Map Runs of an execution, oldest first.
     fn list(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, CheckpointError>;
 }
+
+/// Children handed over per call of [`CheckpointStore::for_each_child_text`]'s callback.
+pub const TEXT_CHUNK: usize = 4096;
 
 /// SQLite (bundled): the embedded default.
 ///
@@ -411,6 +444,35 @@ impl CheckpointStore for SqliteStore {
             }
         }
         parse_all(&mut chunk, f)
+    }
+
+    fn for_each_child_text(
+        &self,
+        map_run_arn: &str,
+        f: &mut dyn FnMut(Vec<String>),
+    ) -> Result<(), CheckpointError> {
+        let conn = self.lock()?;
+        let Some(run) = run_number(&conn, map_run_arn)? else {
+            return Ok(());
+        };
+        let (lo, hi) = key_range(run);
+        let mut stmt =
+            conn.prepare("SELECT record FROM child_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key")?;
+        let mut rows = stmt.query(params![lo, hi])?;
+        let mut chunk = Vec::with_capacity(TEXT_CHUNK);
+        while let Some(row) = rows.next()? {
+            chunk.push(row.get(0)?);
+            if chunk.len() == TEXT_CHUNK {
+                f(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(TEXT_CHUNK),
+                ));
+            }
+        }
+        if !chunk.is_empty() {
+            f(chunk);
+        }
+        Ok(())
     }
 
     fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError> {

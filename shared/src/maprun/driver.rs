@@ -431,9 +431,40 @@ pub fn write_saved_results(
     let t = w.transformation();
     let store_err =
         |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
+    let view: &MapRun = run;
+    // Full records (NONE): straight from the stored text, in parallel, appended in order.
+    if t == writer::Transformation::None {
+        let mut failure: Option<(String, String)> = None;
+        checkpoints
+            .for_each_child_text(&view.map_run_arn, &mut |texts| {
+                if failure.is_some() {
+                    return;
+                }
+                let prepared: Vec<Result<(writer::Family, Vec<u8>), (String, String)>> =
+                    texts.par_iter().map(|t| stored_record(view, t)).collect();
+                for p in prepared {
+                    let written = p.and_then(|(family, bytes)| {
+                        w.write_prepared(family, std::slice::from_ref(&bytes))
+                            .map_err(named)
+                    });
+                    if let Err(e) = written {
+                        failure = Some(e);
+                        return;
+                    }
+                }
+            })
+            .map_err(store_err)?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let outcome = w.finish().map_err(named)?;
+        return Ok((
+            finished_items(run),
+            writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key),
+        ));
+    }
     // Records are converted to bytes in parallel, a chunk at a time, and appended in order.
     const CHUNK: usize = 4096;
-    let view: &MapRun = run;
     let mut chunk: Vec<super::Child> = Vec::with_capacity(CHUNK);
     let mut failure: Option<(String, String)> = None;
     let flush =
@@ -470,6 +501,64 @@ pub fn write_saved_results(
         finished_items(run),
         writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key),
     ))
+}
+
+/// A child as a checkpoint stores it, borrowing its input and output as JSON text.
+#[derive(serde::Deserialize)]
+struct StoredChild<'a> {
+    index: u64,
+    #[serde(borrow)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    input: &'a serde_json::value::RawValue,
+    status: ChildStatus,
+    #[serde(borrow, default)]
+    output: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    cause: Option<String>,
+    #[serde(default)]
+    start_date: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    stop_date: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    redrive_count: u32,
+}
+
+/// One child's full record, from its stored text (the same bytes as [`record`] +
+/// [`ResultWriter::prepare`] with `NONE`).
+fn stored_record(run: &MapRun, text: &str) -> Result<(writer::Family, Vec<u8>), (String, String)> {
+    let corrupt = |e: serde_json::Error| {
+        (
+            "States.Runtime".to_string(),
+            format!(
+                "checkpoint store: corrupt child record of {}: {e}",
+                run.map_run_arn
+            ),
+        )
+    };
+    let s: StoredChild<'_> = serde_json::from_str(text).map_err(corrupt)?;
+    let child = super::Child {
+        index: s.index,
+        name: s.name.into_owned(),
+        first_item: 0,
+        items: 1,
+        input: Arc::new(Value::Null),
+        status: s.status,
+        output: None,
+        error: s.error,
+        cause: s.cause,
+        start_date: s.start_date,
+        stop_date: s.stop_date,
+        redrive_count: s.redrive_count,
+        snapshot: None,
+    };
+    let r = record_owned(run, child);
+    let mut bytes = Vec::with_capacity(text.len() + 512);
+    r.write_record_with(s.input.get(), s.output.map(|o| o.get()), &mut bytes)
+        .map_err(corrupt)?;
+    Ok((r.status.family(), bytes))
 }
 
 fn finished_items(run: &MapRun) -> u64 {
@@ -928,6 +1017,75 @@ mod tests {
             false,
             chrono::Utc::now(),
         )
+    }
+
+    /// Records built from the stored text are byte for byte those built from parsed children.
+    #[test]
+    fn records_from_stored_text_match_records_from_children() {
+        let store = SqliteStore::in_memory().unwrap();
+        let mut run = new_run();
+        let t0 = chrono::Utc::now();
+        run.apply(super::super::MapRunEvent::Start, t0);
+        run.apply(
+            super::super::MapRunEvent::ChildrenRead {
+                inputs: vec![
+                    (
+                        json!({"s": "é \"q\" \n \u{1}", "f": 1.5, "big": 18446744073709551615u64}),
+                        1,
+                    ),
+                    (json!([1, -2, 3.25e-10, null, true]), 1),
+                    (json!("plain"), 1),
+                    (json!({}), 1),
+                ],
+                position: json!(4),
+                done: true,
+            },
+            t0,
+        );
+        run.apply(
+            super::super::MapRunEvent::ChildSucceeded {
+                index: 0,
+                output: json!({"out": "ü\t", "n": 0.1}),
+            },
+            t0,
+        );
+        run.apply(
+            super::super::MapRunEvent::ChildSucceeded {
+                index: 3,
+                output: Value::Null,
+            },
+            t0,
+        );
+        run.apply(
+            super::super::MapRunEvent::ChildFailed {
+                index: 1,
+                status: ChildStatus::Failed,
+                error: Some("States.TaskFailed".into()),
+                cause: Some("a \"cause\"".into()),
+                snapshot: None,
+            },
+            t0,
+        );
+        store.save(&mut run).unwrap();
+        let mut expected = Vec::new();
+        store
+            .for_each_child(&run.map_run_arn, &mut |c| {
+                let (family, entries) =
+                    ResultWriter::prepare(&record(&run, &c), writer::Transformation::None).unwrap();
+                expected.push((family, entries.concat()));
+            })
+            .unwrap();
+        let mut got = Vec::new();
+        store
+            .for_each_child_text(&run.map_run_arn, &mut |texts| {
+                for t in texts {
+                    got.push(stored_record(&run, &t).unwrap());
+                }
+            })
+            .unwrap();
+        assert_eq!(expected.len(), 4);
+        assert_eq!(got, expected);
+        assert!(stored_record(&run, "{\"index\": 1").is_err());
     }
 
     /// A runner that takes batches is handed several children at once.

@@ -257,6 +257,24 @@ impl ChildRecord {
     /// The full record's JSON text, written straight into `out`: the same bytes as
     /// serializing [`ChildRecord::to_record`], without building the intermediate map.
     pub fn write_record(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let input = json_text(&self.input);
+        let output = match &self.output {
+            Some(o) => json_text(o),
+            None => "null".to_string(),
+        };
+        self.write_record_with(&input, Some(&output), out)
+    }
+
+    /// [`ChildRecord::write_record`] with the input's and output's JSON text given (as a
+    /// checkpoint stores them: compact serde_json text, the very bytes `to_record` would
+    /// embed), so neither is parsed nor printed again. `self.input` and `self.output` are
+    /// not read; an output of `None` is `null`.
+    pub fn write_record_with(
+        &self,
+        input: &str,
+        output: Option<&str>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), serde_json::Error> {
         #[derive(serde::Serialize)]
         struct Included {
             #[serde(rename = "Included")]
@@ -297,20 +315,19 @@ impl ChildRecord {
             #[serde(skip_serializing_if = "Option::is_none")]
             stop_date: Option<String>,
         }
-        let input = json_text(&self.input);
         let succeeded = self.status == ChildStatus::Succeeded;
-        let output = succeeded.then(|| match &self.output {
-            Some(o) => json_text(o),
-            None => "null".to_string(),
-        });
         let record = Record {
             cause: self.cause.as_deref(),
             error: self.error.as_deref(),
             execution_arn: self.execution_arn.as_deref(),
-            input: &input,
+            input,
             input_details: Included { included: true },
             name: self.name.as_deref(),
-            output: output.as_deref(),
+            output: if succeeded {
+                Some(output.unwrap_or("null"))
+            } else {
+                None
+            },
             output_details: succeeded.then_some(Included { included: true }),
             redrive_count: self.redrive_count,
             redrive_status: self.redrive_status.map(|s| s.as_str()),
