@@ -147,7 +147,7 @@ impl Source<'_> {
         &mut self,
         position: &Option<Value>,
         want_before: bool,
-    ) -> Result<Option<(Item, Option<Value>)>, (String, String)> {
+    ) -> Result<Option<(Item, Option<Value>)>, Named> {
         match &self.items {
             Items::Inline(v) => {
                 if self.next_inline == 0 {
@@ -440,7 +440,7 @@ pub fn write_saved_results(
                 if failure.is_some() {
                     return;
                 }
-                let prepared: Vec<Result<(writer::Family, Vec<u8>), (String, String)>> =
+                let prepared: Vec<Result<Prepared, Named>> =
                     texts.par_iter().map(|t| stored_record(view, t)).collect();
                 for p in prepared {
                     let written = p.and_then(|(family, bytes)| {
@@ -469,7 +469,7 @@ pub fn write_saved_results(
     let mut failure: Option<(String, String)> = None;
     let flush =
         |chunk: &mut Vec<super::Child>, w: &mut ResultWriter<'_>| -> Result<(), (String, String)> {
-            let prepared: Vec<Result<(writer::Family, Vec<Vec<u8>>), writer::WriterError>> = chunk
+            let prepared: Vec<Result<PreparedEntries, writer::WriterError>> = chunk
                 .par_drain(..)
                 .map(|c| ResultWriter::prepare(&record_owned(view, c), t))
                 .collect();
@@ -503,6 +503,13 @@ pub fn write_saved_results(
     ))
 }
 
+/// An error name and its cause.
+type Named = (String, String);
+/// A record's bytes and the family of files it goes to.
+type Prepared = (writer::Family, Vec<u8>);
+/// A child's entries (several when FLATTEN spreads an output) and their family.
+type PreparedEntries = (writer::Family, Vec<Vec<u8>>);
+
 /// A child as a checkpoint stores it, borrowing its input and output as JSON text.
 #[derive(serde::Deserialize)]
 struct StoredChild<'a> {
@@ -528,7 +535,7 @@ struct StoredChild<'a> {
 
 /// One child's full record, from its stored text (the same bytes as [`record`] +
 /// [`ResultWriter::prepare`] with `NONE`).
-fn stored_record(run: &MapRun, text: &str) -> Result<(writer::Family, Vec<u8>), (String, String)> {
+fn stored_record(run: &MapRun, text: &str) -> Result<Prepared, Named> {
     let corrupt = |e: serde_json::Error| {
         (
             "States.Runtime".to_string(),

@@ -795,9 +795,7 @@ impl MapRun {
         self.writing = false;
         self.reading = false;
         for c in unsuccessful {
-            if !self.window.contains_key(&c.index) {
-                self.window.insert(c.index, c);
-            }
+            self.window.entry(c.index).or_insert(c);
         }
         let again: Vec<u64> = self
             .window
