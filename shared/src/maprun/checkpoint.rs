@@ -49,34 +49,16 @@ pub trait CheckpointStore: Send + Sync {
         f: &mut dyn FnMut(Child),
     ) -> Result<(), CheckpointError>;
     /// Every saved child as its JSON text (what [`Child`] serializes to), in index order, a
-    /// chunk at a time: for the result writer, which reads it without building values. The
-    /// default serializes what [`CheckpointStore::for_each_child`] gives; a store that keeps
-    /// that text hands it over as it is.
+    /// chunk at a time: for the result writer, which reads it without building values.
+    /// Returns `false` without calling `f` when the store does not keep children as that text
+    /// (the default: serializing parsed children only to parse them again would double the
+    /// work); the caller then reads [`CheckpointStore::for_each_child`].
     fn for_each_child_text(
         &self,
-        map_run_arn: &str,
-        f: &mut dyn FnMut(Vec<String>),
-    ) -> Result<(), CheckpointError> {
-        let mut chunk = Vec::with_capacity(TEXT_CHUNK);
-        let mut failure = None;
-        self.for_each_child(map_run_arn, &mut |c| match serde_json::to_string(&c) {
-            Ok(text) => {
-                chunk.push(text);
-                if chunk.len() >= TEXT_CHUNK {
-                    f(std::mem::take(&mut chunk));
-                }
-            }
-            Err(e) => {
-                failure.get_or_insert_with(|| CheckpointError::Store(e.to_string()));
-            }
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if !chunk.is_empty() {
-            f(chunk);
-        }
-        Ok(())
+        _map_run_arn: &str,
+        _f: &mut dyn FnMut(Vec<String>),
+    ) -> Result<bool, CheckpointError> {
+        Ok(false)
     }
     /// The saved children that failed, timed out or were aborted (what a redrive re-runs).
     fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError>;
@@ -322,6 +304,39 @@ fn run_number(conn: &Connection, map_run_arn: &str) -> Result<Option<i64>, Check
         .optional()?)
 }
 
+impl SqliteStore {
+    /// A run's child rows `(index, text)`, in index order, [`TEXT_CHUNK`] at a time.
+    fn row_chunks(
+        &self,
+        map_run_arn: &str,
+        f: &mut dyn FnMut(Vec<(i64, String)>),
+    ) -> Result<(), CheckpointError> {
+        let conn = self.lock()?;
+        let Some(run) = run_number(&conn, map_run_arn)? else {
+            return Ok(());
+        };
+        let (lo, hi) = key_range(run);
+        let mut stmt = conn.prepare(
+            "SELECT key, record FROM child_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
+        )?;
+        let mut rows = stmt.query(params![lo, hi])?;
+        let mut chunk = Vec::with_capacity(TEXT_CHUNK);
+        while let Some(row) = rows.next()? {
+            chunk.push((row.get::<_, i64>(0)? - lo, row.get(1)?));
+            if chunk.len() == TEXT_CHUNK {
+                f(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(TEXT_CHUNK),
+                ));
+            }
+        }
+        if !chunk.is_empty() {
+            f(chunk);
+        }
+        Ok(())
+    }
+}
+
 fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, CheckpointError> {
     serde_json::from_str(text).map_err(|e| CheckpointError::Corrupt {
         key: format!("{map_run_arn}#{idx}"),
@@ -412,67 +427,38 @@ impl CheckpointStore for SqliteStore {
         f: &mut dyn FnMut(Child),
     ) -> Result<(), CheckpointError> {
         use rayon::prelude::*;
-        /// Rows are read a chunk at a time and parsed in parallel, then handed on in order.
-        const CHUNK: usize = 2048;
-        let parse_all = |rows: &mut Vec<(i64, String)>,
-                         f: &mut dyn FnMut(Child)|
-         -> Result<(), CheckpointError> {
+        // Each chunk is parsed in parallel, then handed on in order.
+        let mut failure = None;
+        self.row_chunks(map_run_arn, &mut |rows| {
+            if failure.is_some() {
+                return;
+            }
             let parsed: Vec<Result<Child, CheckpointError>> = rows
                 .par_iter()
                 .map(|(idx, text)| parse_child(map_run_arn, *idx, text))
                 .collect();
-            rows.clear();
             for c in parsed {
-                f(c?);
+                match c {
+                    Ok(c) => f(c),
+                    Err(e) => {
+                        failure = Some(e);
+                        return;
+                    }
+                }
             }
-            Ok(())
-        };
-        let conn = self.lock()?;
-        let Some(run) = run_number(&conn, map_run_arn)? else {
-            return Ok(());
-        };
-        let (lo, hi) = key_range(run);
-        let mut stmt = conn.prepare(
-            "SELECT key, record FROM child_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-        )?;
-        let mut rows = stmt.query(params![lo, hi])?;
-        let mut chunk: Vec<(i64, String)> = Vec::with_capacity(CHUNK);
-        while let Some(row) = rows.next()? {
-            chunk.push((row.get::<_, i64>(0)? - lo, row.get(1)?));
-            if chunk.len() == CHUNK {
-                parse_all(&mut chunk, f)?;
-            }
-        }
-        parse_all(&mut chunk, f)
+        })?;
+        failure.map_or(Ok(()), Err)
     }
 
     fn for_each_child_text(
         &self,
         map_run_arn: &str,
         f: &mut dyn FnMut(Vec<String>),
-    ) -> Result<(), CheckpointError> {
-        let conn = self.lock()?;
-        let Some(run) = run_number(&conn, map_run_arn)? else {
-            return Ok(());
-        };
-        let (lo, hi) = key_range(run);
-        let mut stmt =
-            conn.prepare("SELECT record FROM child_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key")?;
-        let mut rows = stmt.query(params![lo, hi])?;
-        let mut chunk = Vec::with_capacity(TEXT_CHUNK);
-        while let Some(row) = rows.next()? {
-            chunk.push(row.get(0)?);
-            if chunk.len() == TEXT_CHUNK {
-                f(std::mem::replace(
-                    &mut chunk,
-                    Vec::with_capacity(TEXT_CHUNK),
-                ));
-            }
-        }
-        if !chunk.is_empty() {
-            f(chunk);
-        }
-        Ok(())
+    ) -> Result<bool, CheckpointError> {
+        self.row_chunks(map_run_arn, &mut |rows| {
+            f(rows.into_iter().map(|(_, text)| text).collect())
+        })?;
+        Ok(true)
     }
 
     fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError> {

@@ -432,10 +432,11 @@ pub fn write_saved_results(
     let store_err =
         |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
     let view: &MapRun = run;
-    // Full records (NONE): straight from the stored text, in parallel, appended in order.
-    if t == writer::Transformation::None {
-        let mut failure: Option<(String, String)> = None;
-        checkpoints
+    let mut failure: Option<Named> = None;
+    // Full records (NONE), from a store that keeps the children's text: straight from that
+    // text, in parallel, appended in order.
+    let from_text = t == writer::Transformation::None
+        && checkpoints
             .for_each_child_text(&view.map_run_arn, &mut |texts| {
                 if failure.is_some() {
                     return;
@@ -454,48 +455,42 @@ pub fn write_saved_results(
                 }
             })
             .map_err(store_err)?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let outcome = w.finish().map_err(named)?;
-        return Ok((
-            finished_items(run),
-            writer::map_state_result(&run.map_run_arn, &bucket, &outcome.manifest_key),
-        ));
-    }
-    // Records are converted to bytes in parallel, a chunk at a time, and appended in order.
-    const CHUNK: usize = 4096;
-    let mut chunk: Vec<super::Child> = Vec::with_capacity(CHUNK);
-    let mut failure: Option<(String, String)> = None;
-    let flush =
-        |chunk: &mut Vec<super::Child>, w: &mut ResultWriter<'_>| -> Result<(), (String, String)> {
-            let prepared: Vec<Result<PreparedEntries, writer::WriterError>> = chunk
-                .par_drain(..)
-                .map(|c| ResultWriter::prepare(&record_owned(view, c), t))
-                .collect();
-            for p in prepared {
-                let (family, entries) = p.map_err(named)?;
-                w.write_prepared(family, &entries).map_err(named)?;
-            }
-            Ok(())
-        };
-    checkpoints
-        .for_each_child(&view.map_run_arn, &mut |c| {
-            if failure.is_some() {
-                return;
-            }
-            chunk.push(c);
-            if chunk.len() >= CHUNK {
-                if let Err(e) = flush(&mut chunk, &mut w) {
-                    failure = Some(e);
+    if !from_text {
+        // Parsed children, converted to bytes in parallel a chunk at a time, in order.
+        const CHUNK: usize = 4096;
+        let mut chunk: Vec<super::Child> = Vec::with_capacity(CHUNK);
+        let flush =
+            |chunk: &mut Vec<super::Child>, w: &mut ResultWriter<'_>| -> Result<(), Named> {
+                let prepared: Vec<Result<PreparedEntries, writer::WriterError>> = chunk
+                    .par_drain(..)
+                    .map(|c| ResultWriter::prepare(&record_owned(view, c), t))
+                    .collect();
+                for p in prepared {
+                    let (family, entries) = p.map_err(named)?;
+                    w.write_prepared(family, &entries).map_err(named)?;
                 }
-            }
-        })
-        .map_err(store_err)?;
+                Ok(())
+            };
+        checkpoints
+            .for_each_child(&view.map_run_arn, &mut |c| {
+                if failure.is_some() {
+                    return;
+                }
+                chunk.push(c);
+                if chunk.len() >= CHUNK {
+                    if let Err(e) = flush(&mut chunk, &mut w) {
+                        failure = Some(e);
+                    }
+                }
+            })
+            .map_err(store_err)?;
+        if failure.is_none() {
+            flush(&mut chunk, &mut w)?;
+        }
+    }
     if let Some(e) = failure {
         return Err(e);
     }
-    flush(&mut chunk, &mut w)?;
     let outcome = w.finish().map_err(named)?;
     Ok((
         finished_items(run),
@@ -1090,6 +1085,9 @@ mod tests {
                 }
             })
             .unwrap();
+        assert!(store
+            .for_each_child_text(&run.map_run_arn, &mut |_| {})
+            .unwrap());
         assert_eq!(expected.len(), 4);
         assert_eq!(got, expected);
         assert!(stored_record(&run, "{\"index\": 1").is_err());

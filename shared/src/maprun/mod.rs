@@ -112,6 +112,21 @@ pub struct Child {
     pub snapshot: Option<String>,
 }
 
+impl Child {
+    /// A RUNNING child back in the queue it was dispatched from, as if never started: PENDING,
+    /// or PENDING_REDRIVE with the redrive count it had before that dispatch. (Counters are
+    /// the run's business: see [`MapRun::resume_loaded`].)
+    fn requeue(&mut self) {
+        if self.redrive_count > 0 {
+            self.status = ChildStatus::PendingRedrive;
+            self.redrive_count -= 1;
+        } else {
+            self.status = ChildStatus::Pending;
+        }
+        self.start_date = None;
+    }
+}
+
 /// What the edge tells the Map Run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MapRunEvent {
@@ -405,12 +420,7 @@ impl MapRun {
         self.persisted_children = self.children_total;
         for c in self.window.values_mut() {
             if c.status == ChildStatus::Running {
-                if c.redrive_count > 0 {
-                    c.status = ChildStatus::PendingRedrive;
-                    c.redrive_count -= 1;
-                } else {
-                    c.status = ChildStatus::Pending;
-                }
+                c.requeue();
                 self.dirty.insert(c.index);
             }
         }
@@ -452,20 +462,12 @@ impl MapRun {
                 out.push(Cow::Borrowed(c));
                 continue;
             }
-            if c.redrive_count == 0 {
-                if c.index < self.persisted_children {
-                    continue;
-                }
-                let mut queued = c.clone();
-                queued.status = ChildStatus::Pending;
-                queued.start_date = None;
-                out.push(Cow::Owned(queued));
-            } else {
-                let mut queued = c.clone();
-                queued.status = ChildStatus::PendingRedrive;
-                queued.redrive_count -= 1;
-                out.push(Cow::Owned(queued));
+            if c.redrive_count == 0 && c.index < self.persisted_children {
+                continue;
             }
+            let mut queued = c.clone();
+            queued.requeue();
+            out.push(Cow::Owned(queued));
         }
         out
     }

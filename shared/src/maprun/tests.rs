@@ -28,6 +28,18 @@ fn run(max_concurrency: u64, count: Option<u64>, pct: Option<f64>, writer: bool)
     )
 }
 
+/// The reader delivers `n` one-item children and stands at `position`.
+fn read(r: &mut MapRun, n: u64, position: Value, done: bool) -> Vec<MapRunAction> {
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: items(n),
+            position,
+            done,
+        },
+        t0(),
+    )
+}
+
 fn items(n: u64) -> Vec<(Value, u64)> {
     (0..n).map(|i| (json!({"i": i}), 1)).collect()
 }
@@ -53,14 +65,7 @@ fn reads_then_dispatches_within_max_concurrency() {
             max_children: READ_AHEAD
         }]
     );
-    let a = r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(5),
-            position: json!(5),
-            done: true,
-        },
-        t0(),
-    );
+    let a = read(&mut r, 5, json!(5), true);
     assert_eq!(started(&a), vec![0, 1]);
     let a = r.apply(
         MapRunEvent::ChildSucceeded {
@@ -104,14 +109,7 @@ fn reads_then_dispatches_within_max_concurrency() {
 fn any_failure_fails_when_no_tolerance_is_set() {
     let mut r = run(0, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(3),
-            position: json!(3),
-            done: true,
-        },
-        t0(),
-    );
+    read(&mut r, 3, json!(3), true);
     let a = r.apply(
         MapRunEvent::ChildFailed {
             index: 1,
@@ -136,14 +134,7 @@ fn tolerated_count_boundary() {
     for (failures, tolerated, fails) in [(2, 2, false), (3, 2, true), (1, 0, true)] {
         let mut r = run(0, Some(tolerated), None, false);
         r.apply(MapRunEvent::Start, t0());
-        r.apply(
-            MapRunEvent::ChildrenRead {
-                inputs: items(10),
-                position: json!(10),
-                done: true,
-            },
-            t0(),
-        );
+        read(&mut r, 10, json!(10), true);
         for i in 0..10 {
             if r.status != MapRunStatus::Running {
                 break;
@@ -182,14 +173,7 @@ fn tolerated_percentage_boundary_is_strictly_greater() {
     for (failures, pct, fails) in [(2, 20.0, false), (3, 20.0, true), (10, 100.0, false)] {
         let mut r = run(0, None, Some(pct), false);
         r.apply(MapRunEvent::Start, t0());
-        r.apply(
-            MapRunEvent::ChildrenRead {
-                inputs: items(10),
-                position: json!(10),
-                done: true,
-            },
-            t0(),
-        );
+        read(&mut r, 10, json!(10), true);
         for i in 0..10 {
             if r.status != MapRunStatus::Running {
                 break;
@@ -251,14 +235,7 @@ fn batch_children_count_all_their_items() {
 fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
     let mut r = run(1, Some(0), None, true);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(4),
-            position: json!(4),
-            done: true,
-        },
-        t0(),
-    );
+    read(&mut r, 4, json!(4), true);
     r.apply(
         MapRunEvent::ChildSucceeded {
             index: 0,
@@ -339,14 +316,7 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
 fn redrive_is_refused_after_a_success_and_capped() {
     let mut r = run(0, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(1),
-            position: json!(1),
-            done: true,
-        },
-        t0(),
-    );
+    read(&mut r, 1, json!(1), true);
     r.apply(
         MapRunEvent::ChildSucceeded {
             index: 0,
@@ -380,14 +350,7 @@ fn redrive_is_refused_after_a_success_and_capped() {
 fn streaming_reads_stay_bounded() {
     let mut r = run(10, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    let a = r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(READ_AHEAD as u64),
-            position: json!(1),
-            done: false,
-        },
-        t0(),
-    );
+    let a = read(&mut r, READ_AHEAD as u64, json!(1), false);
     assert_eq!(started(&a).len(), 10);
     assert!(
         !a.iter().any(|x| matches!(x, MapRunAction::Read { .. })),
@@ -415,14 +378,7 @@ fn checkpoints_round_trip_and_resume_running_children() {
     let store = SqliteStore::in_memory().unwrap();
     let mut r = run(2, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(3),
-            position: json!({"byte": 42}),
-            done: true,
-        },
-        t0(),
-    );
+    read(&mut r, 3, json!({"byte": 42}), true);
     r.apply(
         MapRunEvent::ChildSucceeded {
             index: 0,
@@ -473,14 +429,7 @@ fn started_children_are_saved_as_queued_and_reload_as_pending() {
     let store = SqliteStore::in_memory().unwrap();
     let mut r = run(1, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(2),
-            position: json!(2),
-            done: true,
-        },
-        t0(),
-    );
+    read(&mut r, 2, json!(2), true);
     // Child 0 went out in the same batch of work it was read in: stored as pending.
     let rows: Vec<(u64, ChildStatus)> = r
         .children_to_save()
@@ -551,14 +500,7 @@ fn legacy_child_tables_are_migrated() {
     let path = dir.join("state.db");
     let mut r = run(2, None, None, false);
     r.apply(MapRunEvent::Start, t0());
-    r.apply(
-        MapRunEvent::ChildrenRead {
-            inputs: items(2),
-            position: json!(2),
-            done: true,
-        },
-        t0(),
-    );
+    read(&mut r, 2, json!(2), true);
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(

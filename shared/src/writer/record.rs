@@ -1,7 +1,7 @@
 //! One child execution's outcome, and its record as AWS writes it (spec §3.3).
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::spec::Transformation;
 
@@ -210,48 +210,10 @@ impl ChildRecord {
     /// `StateMachineAliasArn`, `StateMachineArn`, `StateMachineVersionArn`, `Status`, `StopDate`.
     /// `Input` and `Output` are JSON text; dates are `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     pub fn to_record(&self) -> Value {
-        let mut m = Map::new();
-        let put_str = |m: &mut Map<String, Value>, k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                m.insert(k.to_string(), Value::String(v.clone()));
-            }
-        };
-        put_str(&mut m, "Cause", &self.cause);
-        put_str(&mut m, "Error", &self.error);
-        put_str(&mut m, "ExecutionArn", &self.execution_arn);
-        m.insert("Input".into(), Value::String(json_text(&self.input)));
-        m.insert("InputDetails".into(), included());
-        put_str(&mut m, "Name", &self.name);
-        if self.status == ChildStatus::Succeeded {
-            let text = match &self.output {
-                Some(o) => json_text(o),
-                None => "null".to_string(),
-            };
-            m.insert("Output".into(), Value::String(text));
-            m.insert("OutputDetails".into(), included());
-        }
-        if let Some(n) = self.redrive_count {
-            m.insert("RedriveCount".into(), Value::from(n));
-        }
-        if let Some(s) = self.redrive_status {
-            m.insert("RedriveStatus".into(), Value::String(s.as_str().into()));
-        }
-        put_str(&mut m, "RedriveStatusReason", &self.redrive_status_reason);
-        put_str(&mut m, "StartDate", &self.start_date.map(format_date));
-        put_str(
-            &mut m,
-            "StateMachineAliasArn",
-            &self.state_machine_alias_arn,
-        );
-        put_str(&mut m, "StateMachineArn", &self.state_machine_arn);
-        put_str(
-            &mut m,
-            "StateMachineVersionArn",
-            &self.state_machine_version_arn,
-        );
-        m.insert("Status".into(), Value::String(self.status.as_str().into()));
-        put_str(&mut m, "StopDate", &self.stop_date.map(format_date));
-        Value::Object(m)
+        let input = json_text(&self.input);
+        let output = self.output.as_ref().map(json_text);
+        // Serializing borrowed strings into a value cannot fail.
+        serde_json::to_value(self.fields(&input, output.as_deref())).unwrap_or(Value::Null)
     }
 
     /// The full record's JSON text, written straight into `out`: the same bytes as
@@ -275,48 +237,14 @@ impl ChildRecord {
         output: Option<&str>,
         out: &mut Vec<u8>,
     ) -> Result<(), serde_json::Error> {
-        #[derive(serde::Serialize)]
-        struct Included {
-            #[serde(rename = "Included")]
-            included: bool,
-        }
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Record<'a> {
-            #[serde(skip_serializing_if = "Option::is_none")]
-            cause: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            error: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            execution_arn: Option<&'a str>,
-            input: &'a str,
-            input_details: Included,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            name: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            output: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            output_details: Option<Included>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            redrive_count: Option<u32>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            redrive_status: Option<&'static str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            redrive_status_reason: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            start_date: Option<String>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            state_machine_alias_arn: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            state_machine_arn: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            state_machine_version_arn: Option<&'a str>,
-            status: &'static str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            stop_date: Option<String>,
-        }
+        serde_json::to_writer(out, &self.fields(input, output))
+    }
+
+    /// The full record's fields, in AWS's order, borrowing this record and the given JSON
+    /// texts: the one definition of the record's layout, for both the value and the bytes.
+    fn fields<'a>(&'a self, input: &'a str, output: Option<&'a str>) -> Record<'a> {
         let succeeded = self.status == ChildStatus::Succeeded;
-        let record = Record {
+        Record {
             cause: self.cause.as_deref(),
             error: self.error.as_deref(),
             execution_arn: self.execution_arn.as_deref(),
@@ -338,8 +266,7 @@ impl ChildRecord {
             state_machine_version_arn: self.state_machine_version_arn.as_deref(),
             status: self.status.as_str(),
             stop_date: self.stop_date.map(format_date),
-        };
-        serde_json::to_writer(out, &record)
+        }
     }
 
     /// Whether this child's entry under `t` is its full record (it did not succeed, or `t` is
@@ -377,6 +304,50 @@ impl ChildRecord {
     }
 }
 
+/// `{"Included": true}`.
+#[derive(serde::Serialize)]
+struct Included {
+    #[serde(rename = "Included")]
+    included: bool,
+}
+
+/// A full record's fields (see [`ChildRecord::to_record`]): `None` fields are left out.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Record<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    execution_arn: Option<&'a str>,
+    input: &'a str,
+    input_details: Included,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_details: Option<Included>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redrive_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redrive_status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redrive_status_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_machine_alias_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_machine_arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_machine_version_arn: Option<&'a str>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_date: Option<String>,
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, always with milliseconds (spec §3.3; the AWS example
 /// `2025-02-04T01:49:50.099Z`).
 pub fn format_date(t: DateTime<Utc>) -> String {
@@ -397,12 +368,6 @@ pub fn format_date(t: DateTime<Utc>) -> String {
         (t.nanosecond() / 1_000_000).min(999)
     );
     s
-}
-
-fn included() -> Value {
-    let mut m = Map::new();
-    m.insert("Included".into(), Value::Bool(true));
-    Value::Object(m)
 }
 
 /// Compact JSON text, as AWS embeds inputs and outputs.
