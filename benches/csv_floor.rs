@@ -87,7 +87,8 @@ fn floor(input: &str, output: &str, records: bool) -> u64 {
             .zip(record.iter())
             .map(|(h, f)| (h.clone(), Value::String(f.to_string())))
             .collect();
-        let qty: Value = serde_json::from_str(row["quantity"].as_str().unwrap_or("0")).expect("qty");
+        let qty: Value =
+            serde_json::from_str(row["quantity"].as_str().unwrap_or("0")).expect("qty");
         let shaped = json!({"row": rows, "id": row["order_id"], "qty": qty, "price": row["price"], "region": row["region"]});
         if !records {
             serde_json::to_writer(&mut out, &shaped).expect("write");
@@ -95,7 +96,11 @@ fn floor(input: &str, output: &str, records: bool) -> u64 {
             rows += 1;
             continue;
         }
-        let kind = if qty.as_f64().unwrap_or(0.0) >= 50.0 { "bulk" } else { "retail" };
+        let kind = if qty.as_f64().unwrap_or(0.0) >= 50.0 {
+            "bulk"
+        } else {
+            "retail"
+        };
         let result = json!({"id": shaped["id"], "kind": kind, "region": shaped["region"]});
         let input_text = serde_json::to_string(&shaped).expect("input");
         let output_text = serde_json::to_string(&result).expect("output");

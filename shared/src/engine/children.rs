@@ -32,39 +32,69 @@ pub struct InProcessChildren<'a> {
     pub fast_forward: bool,
     /// The processor has no Task or Wait: a child runs to its end in one `apply`.
     pub pure: bool,
+    /// The labelled state machine ARN and the children's execution ARN prefix (`…:`), derived
+    /// once from `parent` and `labelled_name`, not per child.
+    machine_arn: String,
+    execution_prefix: String,
 }
 
-impl InProcessChildren<'_> {
-    /// The child's identity (spec §4.1, §6.2).
-    pub fn child_info(&self, name: &str, input: Arc<Value>, redrive_count: u32) -> ExecutionInfo {
-        let mut info = self.parent.clone();
-        let machine_arn = format!(
-            "{}/{}",
-            self.parent.state_machine_arn,
-            self.labelled_name_suffix()
-        );
-        info.execution_arn = format!(
-            "{}:{}",
-            machine_arn.replacen(":stateMachine:", ":execution:", 1),
-            name
-        );
-        info.name = name.to_string();
-        info.state_machine_arn = machine_arn;
-        info.state_machine_name = self.labelled_name.clone();
-        info.input = input;
-        info.start_time = self.clock.now();
-        info.redrive_count = redrive_count;
-        info.redrive_time = None;
-        info.execution_type = self.child_type;
-        info.sync_start = false;
-        info
-    }
-
-    fn labelled_name_suffix(&self) -> &str {
-        self.labelled_name
+impl<'a> InProcessChildren<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        processor: Arc<StateMachine>,
+        parent: ExecutionInfo,
+        labelled_name: String,
+        child_type: ExecutionType,
+        invoker: &'a dyn TaskInvoker,
+        callbacks: Option<&'a dyn CallbackSource>,
+        entropy: &'a dyn Entropy,
+        clock: &'a dyn Clock,
+        fast_forward: bool,
+    ) -> Self {
+        let label = labelled_name
             .split_once('/')
             .map(|(_, l)| l)
-            .unwrap_or(&self.labelled_name)
+            .unwrap_or(&labelled_name);
+        let machine_arn = format!("{}/{label}", parent.state_machine_arn);
+        let execution_prefix = format!(
+            "{}:",
+            machine_arn.replacen(":stateMachine:", ":execution:", 1)
+        );
+        let pure = super::execution::is_pure(&processor);
+        InProcessChildren {
+            processor,
+            parent,
+            labelled_name,
+            child_type,
+            invoker,
+            callbacks,
+            entropy,
+            clock,
+            fast_forward,
+            pure,
+            machine_arn,
+            execution_prefix,
+        }
+    }
+
+    /// The child's identity (spec §4.1, §6.2).
+    pub fn child_info(&self, name: &str, input: Arc<Value>, redrive_count: u32) -> ExecutionInfo {
+        let mut execution_arn = String::with_capacity(self.execution_prefix.len() + name.len());
+        execution_arn.push_str(&self.execution_prefix);
+        execution_arn.push_str(name);
+        ExecutionInfo {
+            execution_arn,
+            name: name.to_string(),
+            state_machine_arn: self.machine_arn.clone(),
+            state_machine_name: self.labelled_name.clone(),
+            role_arn: self.parent.role_arn.clone(),
+            start_time: self.clock.now(),
+            input,
+            redrive_count,
+            redrive_time: None,
+            execution_type: self.child_type,
+            sync_start: false,
+        }
     }
 }
 

@@ -145,11 +145,11 @@ impl ChildContext {
                 self.map_run_arn
             )
         })?;
-        Ok(InProcessChildren {
-            processor: Arc::new((*map.item_processor).clone()),
-            parent: self.parent.clone(),
-            labelled_name: self.labelled_name.clone(),
-            child_type: if self.express_children {
+        Ok(InProcessChildren::new(
+            Arc::new((*map.item_processor).clone()),
+            self.parent.clone(),
+            self.labelled_name.clone(),
+            if self.express_children {
                 ExecutionType::Express
             } else {
                 ExecutionType::Standard
@@ -159,8 +159,7 @@ impl ChildContext {
             entropy,
             clock,
             fast_forward,
-            pure: super::execution::is_pure(&map.item_processor),
-        })
+        ))
     }
 }
 
@@ -189,14 +188,14 @@ fn find_map<'m>(
 }
 
 /// `$$.Map.Item` for one item.
-fn map_item(item: &Item) -> Value {
+fn map_item(item: Item) -> Value {
     let mut m = Map::new();
     m.insert("Index".into(), json!(item.index));
-    if let Some(k) = &item.key {
+    if let Some(k) = item.key {
         m.insert("Key".into(), json!(k));
     }
     m.insert("Source".into(), json!(&*item.source));
-    m.insert("Value".into(), item.value.clone());
+    m.insert("Value".into(), item.value);
     Value::Object(m)
 }
 
@@ -208,11 +207,11 @@ fn select_block(
     req: &MapRunRequest,
     base: &Map<String, Value>,
     entropy: &dyn Entropy,
-    items: &[Item],
+    items: Vec<Item>,
 ) -> Vec<Result<Value, AslError>> {
     use rayon::prelude::*;
     items
-        .par_iter()
+        .into_par_iter()
         .map_init(
             || Value::Object(base.clone()),
             |context, item| {
@@ -318,18 +317,17 @@ pub fn run_map_run(
         ),
         Err(e) => return Err(runtime(e.to_string())),
     };
-    let children = InProcessChildren {
-        processor: Arc::new((*map.item_processor).clone()),
-        parent: req.parent.clone(),
-        labelled_name: req.labelled_name.clone(),
+    let children = InProcessChildren::new(
+        Arc::new((*map.item_processor).clone()),
+        req.parent.clone(),
+        req.labelled_name.clone(),
         child_type,
         invoker,
         callbacks,
         entropy,
         clock,
         fast_forward,
-        pure: super::execution::is_pure(&map.item_processor),
-    };
+    );
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -359,9 +357,9 @@ pub fn run_map_run(
         Value::Object(m) => m,
         _ => Map::new(),
     };
-    let select_fn = |items: &[Item]| match selector {
+    let select_fn = |items: Vec<Item>| match selector {
         Some(t) => select_block(t, req, &base, entropy, items),
-        None => items.iter().map(|i| Ok(i.value.clone())).collect(),
+        None => items.into_iter().map(|i| Ok(i.value)).collect(),
     };
     let batch = req.batching.then(|| BatchSpec {
         max_items: req.batch_max_items,

@@ -89,10 +89,10 @@ pub enum Items {
     Reader(ReaderSpec),
 }
 
-/// Evaluates the ItemSelector (`$$.Map.Item`) for a block of items, one result per item in
-/// order: an engine callback, which shares its per-item set-up across the block (and spreads
+/// Evaluates the ItemSelector (`$$.Map.Item`) for a block of items (taken, so each item's value
+/// moves into its context object instead of being copied), one result per item in order: an engine callback, which shares its per-item set-up across the block (and spreads
 /// it over cores).
-pub type Selector<'a> = &'a (dyn Fn(&[Item]) -> Vec<Result<Value, AslError>> + Sync);
+pub type Selector<'a> = &'a (dyn Fn(Vec<Item>) -> Vec<Result<Value, AslError>> + Sync);
 
 pub struct Job<'a> {
     pub run: MapRun,
@@ -254,7 +254,7 @@ impl Source<'_> {
             let n = items.len();
             let indices: Vec<u64> = items.iter().map(|i| i.index).collect();
             let inputs: Vec<Result<Value, AslError>> = match self.select {
-                Some(f) => f(&items),
+                Some(f) => f(items),
                 None => items.into_iter().map(|i| Ok(i.value)).collect(),
             };
             if inputs.len() != n {
@@ -434,27 +434,44 @@ pub fn write_saved_results(
     let view: &MapRun = run;
     let mut failure: Option<Named> = None;
     // Full records (NONE), from a store that keeps the children's text: straight from that
-    // text, in parallel, appended in order.
-    let from_text = t == writer::Transformation::None
-        && checkpoints
-            .for_each_child_text(&view.map_run_arn, &mut |texts| {
-                if failure.is_some() {
+    // text, a chunk at a time — rendered in parallel while a writer thread appends the chunk
+    // before, in order.
+    let from_text = t == writer::Transformation::None && {
+        let (handled, back) = std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::sync_channel::<Vec<Result<Prepared, Named>>>(2);
+            let mut w = w;
+            let appender = scope.spawn(move || {
+                for chunk in rx {
+                    for p in chunk {
+                        let (family, bytes) = p?;
+                        w.write_prepared(family, std::slice::from_ref(&bytes))
+                            .map_err(named)?;
+                    }
+                }
+                Ok::<_, Named>(w)
+            });
+            let mut appender_gone = false;
+            let handled = checkpoints.for_each_child_text(&view.map_run_arn, &mut |texts| {
+                if appender_gone {
                     return;
                 }
                 let prepared: Vec<Result<Prepared, Named>> =
                     texts.par_iter().map(|t| stored_record(view, t)).collect();
-                for p in prepared {
-                    let written = p.and_then(|(family, bytes)| {
-                        w.write_prepared(family, std::slice::from_ref(&bytes))
-                            .map_err(named)
-                    });
-                    if let Err(e) = written {
-                        failure = Some(e);
-                        return;
-                    }
-                }
-            })
-            .map_err(store_err)?;
+                // A closed channel: the appender failed, and says why when joined.
+                appender_gone = tx.send(prepared).is_err();
+            });
+            drop(tx);
+            let back = appender.join().unwrap_or_else(|_| {
+                Err((
+                    "States.ResultWriterFailed".to_string(),
+                    "the result file appender stopped unexpectedly".to_string(),
+                ))
+            });
+            (handled, back)
+        });
+        w = back?;
+        handled.map_err(store_err)?
+    };
     if !from_text {
         // Parsed children, converted to bytes in parallel a chunk at a time, in order.
         const CHUNK: usize = 4096;
@@ -520,9 +537,9 @@ struct StoredChild<'a> {
     error: Option<String>,
     #[serde(default)]
     cause: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::stored_date::deserialize")]
     start_date: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::stored_date::deserialize")]
     stop_date: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(default)]
     redrive_count: u32,

@@ -103,7 +103,9 @@ pub struct Child {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub cause: Option<String>,
+    #[serde(default, with = "stored_date")]
     pub start_date: Option<DateTime<Utc>>,
+    #[serde(default, with = "stored_date")]
     pub stop_date: Option<DateTime<Utc>>,
     /// How many times this child was redriven (Standard) or restarted (Express).
     pub redrive_count: u32,
@@ -124,6 +126,30 @@ impl Child {
             self.status = ChildStatus::Pending;
         }
         self.start_date = None;
+    }
+}
+
+/// A child's dates as checkpoints store them: RFC 3339 with nanoseconds, written and read
+/// without chrono's general formatter and parser (a million children have two dates each).
+/// Any RFC 3339 date reads (rows stored by earlier versions).
+mod stored_date {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&crate::writer::format_date_nanos(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<std::borrow::Cow<'de, str>>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => crate::writer::parse_date(&s)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("not a date: {s}"))),
+        }
     }
 }
 
@@ -239,9 +265,10 @@ pub struct MapRun {
     pub children_total: u64,
     pub items_total: u64,
     pub results_written: u64,
-    /// The children held in memory (see the type's doc).
+    /// The children held in memory (see the type's doc), boxed: B-tree nodes then move
+    /// pointers, not 200-byte children.
     #[serde(skip)]
-    pub window: BTreeMap<u64, Child>,
+    pub window: BTreeMap<u64, Box<Child>>,
     /// Indices of PENDING / PENDING_REDRIVE children, in dispatch order.
     #[serde(skip)]
     pub pending: BTreeSet<u64>,
@@ -373,7 +400,7 @@ impl MapRun {
 
     /// A child held in memory.
     pub fn child(&self, index: u64) -> Option<&Child> {
-        self.window.get(&index)
+        self.window.get(&index).map(|c| &**c)
     }
 
     /// Moves a child to `to`, keeping the counters, the pending set and the dirty set.
@@ -406,7 +433,7 @@ impl MapRun {
         ) {
             self.pending.insert(child.index);
         }
-        self.window.insert(child.index, child);
+        self.window.insert(child.index, Box::new(child));
     }
 
     /// Makes a run just loaded from its checkpoint (the record plus every unfinished child,
@@ -459,13 +486,13 @@ impl MapRun {
                 continue;
             };
             if c.status != ChildStatus::Running {
-                out.push(Cow::Borrowed(c));
+                out.push(Cow::Borrowed(&**c));
                 continue;
             }
             if c.redrive_count == 0 && c.index < self.persisted_children {
                 continue;
             }
-            let mut queued = c.clone();
+            let mut queued = Child::clone(c);
             queued.requeue();
             out.push(Cow::Owned(queued));
         }
@@ -508,12 +535,23 @@ impl MapRun {
                 self.reading = false;
                 self.reader_position = Some(position);
                 self.reader_done = done;
-                for (input, items) in inputs {
+                // Names are SHA-1 digests: a thousand of them are worth spreading over cores.
+                let first = self.children_total;
+                let names: Vec<String> = {
+                    use rayon::prelude::*;
+                    let arn = &self.map_run_arn;
+                    (0..inputs.len())
+                        .into_par_iter()
+                        .with_min_len(256)
+                        .map(|k| child_name(arn, first + k as u64))
+                        .collect()
+                };
+                for ((input, items), name) in inputs.into_iter().zip(names) {
                     let index = self.children_total;
                     self.children_total += 1;
                     let child = Child {
                         index,
-                        name: child_name(&self.map_run_arn, index),
+                        name,
                         first_item: self.items_total,
                         items,
                         input: std::sync::Arc::new(input),
@@ -797,7 +835,7 @@ impl MapRun {
         self.writing = false;
         self.reading = false;
         for c in unsuccessful {
-            self.window.entry(c.index).or_insert(c);
+            self.window.entry(c.index).or_insert_with(|| Box::new(c));
         }
         let again: Vec<u64> = self
             .window

@@ -1,6 +1,6 @@
 //! One child execution's outcome, and its record as AWS writes it (spec §3.3).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde_json::Value;
 
 use super::spec::Transformation;
@@ -351,23 +351,95 @@ struct Record<'a> {
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, always with milliseconds (spec §3.3; the AWS example
 /// `2025-02-04T01:49:50.099Z`).
 pub fn format_date(t: DateTime<Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    let mut s = String::with_capacity(24);
-    // Writing to a String cannot fail.
-    let _ = write!(
-        s,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        // A leap second's nanoseconds run past 1e9: keep them in the 999 ms.
-        (t.nanosecond() / 1_000_000).min(999)
-    );
+    // A leap second's nanoseconds run past 1e9: keep them in the 999 ms.
+    date_with_fraction(t, (t.nanosecond() / 1_000_000).min(999), 3)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`: RFC 3339 with every nanosecond, as checkpoints store
+/// dates ([`parse_date`] reads it back exactly).
+pub fn format_date_nanos(t: DateTime<Utc>) -> String {
+    if t.nanosecond() >= 1_000_000_000 {
+        // A leap second: chrono's own form keeps it.
+        return t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    }
+    date_with_fraction(t, t.nanosecond(), 9)
+}
+
+/// Digits by hand: `write!` with padding costs more than the rest of a record.
+fn date_with_fraction(t: DateTime<Utc>, fraction: u32, width: u32) -> String {
+    use chrono::Datelike;
+    fn digits(s: &mut String, v: u32, width: u32) {
+        for k in (0..width).rev() {
+            let d = (v / 10u32.pow(k)) % 10;
+            s.push(char::from(b'0' + d as u8));
+        }
+    }
+    let mut s = String::with_capacity(30);
+    let year = t.year();
+    if (0..=9999).contains(&year) {
+        digits(&mut s, year as u32, 4);
+    } else {
+        s.push_str(&format!("{year:04}"));
+    }
+    s.push('-');
+    digits(&mut s, t.month(), 2);
+    s.push('-');
+    digits(&mut s, t.day(), 2);
+    s.push('T');
+    digits(&mut s, t.hour(), 2);
+    s.push(':');
+    digits(&mut s, t.minute(), 2);
+    s.push(':');
+    digits(&mut s, t.second(), 2);
+    s.push('.');
+    digits(&mut s, fraction, width);
+    s.push('Z');
     s
+}
+
+/// Parses an RFC 3339 UTC date as chrono writes one (`YYYY-MM-DDTHH:MM:SS[.f…]Z`) without
+/// chrono's general format parser; anything else goes to that parser.
+pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    fn fast(s: &str) -> Option<DateTime<Utc>> {
+        let b = s.as_bytes();
+        let num = |r: std::ops::Range<usize>| -> Option<u32> {
+            let mut v = 0u32;
+            for &c in b.get(r)? {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                v = v * 10 + u32::from(c - b'0');
+            }
+            Some(v)
+        };
+        if b.len() < 20
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b.last() != Some(&b'Z')
+        {
+            return None;
+        }
+        let nanos = match &b[19..b.len() - 1] {
+            [] => 0,
+            [b'.', frac @ ..] if !frac.is_empty() && frac.len() <= 9 => {
+                let v = num(20..b.len() - 1)?;
+                v * 10u32.pow(9 - frac.len() as u32)
+            }
+            _ => return None,
+        };
+        let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+        let time =
+            chrono::NaiveTime::from_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
+        Some(date.and_time(time).and_utc())
+    }
+    fast(s).or_else(|| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    })
 }
 
 /// Compact JSON text, as AWS embeds inputs and outputs.

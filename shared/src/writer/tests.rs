@@ -217,6 +217,35 @@ fn dates_have_milliseconds_always() {
     );
 }
 
+/// The fast date parser reads what chrono writes (any fraction length, none at all) and hands
+/// anything else to chrono's parser; it agrees with chrono on every form.
+#[test]
+fn stored_dates_parse_as_chrono_parses_them() {
+    let t = Utc.with_ymd_and_hms(2026, 11, 22, 3, 37, 57).unwrap();
+    for nanos in [0u32, 7_000_000, 604_123_456, 999_999_999, 1_500_000_000] {
+        let d = t + chrono::Duration::nanoseconds(i64::from(nanos));
+        let text = serde_json::to_value(d).unwrap();
+        let text = text.as_str().unwrap();
+        assert_eq!(record::parse_date(text), Some(d), "{text}");
+    }
+    assert_eq!(
+        record::parse_date("2026-11-22T03:37:57.6Z"),
+        Some(t + chrono::Duration::milliseconds(600))
+    );
+    // Offsets and lowercase forms go through chrono's parser.
+    assert_eq!(record::parse_date("2026-11-22T04:37:57+01:00"), Some(t));
+    assert_eq!(record::parse_date("2026-11-22t03:37:57z"), Some(t));
+    for bad in [
+        "",
+        "2026-11-22",
+        "2026-13-22T03:37:57Z",
+        "2026-11-22T03:37:57.Z",
+        "x026-11-22T03:37:57Z",
+    ] {
+        assert_eq!(record::parse_date(bad), None, "{bad}");
+    }
+}
+
 #[test]
 fn failed_record_has_cause_and_error_first_and_no_output() {
     let r = unsuccessful(1, ChildStatus::Failed, json!({"a": 1})).with_output(json!("ignored"));
