@@ -216,7 +216,10 @@ fn select_block(
             || Value::Object(base.clone()),
             |context, item| {
                 if let Value::Object(m) = context {
-                    m.insert("Map".into(), json!({ "Item": map_item(item) }));
+                    // Not `json!`: it would copy the item by serializing it into a new value.
+                    let mut map = Map::with_capacity(1);
+                    map.insert("Item".into(), map_item(item));
+                    m.insert("Map".into(), Value::Object(map));
                 }
                 select(template, req, context, entropy)
             },

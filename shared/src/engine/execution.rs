@@ -293,7 +293,8 @@ impl Failure {
 
 /// What running one state produced.
 enum Step {
-    Next(StateId, Value),
+    /// The next state and its input (shared: a Choice passes its input on without a copy).
+    Next(StateId, Arc<Value>),
     End(Value),
     Fail(Failure),
     Blocked,
@@ -1054,7 +1055,7 @@ impl Execution {
             Step::Next(next, output) => {
                 if let Some(t) = self.threads.get_mut(&tid) {
                     t.state = next;
-                    t.input = Arc::new(output);
+                    t.input = output;
                     t.status = ThreadStatus::Ready { retry: false };
                     true
                 } else {
@@ -1371,10 +1372,11 @@ impl Execution {
         tid: u64,
         state: &State,
         transition: Option<Transition>,
-        output: Value,
+        output: impl Into<Arc<Value>>,
         assigned: Map<String, Value>,
         env: &Env<'_>,
     ) -> Step {
+        let output: Arc<Value> = output.into();
         if exceeds_payload_limit(&output) {
             return Step::Fail(Failure {
                 error: Some("States.DataLimitExceeded".into()),
@@ -1389,7 +1391,7 @@ impl Execution {
         self.commit_assign(tid, assigned);
         match transition {
             Some(Transition::Next(n)) => Step::Next(n, output),
-            _ => Step::End(output),
+            _ => Step::End(Arc::unwrap_or_clone(output)),
         }
     }
 
@@ -1409,10 +1411,8 @@ impl Execution {
         };
         let r = match &state.kind {
             // A consumed input is (almost always) no longer shared: unwrapping it is free.
-            StateKind::Pass(p) => self.run_pass(tid, state, p, Arc::unwrap_or_clone(shared), env),
-            StateKind::Choice(c) => {
-                self.run_choice(tid, state, c, Arc::unwrap_or_clone(shared), env)
-            }
+            StateKind::Pass(p) => self.run_pass(tid, state, p, shared, env),
+            StateKind::Choice(c) => self.run_choice(tid, state, c, shared, env),
             StateKind::Succeed(s) => {
                 self.run_succeed(tid, state, &s.io, Arc::unwrap_or_clone(shared), env)
             }
@@ -1453,14 +1453,14 @@ impl Execution {
         tid: u64,
         state: &State,
         p: &crate::asl::Pass,
-        raw: Value,
+        shared: Arc<Value>,
         env: &Env<'_>,
     ) -> Result<Step, AslError> {
         if lang_is_jsonata(state) {
-            let states = self.states_object(tid, state, &raw, None, None, None, None);
+            let states = self.states_object(tid, state, &shared, None, None, None, None);
             let output = match &p.io.output {
-                Some(o) => self.eval_jsonata(tid, &states, o, "Output", env)?,
-                None => raw,
+                Some(o) => Arc::new(self.eval_jsonata(tid, &states, o, "Output", env)?),
+                None => shared,
             };
             let assigned = match &p.io.assign {
                 Some(a) => self.eval_assign(tid, state, a, &Value::Null, Some(&states), env)?,
@@ -1468,8 +1468,7 @@ impl Execution {
             };
             return Ok(self.exit_state(tid, state, Some(p.transition), output, assigned, env));
         }
-        let mut raw = raw;
-        let effective = self.input_path(tid, state, &p.io.input_path, &raw)?;
+        let effective = self.input_path(tid, state, &p.io.input_path, &shared)?;
         self.probe_point(tid, Point::AfterInputPath, || effective.as_ref().clone());
         let computed = if let Some(r) = &p.result {
             Some(r.clone())
@@ -1485,13 +1484,20 @@ impl Execution {
             }),
         }
         let result = match (computed, effective) {
-            (Some(r), _) => r,
-            (None, Cow::Owned(e)) => e,
-            // The result is the input itself: copy it only if ResultPath still needs the input.
-            (None, Cow::Borrowed(_)) => match p.io.result_path {
-                PathField::Default => std::mem::take(&mut raw),
-                _ => raw.clone(),
-            },
+            (Some(r), _) => Some(r),
+            (None, Cow::Owned(e)) => Some(e),
+            (None, Cow::Borrowed(_)) => None,
+        };
+        // The raw input is only taken (copied when still shared, as a child's first input is)
+        // when ResultPath merges into it or the result is the input itself.
+        let (result, raw) = match (result, &p.io.result_path) {
+            (Some(r), PathField::Default) => (r, Value::Null),
+            (Some(r), _) => (r, Arc::unwrap_or_clone(shared)),
+            (None, PathField::Default) => (Arc::unwrap_or_clone(shared), Value::Null),
+            (None, _) => {
+                let raw = Arc::unwrap_or_clone(shared);
+                (raw.clone(), raw)
+            }
         };
         let assigned = match &p.io.assign {
             Some(a) => self.eval_assign(tid, state, a, &result, None, env)?,
@@ -1603,20 +1609,21 @@ impl Execution {
         tid: u64,
         state: &State,
         c: &crate::asl::Choice,
-        raw: Value,
+        shared: Arc<Value>,
         env: &Env<'_>,
     ) -> Result<Step, AslError> {
+        let raw: &Value = &shared;
         let jsonata = lang_is_jsonata(state);
         let effective = if jsonata {
-            Cow::Borrowed(&raw)
+            Cow::Borrowed(raw)
         } else {
-            self.input_path(tid, state, &c.io.input_path, &raw)?
+            self.input_path(tid, state, &c.io.input_path, raw)?
         };
         if !jsonata {
             self.probe_point(tid, Point::AfterInputPath, || effective.as_ref().clone());
         }
         let states = if jsonata {
-            Some(self.states_object(tid, state, &raw, None, None, None, None))
+            Some(self.states_object(tid, state, raw, None, None, None, None))
         } else {
             None
         };
@@ -1674,18 +1681,24 @@ impl Execution {
             Cow::Owned(v) => Some(v),
             Cow::Borrowed(_) => None,
         };
-        let output = if let Some(s) = &states {
+        let output: Arc<Value> = if let Some(s) = &states {
             let out_t = chosen
                 .and_then(|b| b.output.as_ref())
                 .or(c.io.output.as_ref());
             match out_t {
-                Some(o) => self.eval_jsonata(tid, s, o, "Output", env)?,
-                None => raw,
+                Some(o) => Arc::new(self.eval_jsonata(tid, s, o, "Output", env)?),
+                None => shared,
             }
         } else {
-            // The effective input is the raw input unless InputPath selected something.
-            let effective = effective_owned.unwrap_or(raw);
-            self.apply_path_field(tid, state, &c.io.output_path, effective)?
+            match effective_owned {
+                // The input passes through untouched: no copy.
+                None if matches!(c.io.output_path, PathField::Default) => shared,
+                // The effective input is the raw input unless InputPath selected something.
+                effective => {
+                    let effective = effective.unwrap_or_else(|| Arc::unwrap_or_clone(shared));
+                    Arc::new(self.apply_path_field(tid, state, &c.io.output_path, effective)?)
+                }
+            }
         };
         Ok(self.exit_state(
             tid,

@@ -219,12 +219,7 @@ impl Source<'_> {
 
     /// Reads up to `max` children's inputs. Returns them, the checkpoint position after the
     /// last whole child, and whether the source is exhausted.
-    #[allow(clippy::type_complexity)]
-    fn read(
-        &mut self,
-        position: &Option<Value>,
-        max: usize,
-    ) -> Result<(Vec<(Value, u64)>, Value, bool), (String, String)> {
+    fn read(&mut self, position: &Option<Value>, max: usize) -> ReadBlock {
         /// Items read, then shaped by ItemSelector (in parallel), per block.
         const BLOCK: usize = 1024;
         let mut out = Vec::new();
@@ -517,6 +512,9 @@ pub fn write_saved_results(
 
 /// An error name and its cause.
 type Named = (String, String);
+/// One read of children's inputs: the inputs, the position after them, and whether the source
+/// is exhausted ([`Source::read`]).
+type ReadBlock = Result<(Vec<(Value, u64)>, Value, bool), Named>;
 /// A record's bytes and the family of files it goes to.
 type Prepared = (writer::Family, Vec<u8>);
 /// A child's entries (several when FLATTEN spreads an output) and their family.
@@ -618,7 +616,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
         stop,
     } = job;
     let stop_requested = || stop.is_some_and(|f| f());
-    let mut source = Source {
+    let source = Source {
         items,
         stream: None,
         store: store.clone(),
@@ -663,6 +661,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
     let mut writer_result: Option<Value> = None;
 
     std::thread::scope(|scope| {
+        // Reading runs ahead on a thread of its own: the next block of children is parsed and
+        // shaped while the driver dispatches and checkpoints the one before. The Map Run reads
+        // strictly in sequence (each Read starts where the last ended), so the reader follows
+        // the first Read's position and then simply keeps going.
+        let (read_tx, read_rx) = mpsc::sync_channel::<ReadBlock>(1);
+        let mut reader = Some((source, read_tx));
         for _ in 0..workers.max(1) {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
@@ -726,7 +730,34 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     MapRunAction::Read {
                         position,
                         max_children,
-                    } => match source.read(&position, max_children) {
+                    } => match {
+                        if let Some((mut source, tx)) = reader.take() {
+                            scope.spawn(move || {
+                                let mut position = position;
+                                loop {
+                                    let block = source.read(&position, max_children);
+                                    let next = match &block {
+                                        Ok((_, p, false)) => Some(p.clone()),
+                                        _ => None,
+                                    };
+                                    // A closed channel: the run is over.
+                                    if tx.send(block).is_err() {
+                                        return;
+                                    }
+                                    match next {
+                                        Some(p) => position = Some(p),
+                                        None => return,
+                                    }
+                                }
+                            });
+                        }
+                        read_rx.recv().unwrap_or_else(|_| {
+                            Err((
+                                "States.Runtime".into(),
+                                "the item reader stopped before the source was exhausted".into(),
+                            ))
+                        })
+                    } {
                         Ok((inputs, position, done)) => events.push(MapRunEvent::ChildrenRead {
                             inputs,
                             position,
@@ -885,6 +916,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
             }
         }
         drop(job_tx.take());
+        // A reader still running ahead stops at its next block.
+        drop(read_rx);
     });
     let _ = checkpoints.save(&mut run);
     if let Some(p) = progress {
