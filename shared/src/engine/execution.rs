@@ -1410,7 +1410,9 @@ impl Execution {
             None => return Step::Blocked,
         };
         let r = match &state.kind {
-            // A consumed input is (almost always) no longer shared: unwrapping it is free.
+            // Pass and Choice take the input shared and copy it only when they must change it
+            // (a child's first input is shared with its execution and its Map Run); for the
+            // others a consumed input is (almost always) no longer shared: unwrapping is free.
             StateKind::Pass(p) => self.run_pass(tid, state, p, shared, env),
             StateKind::Choice(c) => self.run_choice(tid, state, c, shared, env),
             StateKind::Succeed(s) => {

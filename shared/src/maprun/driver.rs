@@ -90,8 +90,9 @@ pub enum Items {
 }
 
 /// Evaluates the ItemSelector (`$$.Map.Item`) for a block of items (taken, so each item's value
-/// moves into its context object instead of being copied), one result per item in order: an engine callback, which shares its per-item set-up across the block (and spreads
-/// it over cores).
+/// moves into its context object instead of being copied), one result per item in order: an
+/// engine callback, which shares its per-item set-up across the block (and spreads it over
+/// cores).
 pub type Selector<'a> = &'a (dyn Fn(Vec<Item>) -> Vec<Result<Value, AslError>> + Sync);
 
 pub struct Job<'a> {
@@ -731,25 +732,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         position,
                         max_children,
                     } => match {
-                        if let Some((mut source, tx)) = reader.take() {
-                            scope.spawn(move || {
-                                let mut position = position;
-                                loop {
-                                    let block = source.read(&position, max_children);
-                                    let next = match &block {
-                                        Ok((_, p, false)) => Some(p.clone()),
-                                        _ => None,
-                                    };
-                                    // A closed channel: the run is over.
-                                    if tx.send(block).is_err() {
-                                        return;
-                                    }
-                                    match next {
-                                        Some(p) => position = Some(p),
-                                        None => return,
-                                    }
-                                }
-                            });
+                        if let Some((source, tx)) = reader.take() {
+                            scope.spawn(move || read_ahead(source, tx, position, max_children));
                         }
                         read_rx.recv().unwrap_or_else(|_| {
                             Err((
@@ -930,6 +914,31 @@ pub fn drive(job: Job<'_>) -> Outcome {
         ))
     });
     Outcome { run, result }
+}
+
+/// The reader thread: reads blocks of children from `position` on, in sequence, each sent as
+/// soon as it is read (one waits in the channel), until the source is exhausted or fails, or
+/// the run hangs up.
+fn read_ahead(
+    mut source: Source<'_>,
+    tx: mpsc::SyncSender<ReadBlock>,
+    mut position: Option<Value>,
+    max_children: usize,
+) {
+    loop {
+        let block = source.read(&position, max_children);
+        let next = match &block {
+            Ok((_, p, false)) => Some(p.clone()),
+            _ => None,
+        };
+        if tx.send(block).is_err() {
+            return;
+        }
+        match next {
+            Some(p) => position = Some(p),
+            None => return,
+        }
+    }
 }
 
 fn child_event(index: u64, o: ChildOutcome) -> MapRunEvent {
