@@ -29,7 +29,13 @@ fn main() {
     };
     for (name, records) in [("rows", false), ("records", true)] {
         let t = Instant::now();
-        let rows = floor(input, output, records);
+        let rows = match floor(input, output, records) {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprintln!("csv_floor: floor={name} failed on {input}: {e}");
+                std::process::exit(1);
+            }
+        };
         let dt = t.elapsed().as_secs_f64();
         let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
         println!(
@@ -63,15 +69,13 @@ struct Included {
     included: bool,
 }
 
-fn floor(input: &str, output: &str, records: bool) -> u64 {
-    let mut reader = csv::Reader::from_path(input).expect("open input");
-    let header: Vec<String> = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let mut out = BufWriter::new(std::fs::File::create(output).expect("create output"));
+/// Any failure, named by what failed (`Box<dyn Error>` carries the csv, JSON or I/O error).
+type FloorResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn floor(input: &str, output: &str, records: bool) -> FloorResult<u64> {
+    let mut reader = csv::Reader::from_path(input)?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let mut out = BufWriter::new(std::fs::File::create(output)?);
     let map_run = "arn:aws:states:us-east-1:123456789012:mapRun:csv-orders/orders:2a28cb98-bdcc-4845-8ad0-abe6d73eae89";
     let machine = "arn:aws:states:us-east-1:123456789012:stateMachine:csv-orders/orders";
     let mut rows = 0u64;
@@ -79,20 +83,19 @@ fn floor(input: &str, output: &str, records: bool) -> u64 {
     let mut arn = String::new();
     let (mut now, mut now_ms) = (String::new(), i64::MIN);
     if records {
-        out.write_all(b"[").expect("write");
+        out.write_all(b"[")?;
     }
-    while reader.read_record(&mut record).expect("read") {
+    while reader.read_record(&mut record)? {
         let row: serde_json::Map<String, Value> = header
             .iter()
             .zip(record.iter())
             .map(|(h, f)| (h.clone(), Value::String(f.to_string())))
             .collect();
-        let qty: Value =
-            serde_json::from_str(row["quantity"].as_str().unwrap_or("0")).expect("qty");
+        let qty: Value = serde_json::from_str(row["quantity"].as_str().unwrap_or("0"))?;
         let shaped = json!({"row": rows, "id": row["order_id"], "qty": qty, "price": row["price"], "region": row["region"]});
         if !records {
-            serde_json::to_writer(&mut out, &shaped).expect("write");
-            out.write_all(b"\n").expect("write");
+            serde_json::to_writer(&mut out, &shaped)?;
+            out.write_all(b"\n")?;
             rows += 1;
             continue;
         }
@@ -102,8 +105,8 @@ fn floor(input: &str, output: &str, records: bool) -> u64 {
             "retail"
         };
         let result = json!({"id": shaped["id"], "kind": kind, "region": shaped["region"]});
-        let input_text = serde_json::to_string(&shaped).expect("input");
-        let output_text = serde_json::to_string(&result).expect("output");
+        let input_text = serde_json::to_string(&shaped)?;
+        let output_text = serde_json::to_string(&result)?;
         let name = mapfleet_core::maprun::child_name(map_run, rows);
         arn.clear();
         arn.push_str("arn:aws:states:us-east-1:123456789012:execution:csv-orders/orders:");
@@ -115,7 +118,7 @@ fn floor(input: &str, output: &str, records: bool) -> u64 {
             now = t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
         }
         if rows > 0 {
-            out.write_all(b",").expect("write");
+            out.write_all(b",")?;
         }
         let rec = Record {
             execution_arn: &arn,
@@ -132,12 +135,12 @@ fn floor(input: &str, output: &str, records: bool) -> u64 {
             status: "SUCCEEDED",
             stop_date: &now,
         };
-        serde_json::to_writer(&mut out, &rec).expect("write");
+        serde_json::to_writer(&mut out, &rec)?;
         rows += 1;
     }
     if records {
-        out.write_all(b"]").expect("write");
+        out.write_all(b"]")?;
     }
-    out.flush().expect("flush");
-    rows
+    out.flush()?;
+    Ok(rows)
 }

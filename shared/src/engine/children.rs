@@ -38,6 +38,16 @@ pub struct InProcessChildren<'a> {
     execution_prefix: String,
 }
 
+/// The labelled child state machine ARN: `<parent machine ARN>/<label>`, where
+/// `labelled_name` is `<stateMachineName>/<label>` (spec §4.1).
+pub fn labelled_machine_arn(parent_machine_arn: &str, labelled_name: &str) -> String {
+    let label = labelled_name
+        .split_once('/')
+        .map(|(_, l)| l)
+        .unwrap_or(labelled_name);
+    format!("{parent_machine_arn}/{label}")
+}
+
 impl<'a> InProcessChildren<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -51,11 +61,7 @@ impl<'a> InProcessChildren<'a> {
         clock: &'a dyn Clock,
         fast_forward: bool,
     ) -> Self {
-        let label = labelled_name
-            .split_once('/')
-            .map(|(_, l)| l)
-            .unwrap_or(&labelled_name);
-        let machine_arn = format!("{}/{label}", parent.state_machine_arn);
+        let machine_arn = labelled_machine_arn(&parent.state_machine_arn, &labelled_name);
         let execution_prefix = format!(
             "{}:",
             machine_arn.replacen(":stateMachine:", ":execution:", 1)

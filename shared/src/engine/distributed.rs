@@ -305,13 +305,9 @@ pub fn run_map_run(
         Ok(None) => MapRun::new(
             req.map_run_arn.clone(),
             req.parent.execution_arn.clone(),
-            format!(
-                "{}/{}",
-                req.parent.state_machine_arn,
-                req.labelled_name
-                    .split_once('/')
-                    .map(|(_, l)| l)
-                    .unwrap_or(&req.labelled_name)
+            super::children::labelled_machine_arn(
+                &req.parent.state_machine_arn,
+                &req.labelled_name,
             ),
             child_type,
             req.settings.clone(),

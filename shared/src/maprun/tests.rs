@@ -40,6 +40,17 @@ fn read(r: &mut MapRun, n: u64, position: Value, done: bool) -> Vec<MapRunAction
     )
 }
 
+/// Child `index` failed with error `E` and no cause.
+fn failed_with_e(index: u64) -> MapRunEvent {
+    MapRunEvent::ChildFailed {
+        index,
+        status: ChildStatus::Failed,
+        error: Some("E".into()),
+        cause: None,
+        snapshot: None,
+    }
+}
+
 fn items(n: u64) -> Vec<(Value, u64)> {
     (0..n).map(|i| (json!({"i": i}), 1)).collect()
 }
@@ -110,16 +121,7 @@ fn any_failure_fails_when_no_tolerance_is_set() {
     let mut r = run(0, None, None, false);
     r.apply(MapRunEvent::Start, t0());
     read(&mut r, 3, json!(3), true);
-    let a = r.apply(
-        MapRunEvent::ChildFailed {
-            index: 1,
-            status: ChildStatus::Failed,
-            error: Some("E".into()),
-            cause: None,
-            snapshot: None,
-        },
-        t0(),
-    );
+    let a = r.apply(failed_with_e(1), t0());
     // The other running Standard children are stopped, then the run fails.
     assert!(a.contains(&MapRunAction::StopChild { index: 0 }));
     assert!(a.contains(&MapRunAction::StopChild { index: 2 }));
@@ -453,16 +455,7 @@ fn started_children_are_saved_as_queued_and_reload_as_pending() {
     let rows: Vec<u64> = r.children_to_save().iter().map(|c| c.index).collect();
     assert_eq!(rows, vec![0]);
     store.save(&mut r).unwrap();
-    r.apply(
-        MapRunEvent::ChildFailed {
-            index: 1,
-            status: ChildStatus::Failed,
-            error: Some("E".into()),
-            cause: None,
-            snapshot: None,
-        },
-        t0(),
-    );
+    r.apply(failed_with_e(1), t0());
     store.save(&mut r).unwrap();
     assert_eq!(r.status, MapRunStatus::Failed);
     let unsuccessful = store.unsuccessful(&r.map_run_arn).unwrap();
