@@ -407,6 +407,7 @@ pub struct DynamoCheckpoints {
 
 /// Which statuses a child query keeps.
 const UNFINISHED: &[&str] = &["PENDING", "PENDING_REDRIVE", "RUNNING"];
+const FINISHED: &[&str] = &["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
 const UNSUCCESSFUL: &[&str] = &["FAILED", "TIMED_OUT", "ABORTED"];
 
 impl DynamoCheckpoints {
@@ -996,6 +997,59 @@ impl DynamoCheckpoints {
         Ok(())
     }
 
+    /// The indices of a run's finished children from `from` on (a resumed run skips them
+    /// when it reads their blocks again): a key-range query per shard, keys only.
+    async fn finished_from(
+        &self,
+        arn: &str,
+        shards: u32,
+        from: u64,
+    ) -> Result<Vec<u64>, DynamoError> {
+        let mut out = Vec::new();
+        for shard in 0..u64::from(shards) {
+            let pk = Self::child_pk(arn, shard);
+            let mut start = None;
+            loop {
+                let mut vals: Item = HashMap::from([
+                    (":pk".to_string(), s(pk.as_str())),
+                    (":from".to_string(), s(index_sk(from))),
+                ]);
+                for (i, st) in FINISHED.iter().enumerate() {
+                    vals.insert(format!(":s{i}"), s(*st));
+                }
+                let placeholders: Vec<String> =
+                    (0..FINISHED.len()).map(|i| format!(":s{i}")).collect();
+                self.read();
+                let page = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk AND sk >= :from")
+                    .filter_expression(format!("#st IN ({})", placeholders.join(", ")))
+                    .projection_expression("sk")
+                    .expression_attribute_names("#st", "status")
+                    .set_expression_attribute_values(Some(vals))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| aws_err("Query", &e))?;
+                for item in page.items() {
+                    let sk = get_s(item, "sk").unwrap_or_default();
+                    out.push(sk.parse::<u64>().map_err(|_| DynamoError::Corrupt {
+                        key: format!("{pk}/{sk}"),
+                        message: "the sort key is not a child index".into(),
+                    })?);
+                }
+                start = page.last_evaluated_key.filter(|k| !k.is_empty());
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn children_where(
         &self,
         arn: &str,
@@ -1038,7 +1092,8 @@ impl DynamoCheckpoints {
         for child in self.children_where(arn, UNFINISHED)? {
             run.hold(child);
         }
-        run.resume_loaded();
+        let finished = self.block(self.finished_from(arn, shards, run.resume_mark().index))?;
+        run.resume_loaded(finished);
         Ok(Some(run))
     }
 
@@ -1445,6 +1500,7 @@ impl ShardCursor {
 
 impl CheckpointStore for DynamoCheckpoints {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
+        run.settle_resume_mark();
         self.save_run(run)?;
         // Drops the saved finished children and clears the dirty set.
         run.evict_saved();

@@ -32,6 +32,10 @@ pub struct InProcessChildren<'a> {
     pub fast_forward: bool,
     /// The processor has no Task or Wait: a child runs to its end in one `apply`.
     pub pure: bool,
+    /// The processor is only JSONPath Pass, Choice and Succeed states without Assign: a child
+    /// goes straight through them ([`super::lean`]), falling back to a whole execution on any
+    /// error.
+    lean: bool,
     /// The labelled state machine ARN and the children's execution ARN prefix (`…:`), derived
     /// once from `parent` and `labelled_name`, not per child.
     machine_arn: String,
@@ -67,6 +71,7 @@ impl<'a> InProcessChildren<'a> {
             machine_arn.replacen(":stateMachine:", ":execution:", 1)
         );
         let pure = super::execution::is_pure(&processor);
+        let lean = super::lean::eligible(&processor);
         InProcessChildren {
             processor,
             parent,
@@ -78,6 +83,7 @@ impl<'a> InProcessChildren<'a> {
             clock,
             fast_forward,
             pure,
+            lean,
             machine_arn,
             execution_prefix,
         }
@@ -137,6 +143,28 @@ impl ChildRunner for InProcessChildren<'_> {
             }
         }
         let info = self.child_info(name, input.clone(), u32::from(redrive));
+        if self.lean {
+            // No history is kept for children, so the lean path's output is all there is to
+            // it; anything it does not handle (an error, a payload too large) runs exactly.
+            let vars = serde_json::Map::new();
+            let env = super::lean::LeanEnv {
+                info: &info,
+                vars: &vars,
+                entropy: self.entropy,
+                now: info.start_time,
+            };
+            if let Some((output, _)) =
+                super::lean::run_item(&self.processor, Value::clone(input), &env)
+            {
+                return ChildOutcome {
+                    status: ChildStatus::Succeeded,
+                    output: Some(output),
+                    error: None,
+                    cause: None,
+                    snapshot: None,
+                };
+            }
+        }
         let mut exec = Execution::new(self.processor.clone(), Value::Null, info, false);
         if self.pure {
             let env = super::execution::Env {
@@ -208,5 +236,83 @@ fn outcome(mut exec: Execution) -> ChildOutcome {
             cause: exec.cause.take(),
             snapshot: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::*;
+    use crate::asl::parse::parse_definition;
+    use crate::engine::driver::TaskOutcome;
+    use crate::engine::execution::TaskRequest;
+    use crate::ports::SeededEntropy;
+
+    struct NoTasks;
+    impl TaskInvoker for NoTasks {
+        fn invoke(&self, r: &TaskRequest) -> TaskOutcome {
+            crate::engine::handlers::no_integration(r)
+        }
+    }
+
+    /// Children of a Pass/Choice processor give the same outcome on the lean path as run as
+    /// whole executions: outputs (context fields included), and errors.
+    #[test]
+    fn lean_children_match_whole_executions() {
+        let processor = json!({"StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [
+                {"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"},
+                {"Variable": "$.n", "NumericGreaterThanEquals": 0, "Next": "Small"}]},
+            "Big": {"Type": "Pass", "Parameters": {"n.$": "$.n", "name.$": "$$.Execution.Name",
+                "id.$": "$$.Execution.Id", "machine.$": "$$.StateMachine.Id",
+                "state.$": "$$.State.Name", "count.$": "$$.Execution.RedriveCount"},
+                "ResultPath": "$.out", "OutputPath": "$.out", "End": true},
+            "Small": {"Type": "Pass", "Result": {"small": true}, "ResultPath": "$.r", "Next": "Done"},
+            "Done": {"Type": "Succeed"}
+        }});
+        let machine = Arc::new(parse_definition(&processor).unwrap());
+        let clock = VirtualClock::new(Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap());
+        let entropy = SeededEntropy::new(1);
+        let parent = ExecutionInfo::local(
+            "Parent",
+            "e",
+            json!({}),
+            clock.now(),
+            ExecutionType::Standard,
+        );
+        let mut children = InProcessChildren::new(
+            machine,
+            parent,
+            "Parent/items".into(),
+            ExecutionType::Express,
+            &NoTasks,
+            None,
+            &entropy,
+            &clock,
+            true,
+        );
+        assert!(children.lean);
+        for (k, input) in [json!({"n": 42}), json!({"n": 3}), json!({"n": -1}), json!("x")]
+            .into_iter()
+            .enumerate()
+        {
+            let job = ChildJob {
+                index: k as u64,
+                name: format!("child-{k}"),
+                input: Arc::new(input),
+                redrive: false,
+                attempt: 0,
+                snapshot: None,
+            };
+            children.lean = true;
+            let lean = children.run_child(&job);
+            children.lean = false;
+            let exact = children.run_child(&job);
+            assert_eq!(lean.status, exact.status, "{:?}", job.input);
+            assert_eq!(lean.output, exact.output);
+            assert_eq!((&lean.error, &lean.cause), (&exact.error, &exact.cause));
+        }
     }
 }

@@ -37,10 +37,13 @@ pub struct MapRunSummary {
 }
 
 pub trait CheckpointStore: Send + Sync {
-    /// Saves the run record and the children in `run.dirty` atomically, then clears the dirty
-    /// set and drops the saved finished children from memory.
+    /// Saves, atomically, the run record (after [`MapRun::settle_resume_mark`]) and the
+    /// children [`MapRun::children_to_save`] gives, then clears the dirty set and drops the
+    /// saved finished children from memory ([`MapRun::evict_saved`]).
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError>;
-    /// Loads a run with its unfinished children (finished ones stay in the store).
+    /// Loads a run ready to go on: its stored unfinished children held, and the indices of
+    /// its finished children from its resume mark on passed to [`MapRun::resume_loaded`]
+    /// (finished children stay in the store).
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError>;
     /// Every saved child of a run, in index order, streamed.
     fn for_each_child(
@@ -282,6 +285,23 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The indices of a run's finished children from `from` on.
+    fn finished_from(&self, map_run_arn: &str, from: u64) -> Result<Vec<u64>, CheckpointError> {
+        let conn = self.lock()?;
+        let Some(run) = run_number(&conn, map_run_arn)? else {
+            return Ok(Vec::new());
+        };
+        let (lo, hi) = key_range(run);
+        let mut stmt = conn.prepare(
+            "SELECT key FROM child_rows WHERE key BETWEEN ?1 AND ?2
+             AND status IN ('SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED') ORDER BY key",
+        )?;
+        let rows = stmt.query_map(params![child_key(run, from), hi], |r| r.get::<_, i64>(0))?;
+        rows.map(|k| Ok((k? - lo) as u64)).collect()
+    }
+}
+
 /// A child's row key: its run's number (the run record's rowid) above its index.
 const RUN_SHIFT: u32 = 40;
 
@@ -347,6 +367,7 @@ fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, Checkpo
 impl CheckpointStore for SqliteStore {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
         use rayon::prelude::*;
+        run.settle_resume_mark();
         let record =
             serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
         // Serialized here, in parallel; inserted and committed by the saver thread.
@@ -417,7 +438,8 @@ impl CheckpointStore for SqliteStore {
         for child in self.children_where(map_run_arn, "'PENDING', 'PENDING_REDRIVE', 'RUNNING'")? {
             run.hold(child);
         }
-        run.resume_loaded();
+        let finished = self.finished_from(map_run_arn, run.resume_mark().index)?;
+        run.resume_loaded(finished);
         Ok(Some(run))
     }
 

@@ -17,7 +17,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod driver;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -275,10 +275,41 @@ pub struct MapRun {
     /// Children changed since the last checkpoint.
     #[serde(skip)]
     pub dirty: BTreeSet<u64>,
-    /// Children below this index are in the checkpoint store (each was saved when read);
-    /// set by [`MapRun::evict_saved`] after a save, and by the stores' `load`.
+    /// Where a run resumed from this checkpoint reads again: the start of the oldest read
+    /// block that still holds an unfinished child (see [`ReadMark`]). `None` in records of
+    /// earlier versions, which stored every child when read: they resume where reading
+    /// stopped.
+    #[serde(default)]
+    pub resume: Option<ReadMark>,
+    /// The starts of the read blocks from `resume` on, oldest first.
     #[serde(skip)]
-    pub persisted_children: u64,
+    blocks: VecDeque<ReadMark>,
+    /// A resumed run reads its unfinished children again: children below this index were
+    /// counted before the restart (as pending), and those in `replay_skip` are stored
+    /// already (finished, or held as queued), so reading them again skips them. Kept in the
+    /// record until they are read again (a run may stop or restart before that).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    replay_until: u64,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    replay_skip: BTreeSet<u64>,
+    /// Unfinished children from this index up to `resume` go into the next save although
+    /// nothing changed them: the run is ending, and its never-started children are stored.
+    #[serde(skip)]
+    store_unfinished_from: Option<u64>,
+}
+
+/// Where a read block starts: its first child's index and first item's index, and the reader
+/// position it was read from (`None`: the start of the source).
+///
+/// Children are only stored when they finish (and, for the results, when the run ends): an
+/// unfinished child costs no write, because the reader can read it again. A checkpoint keeps
+/// the start of the oldest block that still holds an unfinished child; a resumed run reads
+/// from there and skips the children of those blocks that finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadMark {
+    pub index: u64,
+    pub first_item: u64,
+    pub position: Option<Value>,
 }
 
 /// Serializable stand-in for [`ExecutionType`].
@@ -296,6 +327,10 @@ impl From<ExecutionType> for ExecutionTypeTag {
             ExecutionType::Express => ExecutionTypeTag::Express,
         }
     }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// The Map Run id: the last `:` segment of its ARN.
@@ -386,7 +421,15 @@ impl MapRun {
             window: BTreeMap::new(),
             pending: BTreeSet::new(),
             dirty: BTreeSet::new(),
-            persisted_children: 0,
+            resume: Some(ReadMark {
+                index: 0,
+                first_item: 0,
+                position: None,
+            }),
+            blocks: VecDeque::new(),
+            replay_until: 0,
+            replay_skip: BTreeSet::new(),
+            store_unfinished_from: None,
         }
     }
 
@@ -436,23 +479,60 @@ impl MapRun {
         self.window.insert(child.index, Box::new(child));
     }
 
-    /// Makes a run just loaded from its checkpoint (the record plus every unfinished child,
-    /// [`MapRun::hold`]) ready to go on: nothing is running, reading or writing any more.
-    /// Running children are stored as queued ([`MapRun::children_to_save`]); a row stored as
-    /// RUNNING by an earlier version is queued here. The pending and running counters are
-    /// recounted from the unfinished children, which the window now holds exactly.
-    pub fn resume_loaded(&mut self) {
+    /// Where reading resumes after this checkpoint (see [`ReadMark`]).
+    pub fn resume_mark(&self) -> ReadMark {
+        self.resume.clone().unwrap_or_else(|| self.read_end())
+    }
+
+    /// Where reading stands now.
+    fn read_end(&self) -> ReadMark {
+        ReadMark {
+            index: self.children_total,
+            first_item: self.items_total,
+            position: self.reader_position.clone(),
+        }
+    }
+
+    /// Makes a run just loaded from its checkpoint ready to go on: nothing is running, reading
+    /// or writing any more. The store loads the record, holds ([`MapRun::hold`]) every stored
+    /// unfinished child (redriven ones, and never-started ones of a run that ended), and
+    /// passes the indices of the stored finished children at or beyond [`MapRun::resume_mark`].
+    ///
+    /// Reading goes back to the resume mark: the children read since were pending or running
+    /// when saved, and are read and dispatched again, except those in `finished`. They stay
+    /// counted as pending meanwhile. Held children that were running are queued again (a
+    /// redriven one with the redrive count it had before that dispatch).
+    pub fn resume_loaded(&mut self, finished: impl IntoIterator<Item = u64>) {
         self.reading = false;
         self.writing = false;
-        self.persisted_children = self.children_total;
+        let mark = self.resume_mark();
+        if mark.index < self.children_total {
+            self.replay_until = self.replay_until.max(self.children_total);
+            let until = self.replay_until;
+            let held = self.window.range(mark.index..until).map(|(i, _)| *i);
+            self.replay_skip.extend(
+                finished
+                    .into_iter()
+                    .filter(|i| (mark.index..until).contains(i))
+                    .chain(held),
+            );
+            self.children_total = mark.index;
+            self.items_total = mark.first_item;
+            self.reader_position = mark.position.clone();
+            self.reader_done = false;
+        }
+        self.blocks.clear();
+        self.resume = Some(mark);
         for c in self.window.values_mut() {
             if c.status == ChildStatus::Running {
                 c.requeue();
                 self.dirty.insert(c.index);
             }
         }
+        // Everything that was running is pending again; of the held children, those queued
+        // for a redrive are pending redrive.
         for k in [&mut self.items, &mut self.executions] {
-            k.pending = 0;
+            k.pending += k.running;
             k.running = 0;
             k.pending_redrive = 0;
         }
@@ -464,8 +544,6 @@ impl MapRun {
                 _ => continue,
             };
             self.pending.insert(c.index);
-            self.items.pending += c.items;
-            self.executions.pending += 1;
             if redrive {
                 self.items.pending_redrive += c.items;
                 self.executions.pending_redrive += 1;
@@ -473,28 +551,81 @@ impl MapRun {
         }
     }
 
-    /// The changed children as the checkpoint stores them, in index order. A RUNNING child is
-    /// stored as the queued child it was (a resumed run dispatches it again: its dispatch
-    /// is not worth a write), and is left out when that row is stored already — it was read
-    /// before the last save and is not being redriven. So each child is written about twice
-    /// (read, finished), not three times.
+    /// Moves the resume mark up to the oldest read block that still holds an unfinished child
+    /// (the stores call it first thing in a save: the record they write carries it). When the
+    /// run is ending, every unfinished child is stored (its PENDING record), so the mark moves
+    /// to where reading stands.
+    pub fn settle_resume_mark(&mut self) {
+        // A save that failed left its unfinished children to store: they still are.
+        let from = self
+            .store_unfinished_from
+            .take()
+            .unwrap_or_else(|| self.resume_mark().index);
+        let ending = self.stopping.is_some() || self.status != MapRunStatus::Running;
+        if ending {
+            if from < self.children_total {
+                self.store_unfinished_from = Some(from);
+            }
+            self.blocks.clear();
+            self.resume = Some(self.read_end());
+            return;
+        }
+        let oldest_unfinished = self
+            .window
+            .range(from..)
+            .find(|(_, c)| !c.status.is_terminal())
+            .map(|(i, _)| *i);
+        match oldest_unfinished {
+            None => {
+                self.blocks.clear();
+                self.resume = Some(self.read_end());
+            }
+            Some(u) => {
+                while self.blocks.get(1).is_some_and(|b| b.index <= u) {
+                    self.blocks.pop_front();
+                }
+                if let Some(b) = self.blocks.front() {
+                    self.resume = Some(b.clone());
+                }
+            }
+        }
+    }
+
+    /// The children the checkpoint stores now, in index order (after
+    /// [`MapRun::settle_resume_mark`]): every changed child that finished, and every unfinished
+    /// one below the resume mark — a redriven child (its input is not read again), or a
+    /// never-started one of a run that is ending. A RUNNING child is stored as the queued
+    /// child it was (a resumed run dispatches it again). Unfinished children beyond the mark
+    /// are not stored: a resumed run reads them again.
     pub fn children_to_save(&self) -> Vec<std::borrow::Cow<'_, Child>> {
         use std::borrow::Cow;
-        let mut out = Vec::with_capacity(self.dirty.len());
-        for idx in &self.dirty {
-            let Some(c) = self.window.get(idx) else {
+        let below = self.resume_mark().index;
+        let mut indices: Vec<u64> = self.dirty.iter().copied().collect();
+        if let Some(from) = self.store_unfinished_from {
+            indices.extend(
+                self.window
+                    .range(from..below)
+                    .filter(|(i, c)| !c.status.is_terminal() && !self.dirty.contains(i))
+                    .map(|(i, _)| *i),
+            );
+            indices.sort_unstable();
+        }
+        let mut out = Vec::with_capacity(indices.len());
+        for idx in indices {
+            let Some(c) = self.window.get(&idx) else {
                 continue;
             };
-            if c.status != ChildStatus::Running {
+            if c.status.is_terminal() {
                 out.push(Cow::Borrowed(&**c));
-                continue;
+            } else if idx < below {
+                if c.status == ChildStatus::Running {
+                    let mut queued = Child::clone(c);
+                    queued.requeue();
+                    out.push(Cow::Owned(queued));
+                } else {
+                    out.push(Cow::Borrowed(&**c));
+                }
             }
-            if c.redrive_count == 0 && c.index < self.persisted_children {
-                continue;
-            }
-            let mut queued = Child::clone(c);
-            queued.requeue();
-            out.push(Cow::Owned(queued));
         }
         out
     }
@@ -502,7 +633,7 @@ impl MapRun {
     /// Drops the finished children that are saved (called by the checkpoint store after a
     /// successful save).
     pub fn evict_saved(&mut self) {
-        self.persisted_children = self.children_total;
+        self.store_unfinished_from = None;
         // Only children saved just now can have become evictable.
         let mut evicted = Vec::new();
         for idx in std::mem::take(&mut self.dirty) {
@@ -533,6 +664,10 @@ impl MapRun {
                 done,
             } => {
                 self.reading = false;
+                if !inputs.is_empty() {
+                    let start = self.read_end();
+                    self.blocks.push_back(start);
+                }
                 self.reader_position = Some(position);
                 self.reader_done = done;
                 // Names are SHA-1 digests: a thousand of them are worth spreading over cores.
@@ -549,6 +684,12 @@ impl MapRun {
                 for ((input, items), name) in inputs.into_iter().zip(names) {
                     let index = self.children_total;
                     self.children_total += 1;
+                    // Read again after a restart: finished and stored already, or counted.
+                    let replayed = index < self.replay_until;
+                    if replayed && self.replay_skip.remove(&index) {
+                        self.items_total += items;
+                        continue;
+                    }
                     let child = Child {
                         index,
                         name,
@@ -565,10 +706,15 @@ impl MapRun {
                         snapshot: None,
                     };
                     self.items_total += items;
-                    self.items.moved(None, ChildStatus::Pending, items);
-                    self.executions.moved(None, ChildStatus::Pending, 1);
+                    if !replayed {
+                        self.items.moved(None, ChildStatus::Pending, items);
+                        self.executions.moved(None, ChildStatus::Pending, 1);
+                    }
                     self.hold(child);
-                    self.dirty.insert(index);
+                }
+                if self.children_total >= self.replay_until {
+                    self.replay_until = 0;
+                    self.replay_skip.clear();
                 }
             }
             MapRunEvent::ReaderFailed { error, cause } => {

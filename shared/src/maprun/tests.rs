@@ -394,22 +394,32 @@ fn checkpoints_round_trip_and_resume_running_children() {
     assert!(r.child(0).is_none());
     assert_eq!(r.window.len(), 2);
     let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
-    assert_eq!(
-        loaded.window.len(),
-        2,
-        "only unfinished children are loaded"
+    assert!(
+        loaded.window.is_empty(),
+        "unfinished children are not stored: they are read again"
     );
     assert_eq!(loaded.item_counts().succeeded, 1);
     assert_eq!(loaded.item_counts().pending, 2);
+    assert_eq!(loaded.item_counts().total, 3);
     let mut saved = Vec::new();
     store
         .for_each_child(&r.map_run_arn, &mut |c| saved.push((c.index, c.status)))
         .unwrap();
-    assert_eq!(saved[0], (0, ChildStatus::Succeeded));
-    assert_eq!(loaded.reader_position, Some(json!({"byte": 42})));
-    // Child 1 and 2 were RUNNING when saved: they run again, child 0 does not.
+    assert_eq!(saved, vec![(0, ChildStatus::Succeeded)]);
+    // Reading starts again at the block the unfinished children were read in.
+    assert_eq!(loaded.reader_position, None);
     let a = loaded.apply(MapRunEvent::Start, t0());
+    assert!(a.contains(&MapRunAction::Read {
+        position: None,
+        max_children: READ_AHEAD,
+    }));
+    // Child 1 and 2 were RUNNING when saved: read again, they run again; child 0 does not,
+    // and nothing is counted twice.
+    let a = read(&mut loaded, 3, json!({"byte": 42}), true);
     assert_eq!(started(&a), vec![1, 2]);
+    let k = loaded.item_counts();
+    assert_eq!((k.total, k.succeeded, k.running, k.pending), (3, 1, 2, 0));
+    assert_eq!(loaded.reader_position, Some(json!({"byte": 42})));
     let listed = store.list(&r.execution_arn).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].map_run_arn, r.map_run_arn);
@@ -423,27 +433,17 @@ fn child_names_are_stable_uuids() {
     assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 5);
 }
 
-/// A dispatch is not worth a write: children read before the last save and then started are
-/// not saved again; a redriven child that was started is saved as queued for its redrive, and
-/// a reload counts it as pending redrive, not running.
+/// Unfinished children are not stored (a resumed run reads them again), except a redriven
+/// one: its input is not read again, so it is saved as queued for its redrive, and a reload
+/// counts it as pending redrive, not running.
 #[test]
-fn started_children_are_saved_as_queued_and_reload_as_pending() {
+fn only_finished_and_redriven_children_are_stored() {
     let store = SqliteStore::in_memory().unwrap();
     let mut r = run(1, None, None, false);
     r.apply(MapRunEvent::Start, t0());
     read(&mut r, 2, json!(2), true);
-    // Child 0 went out in the same batch of work it was read in: stored as pending.
-    let rows: Vec<(u64, ChildStatus)> = r
-        .children_to_save()
-        .iter()
-        .map(|c| (c.index, c.status))
-        .collect();
-    assert_eq!(
-        rows,
-        vec![(0, ChildStatus::Pending), (1, ChildStatus::Pending)]
-    );
+    assert!(r.children_to_save().is_empty());
     store.save(&mut r).unwrap();
-    // Child 0 succeeds and child 1 starts: child 1 is stored as pending already.
     let a = r.apply(
         MapRunEvent::ChildSucceeded {
             index: 0,
@@ -482,6 +482,98 @@ fn started_children_are_saved_as_queued_and_reload_as_pending() {
             ..
         }]
     ));
+}
+
+/// A resumed run reads from the oldest block that still held an unfinished child: the blocks
+/// before it are not read again, finished children of the blocks after it are skipped, and
+/// the counters come out as if the run had never stopped.
+#[test]
+fn a_resumed_run_reads_again_from_its_oldest_unfinished_block() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut r = run(0, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    // Three blocks: children 0-1, 2-3, 4-5.
+    read(&mut r, 2, json!("after-1"), false);
+    read(&mut r, 2, json!("after-3"), false);
+    read(&mut r, 2, json!("after-5"), false);
+    let succeed = |r: &mut MapRun, index: u64| {
+        r.apply(
+            MapRunEvent::ChildSucceeded {
+                index,
+                output: json!(index),
+            },
+            t0(),
+        );
+    };
+    // Block 0 finishes; child 3 (block 1) and child 4 (block 2) finish.
+    for i in [0, 1, 3, 4] {
+        succeed(&mut r, i);
+    }
+    store.save(&mut r).unwrap();
+    assert_eq!(r.resume_mark().index, 2, "block 0 is done with");
+    assert_eq!(r.resume_mark().position, Some(json!("after-1")));
+    let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
+    assert_eq!(loaded.children_total, 2);
+    assert_eq!(loaded.reader_position, Some(json!("after-1")));
+    assert!(!loaded.reader_done);
+    let a = loaded.apply(MapRunEvent::Start, t0());
+    assert!(a.contains(&MapRunAction::Read {
+        position: Some(json!("after-1")),
+        max_children: READ_AHEAD,
+    }));
+    // Read again in other blocks than before: only 2 and 5 run.
+    let a = read(&mut loaded, 3, json!("after-4"), false);
+    assert_eq!(started(&a), vec![2]);
+    let a = read(&mut loaded, 1, json!("after-5"), true);
+    assert_eq!(started(&a), vec![5]);
+    assert_eq!(loaded.children_total, 6);
+    let k = loaded.execution_counts();
+    assert_eq!((k.total, k.succeeded, k.running, k.pending), (6, 4, 2, 0));
+    succeed(&mut loaded, 2);
+    succeed(&mut loaded, 5);
+    assert_eq!(loaded.status, MapRunStatus::Succeeded);
+    let k = loaded.item_counts();
+    assert_eq!((k.total, k.succeeded, k.running, k.pending), (6, 6, 0, 0));
+    store.save(&mut loaded).unwrap();
+    let mut saved = Vec::new();
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| saved.push(c.index))
+        .unwrap();
+    assert_eq!(saved, (0..6).collect::<Vec<u64>>());
+}
+
+/// A run that ends with children never started stores them (the PENDING records), and a
+/// redrive runs them.
+#[test]
+fn an_ending_run_stores_its_never_started_children() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut r = run(1, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    read(&mut r, 3, json!(3), true);
+    store.save(&mut r).unwrap();
+    r.apply(failed_with_e(0), t0());
+    assert_eq!(r.status, MapRunStatus::Failed);
+    store.save(&mut r).unwrap();
+    let mut saved = Vec::new();
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| saved.push((c.index, c.status)))
+        .unwrap();
+    assert_eq!(
+        saved,
+        vec![
+            (0, ChildStatus::Failed),
+            (1, ChildStatus::Pending),
+            (2, ChildStatus::Pending)
+        ]
+    );
+    let unsuccessful = store.unsuccessful(&r.map_run_arn).unwrap();
+    let mut redriven = store.load(&r.map_run_arn).unwrap().unwrap();
+    assert_eq!(redriven.window.len(), 2);
+    let a = redriven.apply(MapRunEvent::Redrive { unsuccessful }, t0());
+    assert!(!a.iter().any(|a| matches!(a, MapRunAction::Read { .. })));
+    assert_eq!(started(&a), vec![0]);
+    let k = redriven.execution_counts();
+    assert_eq!((k.total, k.running, k.pending), (3, 1, 2));
 }
 
 /// A state folder from a version that keyed children by (arn, idx) opens with its children.
@@ -533,5 +625,8 @@ fn legacy_child_tables_are_migrated() {
     let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
     assert_eq!(loaded.execution_counts().running, 0);
     assert_eq!(started(&loaded.apply(MapRunEvent::Start, t0())), vec![0, 1]);
+    // Stored queued, they are not read again.
+    assert!(started(&read(&mut loaded, 2, json!(2), true)).is_empty());
+    assert_eq!(loaded.execution_counts().total, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
