@@ -16,6 +16,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/mapfleet"
 run_job() { # ROWS → "seconds rss_kb"
   local n="$1" data="$work/data-$1"
   python3 examples/csv-orders/gen.py "$data" "$n" > /dev/null
+  sync # no writeback of earlier runs' files during this one
   # Wall time and the child's peak RSS (kB), measured by Python so no extra tool is needed.
   python3 - "$work/time" "$bin" run examples/csv-orders/csv-orders.asl.json \
       --data "$data" --state "$work/state-$n" > "$work/out-$n.json" <<'PY'
@@ -33,6 +34,7 @@ PY
 small=$((rows / 10))
 read -r t_small rss_small < <(run_job "$small")
 read -r t_big rss_big < <(run_job "$rows")
+sync
 floors=$(cargo bench --bench csv_floor --quiet -- "$work/data-$rows/demo/orders.csv" "$work/floor.json" | grep csv_floor)
 t_rows=$(echo "$floors" | grep 'floor=rows' | sed -E 's/.*seconds=([0-9.]+).*/\1/')
 t_records=$(echo "$floors" | grep 'floor=records' | sed -E 's/.*seconds=([0-9.]+).*/\1/')

@@ -128,7 +128,7 @@ impl JsonPath {
         let mut cur = root;
         for step in &self.path.steps {
             cur = match (step, cur) {
-                (Step::Name(name, _), Value::Object(m)) => m.get(name.as_str())?,
+                (Step::Name(name, _), Value::Object(m)) => member(m, name)?,
                 (Step::Index(i), Value::Array(a)) => a.get(resolve_index(*i, a.len())?)?,
                 _ => return None,
             };
@@ -243,6 +243,16 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// `m[name]`. Items and context objects are small: comparing a few short keys costs less than
+/// hashing the name (SipHash, through serde_json's IndexMap) and then comparing anyway.
+fn member<'v>(m: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+    if m.len() <= 8 {
+        m.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
+    } else {
+        m.get(name)
     }
 }
 
@@ -470,7 +480,7 @@ impl Compiled {
         for (k, step) in self.steps.iter().enumerate() {
             let leaf = k + 1 == n && self.func.is_none();
             cur = match (step, cur) {
-                (Step::Name(name, _), Value::Object(m)) => match m.get(name.as_str()) {
+                (Step::Name(name, _), Value::Object(m)) => match member(m, name) {
                     Some(v) => v,
                     None if leaf => return Err(Miss::NoResults),
                     None => return Err(Miss::Property(k + 1)),

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Child, MapRun};
@@ -75,8 +76,9 @@ pub const TEXT_CHUNK: usize = 4096;
 /// SQLite (bundled): the embedded default.
 ///
 /// Saves are committed by a thread of their own (group commit): `save` serializes the run
-/// record and the changed children, hands them over and returns, and saves queued meanwhile
-/// commit together in one transaction. Every read first waits for the queue to drain, so it
+/// record, hands it over with the children to store (the finished ones moved out of the run)
+/// and returns; the saver serializes the children, and saves queued meanwhile commit
+/// together in one transaction. Every read first waits for the queue to drain, so it
 /// sees every save made before it. After a failed commit nothing more is committed (the
 /// store stays at its last consistent state) and every later call reports the failure.
 pub struct SqliteStore {
@@ -92,12 +94,13 @@ struct SaverState {
     error: Option<String>,
 }
 
-/// One `save`, serialized.
+/// One `save`: the run record serialized, the children as they are (the saver thread
+/// serializes them, and frees them, off the driver's thread).
 struct SaveBatch {
     arn: String,
     execution_arn: String,
     record: String,
-    rows: Vec<(u64, &'static str, String)>,
+    children: Vec<Box<Child>>,
 }
 
 /// Commits queued saves, several at a time, until the store is dropped.
@@ -151,8 +154,14 @@ fn commit(conn: &mut Connection, batches: &[SaveBatch]) -> Result<(), Checkpoint
         let mut stmt = tx.prepare_cached(
             "INSERT OR REPLACE INTO child_rows (key, status, record) VALUES (?1, ?2, ?3)",
         )?;
-        for (idx, status, text) in &b.rows {
-            stmt.execute(params![child_key(run_no, *idx), status, text])?;
+        let mut text = Vec::new();
+        for c in &b.children {
+            text.clear();
+            serde_json::to_writer(&mut text, &**c)
+                .map_err(|e| CheckpointError::Store(e.to_string()))?;
+            // serde_json writes UTF-8: bound as TEXT without checking it again.
+            let record = ToSqlOutput::Borrowed(ValueRef::Text(&text));
+            stmt.execute(params![child_key(run_no, c.index), c.status.as_str(), record])?;
         }
     }
     tx.commit()?;
@@ -366,26 +375,9 @@ fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, Checkpo
 
 impl CheckpointStore for SqliteStore {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
-        use rayon::prelude::*;
         run.settle_resume_mark();
         let record =
             serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
-        // Serialized here, in parallel; inserted and committed by the saver thread.
-        let rows = run
-            .children_to_save()
-            .par_iter()
-            .map(|c| {
-                serde_json::to_string(c)
-                    .map(|t| (c.index, c.status.as_str(), t))
-                    .map_err(|e| CheckpointError::Store(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = SaveBatch {
-            arn: run.map_run_arn.clone(),
-            execution_arn: run.execution_arn.clone(),
-            record,
-            rows,
-        };
         {
             let (m, _) = &*self.state;
             let mut s = m
@@ -396,6 +388,14 @@ impl CheckpointStore for SqliteStore {
             }
             s.queued += 1;
         }
+        // Taken out of the run (finished children leave memory here); serialized, inserted
+        // and committed by the saver thread.
+        let batch = SaveBatch {
+            arn: run.map_run_arn.clone(),
+            execution_arn: run.execution_arn.clone(),
+            record,
+            children: run.take_children_to_save(),
+        };
         let sent = match self.saver.lock() {
             Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()),
             Err(_) => false,
@@ -412,8 +412,6 @@ impl CheckpointStore for SqliteStore {
                 "the checkpoint saver stopped".into(),
             ));
         }
-        // Drops the saved finished children and clears the dirty set.
-        run.evict_saved();
         Ok(())
     }
 

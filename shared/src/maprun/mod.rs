@@ -115,6 +115,13 @@ pub struct Child {
 }
 
 impl Child {
+    /// A copy of a RUNNING child as it was queued (see [`Child::requeue`]).
+    fn requeued(c: &Child) -> Child {
+        let mut queued = c.clone();
+        queued.requeue();
+        queued
+    }
+
     /// A RUNNING child back in the queue it was dispatched from, as if never started: PENDING,
     /// or PENDING_REDRIVE with the redrive count it had before that dispatch. (Counters are
     /// the run's business: see [`MapRun::resume_loaded`].)
@@ -599,6 +606,50 @@ impl MapRun {
     /// are not stored: a resumed run reads them again.
     pub fn children_to_save(&self) -> Vec<std::borrow::Cow<'_, Child>> {
         use std::borrow::Cow;
+        let mut out = Vec::new();
+        for idx in self.indices_to_save() {
+            let Some(c) = self.window.get(&idx) else {
+                continue;
+            };
+            out.push(match c.status {
+                ChildStatus::Running => Cow::Owned(Child::requeued(c)),
+                _ => Cow::Borrowed(&**c),
+            });
+        }
+        out
+    }
+
+    /// [`MapRun::children_to_save`] and [`MapRun::evict_saved`] at once, for a store that
+    /// saves in the background: the finished children move out of the window (nothing is
+    /// copied), the others are copied.
+    pub fn take_children_to_save(&mut self) -> Vec<Box<Child>> {
+        let mut out = Vec::new();
+        for idx in self.indices_to_save() {
+            let finished = match self.window.get(&idx) {
+                None => continue,
+                Some(c) if c.status.is_terminal() => true,
+                Some(c) if c.status == ChildStatus::Running => {
+                    out.push(Box::new(Child::requeued(c)));
+                    false
+                }
+                Some(c) => {
+                    out.push(c.clone());
+                    false
+                }
+            };
+            if finished {
+                if let Some(c) = self.window.remove(&idx) {
+                    out.push(c);
+                }
+            }
+        }
+        self.dirty.clear();
+        self.store_unfinished_from = None;
+        out
+    }
+
+    /// The indices of the children to store now, in order (see [`MapRun::children_to_save`]).
+    fn indices_to_save(&self) -> Vec<u64> {
         let below = self.resume_mark().index;
         let mut indices: Vec<u64> = self.dirty.iter().copied().collect();
         if let Some(from) = self.store_unfinished_from {
@@ -610,24 +661,12 @@ impl MapRun {
             );
             indices.sort_unstable();
         }
-        let mut out = Vec::with_capacity(indices.len());
-        for idx in indices {
-            let Some(c) = self.window.get(&idx) else {
-                continue;
-            };
-            if c.status.is_terminal() {
-                out.push(Cow::Borrowed(&**c));
-            } else if idx < below {
-                if c.status == ChildStatus::Running {
-                    let mut queued = Child::clone(c);
-                    queued.requeue();
-                    out.push(Cow::Owned(queued));
-                } else {
-                    out.push(Cow::Borrowed(&**c));
-                }
-            }
-        }
-        out
+        indices.retain(|i| {
+            self.window
+                .get(i)
+                .is_some_and(|c| c.status.is_terminal() || *i < below)
+        });
+        indices
     }
 
     /// Drops the finished children that are saved (called by the checkpoint store after a
