@@ -229,8 +229,9 @@ impl SqliteStore {
         }
         let conn = Arc::new(Mutex::new(conn));
         let state = Arc::new((Mutex::new(SaverState::default()), Condvar::new()));
-        // A few saves may wait: the driver goes on while one commits, memory stays bounded.
-        let (tx, rx) = mpsc::sync_channel(2);
+        // One save may wait while one commits: the driver goes on, and memory stays bounded
+        // (a waiting save holds its children, not text).
+        let (tx, rx) = mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("mapfleet-checkpoints".into())
             .spawn({

@@ -333,6 +333,20 @@ pub fn record(run: &MapRun, c: &super::Child) -> ChildRecord {
 
 /// [`record`], taking the child (its input and output move into the record).
 pub fn record_owned(run: &MapRun, c: super::Child) -> ChildRecord {
+    record_with_prefix(run, &execution_prefix(run), c)
+}
+
+/// The children's execution ARNs up to their names: `…:execution:<machine>/<label>:`.
+fn execution_prefix(run: &MapRun) -> String {
+    let mut p = run
+        .state_machine_arn
+        .replacen(":stateMachine:", ":execution:", 1);
+    p.push(':');
+    p
+}
+
+/// [`record_owned`] with the [`execution_prefix`] derived once for many records.
+fn record_with_prefix(run: &MapRun, exec_prefix: &str, c: super::Child) -> ChildRecord {
     let express = run.child_type == super::ExecutionTypeTag::Express;
     let status = writer_status(c.status);
     match (status, c.start_date, c.stop_date) {
@@ -340,11 +354,11 @@ pub fn record_owned(run: &MapRun, c: super::Child) -> ChildRecord {
             ChildRecord::pending(unshare(c.input))
         }
         (_, Some(start), Some(stop)) => {
-            let exec_prefix = run
-                .state_machine_arn
-                .replacen(":stateMachine:", ":execution:", 1);
+            let mut execution_arn = String::with_capacity(exec_prefix.len() + c.name.len());
+            execution_arn.push_str(exec_prefix);
+            execution_arn.push_str(&c.name);
             let mut r = ChildRecord::finished(
-                format!("{exec_prefix}:{}", c.name),
+                execution_arn,
                 c.name,
                 run.state_machine_arn.clone(),
                 unshare(c.input),
@@ -428,6 +442,8 @@ pub fn write_saved_results(
     let store_err =
         |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
     let view: &MapRun = run;
+    let prefix = execution_prefix(view);
+    let prefix = prefix.as_str();
     let mut failure: Option<Named> = None;
     // Full records (NONE), from a store that keeps the children's text: straight from that
     // text, a chunk at a time — rendered in parallel while a writer thread appends the chunk
@@ -452,7 +468,7 @@ pub fn write_saved_results(
                     return;
                 }
                 let prepared: Vec<Result<Prepared, Named>> =
-                    texts.par_iter().map(|t| stored_record(view, t)).collect();
+                    texts.par_iter().map(|t| stored_record(view, &prefix, t)).collect();
                 // A closed channel: the appender failed, and says why when joined.
                 appender_gone = tx.send(prepared).is_err();
             });
@@ -476,7 +492,7 @@ pub fn write_saved_results(
             |chunk: &mut Vec<super::Child>, w: &mut ResultWriter<'_>| -> Result<(), Named> {
                 let prepared: Vec<Result<PreparedEntries, writer::WriterError>> = chunk
                     .par_drain(..)
-                    .map(|c| ResultWriter::prepare(&record_owned(view, c), t))
+                    .map(|c| ResultWriter::prepare(&record_with_prefix(view, &prefix, c), t))
                     .collect();
                 for p in prepared {
                     let (family, entries) = p.map_err(named)?;
@@ -546,7 +562,7 @@ struct StoredChild<'a> {
 
 /// One child's full record, from its stored text (the same bytes as [`record`] +
 /// [`ResultWriter::prepare`] with `NONE`).
-fn stored_record(run: &MapRun, text: &str) -> Result<Prepared, Named> {
+fn stored_record(run: &MapRun, exec_prefix: &str, text: &str) -> Result<Prepared, Named> {
     let corrupt = |e: serde_json::Error| {
         (
             "States.Runtime".to_string(),
@@ -572,7 +588,7 @@ fn stored_record(run: &MapRun, text: &str) -> Result<Prepared, Named> {
         redrive_count: s.redrive_count,
         snapshot: None,
     };
-    let r = record_owned(run, child);
+    let r = record_with_prefix(run, exec_prefix, child);
     let mut bytes = Vec::with_capacity(text.len() + 512);
     r.write_record_with(s.input.get(), s.output.map(|o| o.get()), &mut bytes)
         .map_err(corrupt)?;
@@ -1140,7 +1156,7 @@ mod tests {
         store
             .for_each_child_text(&run.map_run_arn, &mut |texts| {
                 for t in texts {
-                    got.push(stored_record(&run, &t).unwrap());
+                    got.push(stored_record(&run, &execution_prefix(&run), &t).unwrap());
                 }
             })
             .unwrap();
@@ -1149,7 +1165,7 @@ mod tests {
             .unwrap());
         assert_eq!(expected.len(), 4);
         assert_eq!(got, expected);
-        assert!(stored_record(&run, "{\"index\": 1").is_err());
+        assert!(stored_record(&run, &execution_prefix(&run), "{\"index\": 1").is_err());
     }
 
     /// A runner that takes batches is handed several children at once.

@@ -100,12 +100,16 @@ pub struct Child {
     /// Shared with the dispatched job (see [`driver::ChildJob::input`]).
     pub input: std::sync::Arc<Value>,
     pub status: ChildStatus,
+    // Absent fields are left out of the stored child: a million rows are read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
-    #[serde(default, with = "stored_date")]
+    #[serde(default, with = "stored_date", skip_serializing_if = "Option::is_none")]
     pub start_date: Option<DateTime<Utc>>,
-    #[serde(default, with = "stored_date")]
+    #[serde(default, with = "stored_date", skip_serializing_if = "Option::is_none")]
     pub stop_date: Option<DateTime<Utc>>,
     /// How many times this child was redriven (Standard) or restarted (Express).
     pub redrive_count: u32,
