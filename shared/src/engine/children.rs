@@ -294,9 +294,14 @@ mod tests {
             true,
         );
         assert!(children.lean);
-        for (k, input) in [json!({"n": 42}), json!({"n": 3}), json!({"n": -1}), json!("x")]
-            .into_iter()
-            .enumerate()
+        for (k, input) in [
+            json!({"n": 42}),
+            json!({"n": 3}),
+            json!({"n": -1}),
+            json!("x"),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let job = ChildJob {
                 index: k as u64,

@@ -100,7 +100,7 @@ struct SaveBatch {
     arn: String,
     execution_arn: String,
     record: String,
-    children: Vec<Box<Child>>,
+    children: Vec<Child>,
 }
 
 /// Commits queued saves, several at a time, until the store is dropped.
@@ -157,11 +157,15 @@ fn commit(conn: &mut Connection, batches: &[SaveBatch]) -> Result<(), Checkpoint
         let mut text = Vec::new();
         for c in &b.children {
             text.clear();
-            serde_json::to_writer(&mut text, &**c)
+            serde_json::to_writer(&mut text, c)
                 .map_err(|e| CheckpointError::Store(e.to_string()))?;
             // serde_json writes UTF-8: bound as TEXT without checking it again.
             let record = ToSqlOutput::Borrowed(ValueRef::Text(&text));
-            stmt.execute(params![child_key(run_no, c.index), c.status.as_str(), record])?;
+            stmt.execute(params![
+                child_key(run_no, c.index),
+                c.status.as_str(),
+                record
+            ])?;
         }
     }
     tx.commit()?;

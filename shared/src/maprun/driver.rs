@@ -467,8 +467,10 @@ pub fn write_saved_results(
                 if appender_gone {
                     return;
                 }
-                let prepared: Vec<Result<Prepared, Named>> =
-                    texts.par_iter().map(|t| stored_record(view, &prefix, t)).collect();
+                let prepared: Vec<Result<Prepared, Named>> = texts
+                    .par_iter()
+                    .map(|t| stored_record(view, prefix, t))
+                    .collect();
                 // A closed channel: the appender failed, and says why when joined.
                 appender_gone = tx.send(prepared).is_err();
             });
@@ -492,7 +494,7 @@ pub fn write_saved_results(
             |chunk: &mut Vec<super::Child>, w: &mut ResultWriter<'_>| -> Result<(), Named> {
                 let prepared: Vec<Result<PreparedEntries, writer::WriterError>> = chunk
                     .par_drain(..)
-                    .map(|c| ResultWriter::prepare(&record_with_prefix(view, &prefix, c), t))
+                    .map(|c| ResultWriter::prepare(&record_with_prefix(view, prefix, c), t))
                     .collect();
                 for p in prepared {
                     let (family, entries) = p.map_err(named)?;
@@ -747,26 +749,29 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     MapRunAction::Read {
                         position,
                         max_children,
-                    } => match {
+                    } => {
                         if let Some((source, tx)) = reader.take() {
                             scope.spawn(move || read_ahead(source, tx, position, max_children));
                         }
-                        read_rx.recv().unwrap_or_else(|_| {
+                        let block = read_rx.recv().unwrap_or_else(|_| {
                             Err((
                                 "States.Runtime".into(),
                                 "the item reader stopped before the source was exhausted".into(),
                             ))
-                        })
-                    } {
-                        Ok((inputs, position, done)) => events.push(MapRunEvent::ChildrenRead {
-                            inputs,
-                            position,
-                            done,
-                        }),
-                        Err((error, cause)) => {
-                            events.push(MapRunEvent::ReaderFailed { error, cause })
+                        });
+                        match block {
+                            Ok((inputs, position, done)) => {
+                                events.push(MapRunEvent::ChildrenRead {
+                                    inputs,
+                                    position,
+                                    done,
+                                })
+                            }
+                            Err((error, cause)) => {
+                                events.push(MapRunEvent::ReaderFailed { error, cause })
+                            }
                         }
-                    },
+                    }
                     MapRunAction::StartChild {
                         index,
                         name,

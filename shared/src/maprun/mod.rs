@@ -626,24 +626,24 @@ impl MapRun {
     /// [`MapRun::children_to_save`] and [`MapRun::evict_saved`] at once, for a store that
     /// saves in the background: the finished children move out of the window (nothing is
     /// copied), the others are copied.
-    pub fn take_children_to_save(&mut self) -> Vec<Box<Child>> {
+    pub fn take_children_to_save(&mut self) -> Vec<Child> {
         let mut out = Vec::new();
         for idx in self.indices_to_save() {
             let finished = match self.window.get(&idx) {
                 None => continue,
                 Some(c) if c.status.is_terminal() => true,
                 Some(c) if c.status == ChildStatus::Running => {
-                    out.push(Box::new(Child::requeued(c)));
+                    out.push(Child::requeued(c));
                     false
                 }
                 Some(c) => {
-                    out.push(c.clone());
+                    out.push(Child::clone(c));
                     false
                 }
             };
             if finished {
                 if let Some(c) = self.window.remove(&idx) {
-                    out.push(c);
+                    out.push(*c);
                 }
             }
         }
