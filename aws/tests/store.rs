@@ -513,29 +513,30 @@ fn dynamo_checkpoint_round_trip_resumes_running_children() {
         },
         t0(),
     );
-    r.apply(
-        MapRunEvent::ChildSucceeded {
-            index: 0,
-            output: json!("done"),
-        },
-        t0(),
-    );
+    for index in [0, 2] {
+        r.apply(
+            MapRunEvent::ChildSucceeded {
+                index,
+                output: json!("done"),
+            },
+            t0(),
+        );
+    }
     store.save(&mut r).unwrap();
     assert!(r.dirty.is_empty());
     assert!(r.child(0).is_none(), "the saved finished child left memory");
-    assert_eq!(r.window.len(), 2);
+    assert_eq!(r.window.len(), 1);
 
     // Another process (a fresh store) loads it.
     let other = self::store(&t);
     let mut loaded = other.load(&r.map_run_arn).unwrap().unwrap();
-    assert_eq!(
-        loaded.window.len(),
-        2,
-        "only unfinished children are loaded"
+    assert!(
+        loaded.window.is_empty(),
+        "unfinished children are not stored: they are read again"
     );
-    assert_eq!(loaded.item_counts().succeeded, 1);
-    assert_eq!(loaded.item_counts().pending, 2);
-    assert_eq!(loaded.reader_position, Some(json!({"byte": 42})));
+    assert_eq!(loaded.item_counts().succeeded, 2);
+    assert_eq!(loaded.item_counts().pending, 1);
+    assert_eq!(loaded.reader_position, None, "back to the block's start");
     assert!(!loaded.reading && !loaded.writing);
     let mut saved = Vec::new();
     other
@@ -543,15 +544,20 @@ fn dynamo_checkpoint_round_trip_resumes_running_children() {
         .unwrap();
     assert_eq!(
         saved,
-        vec![
-            (0, ChildStatus::Succeeded),
-            (1, ChildStatus::Pending),
-            (2, ChildStatus::Pending)
-        ]
+        vec![(0, ChildStatus::Succeeded), (2, ChildStatus::Succeeded)]
     );
-    // Children 1 and 2 were RUNNING (stored as queued): they run again, child 0 does not.
-    let a = loaded.apply(MapRunEvent::Start, t0());
-    assert_eq!(started(&a), vec![1, 2]);
+    // Read again, child 1 (it was RUNNING) runs again; children 0 and 2 do not.
+    loaded.apply(MapRunEvent::Start, t0());
+    let a = loaded.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: (0..3).map(|i| (json!({"i": i}), 1)).collect(),
+            position: json!({"byte": 42}),
+            done: true,
+        },
+        t0(),
+    );
+    assert_eq!(started(&a), vec![1]);
+    assert_eq!(loaded.item_counts().total, 3);
     // The loader holds the version: it may save.
     other.save(&mut loaded).unwrap();
     assert!(other
@@ -577,8 +583,9 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
         );
     }
     store.save(&mut r).unwrap();
-    // 83 children (4 BatchWriteItems of ≤ 25), the listing item, the run record.
-    assert_eq!(store.writes() - writes, 85);
+    // The 41 finished children (unfinished ones are not stored), the listing item, the run
+    // record.
+    assert_eq!(store.writes() - writes, 43);
     for i in (2..83).step_by(2) {
         r.apply(
             MapRunEvent::ChildFailed {
@@ -606,15 +613,11 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
     assert!(store.reads() - reads > 4, "more than one page per shard");
     assert_eq!(
         seen.iter().map(|x| x.0).collect::<Vec<_>>(),
-        (0..83).collect::<Vec<_>>()
+        (1..83).collect::<Vec<_>>(),
+        "child 0 never finished: it is not stored"
     );
-    assert_eq!(seen[1].1, ChildStatus::Succeeded);
-    assert_eq!(seen[1].2, Some(json!({"out": 1})));
-    assert_eq!(
-        seen[0].1,
-        ChildStatus::Pending,
-        "child 0 was never finished (a running child is stored as queued)"
-    );
+    assert_eq!(seen[0].1, ChildStatus::Succeeded);
+    assert_eq!(seen[0].2, Some(json!({"out": 1})));
 
     // A store with another default shard count reads the run's own.
     let other = self::store(&t).with_shards(7);
@@ -622,7 +625,7 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
     other
         .for_each_child(&r.map_run_arn, &mut |_| n += 1)
         .unwrap();
-    assert_eq!(n, 83);
+    assert_eq!(n, 82);
 
     let bad = other.unsuccessful(&r.map_run_arn).unwrap();
     let expected: Vec<u64> = (2..83).step_by(2).collect();
@@ -637,8 +640,22 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
         expected.iter().filter(|i| *i % 4 == 0).count()
     );
 
-    let loaded = other.load(&r.map_run_arn).unwrap().unwrap();
-    assert_eq!(loaded.window.keys().copied().collect::<Vec<_>>(), vec![0]);
+    // Loaded, the run reads its one block again: the finished children (found across the
+    // shards, a page of 5 at a time) are skipped, child 0 runs again.
+    let mut loaded = other.load(&r.map_run_arn).unwrap().unwrap();
+    assert!(loaded.window.is_empty());
+    assert_eq!(loaded.resume_mark().index, 0);
+    loaded.apply(MapRunEvent::Start, t0());
+    let a = loaded.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: (0..83).map(|i| (json!({"i": i}), 1)).collect(),
+            position: json!({"done": true}),
+            done: true,
+        },
+        t0(),
+    );
+    assert_eq!(started(&a), vec![0]);
+    assert_eq!(loaded.execution_counts().total, 83);
 }
 
 #[test]
