@@ -11,7 +11,8 @@ use std::thread::JoinHandle;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Child, MapRun};
+use super::rows::{self, ChildRow, ChildRows};
+use super::{Child, ChildStatus, MapRun};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -52,15 +53,15 @@ pub trait CheckpointStore: Send + Sync {
         map_run_arn: &str,
         f: &mut dyn FnMut(Child),
     ) -> Result<(), CheckpointError>;
-    /// Every saved child as its JSON text (what [`Child`] serializes to), in index order, a
-    /// chunk at a time: for the result writer, which reads it without building values.
-    /// Returns `false` without calling `f` when the store does not keep children as that text
-    /// (the default: serializing parsed children only to parse them again would double the
-    /// work); the caller then reads [`CheckpointStore::for_each_child`].
-    fn for_each_child_text(
+    /// Every saved child as a [`ChildRow`] (its input and output as quoted JSON text), in
+    /// index order, a chunk at a time: for the result writer, which copies them into records
+    /// without building values. Returns `false` without calling `f` when the store does not
+    /// keep children so (the default); the caller then reads
+    /// [`CheckpointStore::for_each_child`].
+    fn for_each_child_row(
         &self,
         _map_run_arn: &str,
-        _f: &mut dyn FnMut(Vec<String>),
+        _f: &mut dyn FnMut(&ChildRows),
     ) -> Result<bool, CheckpointError> {
         Ok(false)
     }
@@ -70,8 +71,8 @@ pub trait CheckpointStore: Send + Sync {
     fn list(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, CheckpointError>;
 }
 
-/// Children handed over per call of [`CheckpointStore::for_each_child_text`]'s callback.
-pub const TEXT_CHUNK: usize = 4096;
+/// Children handed over per call of [`CheckpointStore::for_each_child_row`]'s callback.
+pub const ROW_CHUNK: usize = 4096;
 
 /// SQLite (bundled): the embedded default.
 ///
@@ -95,7 +96,7 @@ struct SaverState {
 }
 
 /// One `save`: the run record serialized, the children as they are (the saver thread
-/// serializes them, and frees them, off the driver's thread).
+/// stores them, and frees them, off the driver's thread).
 struct SaveBatch {
     arn: String,
     execution_arn: String,
@@ -141,6 +142,7 @@ fn save_loop(
 /// Writes saves in one transaction.
 fn commit(conn: &mut Connection, batches: &[SaveBatch]) -> Result<(), CheckpointError> {
     let tx = conn.transaction()?;
+    let mut quoting = Quoting::default();
     for b in batches {
         tx.execute(
             "INSERT INTO map_runs (arn, execution_arn, seq, record)
@@ -151,25 +153,108 @@ fn commit(conn: &mut Connection, batches: &[SaveBatch]) -> Result<(), Checkpoint
         let run_no = run_number(&tx, &b.arn)?.ok_or_else(|| {
             CheckpointError::Store(format!("the run record of {} was not saved", b.arn))
         })?;
-        let mut stmt = tx.prepare_cached(
-            "INSERT OR REPLACE INTO child_rows (key, status, record) VALUES (?1, ?2, ?3)",
-        )?;
-        let mut text = Vec::new();
         for c in &b.children {
-            text.clear();
-            serde_json::to_writer(&mut text, c)
-                .map_err(|e| CheckpointError::Store(e.to_string()))?;
-            // serde_json writes UTF-8: bound as TEXT without checking it again.
-            let record = ToSqlOutput::Borrowed(ValueRef::Text(&text));
-            stmt.execute(params![
-                child_key(run_no, c.index),
-                c.status.as_str(),
-                record
-            ])?;
+            insert_child(&tx, run_no, c, &mut quoting)?;
         }
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Buffers reused to quote children's inputs and outputs.
+#[derive(Default)]
+struct Quoting {
+    scratch: Vec<u8>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
+/// Inserts (or replaces) one child's row.
+fn insert_child(
+    conn: &Connection,
+    run_no: i64,
+    c: &Child,
+    q: &mut Quoting,
+) -> Result<(), CheckpointError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR REPLACE INTO map_children (key, status, name, first_item, items,
+             redrive_count, start_ns, stop_ns, error, cause, snapshot, input, output)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    rows::quoted_json(&c.input, &mut q.scratch, &mut q.input);
+    if let Some(o) = &c.output {
+        rows::quoted_json(o, &mut q.scratch, &mut q.output);
+    }
+    let date = |d: Option<chrono::DateTime<chrono::Utc>>| {
+        d.map(|t| {
+            rows::date_to_nanos(t).ok_or_else(|| {
+                CheckpointError::Store(format!(
+                    "child {} of a Map Run: the date {t} is out of the storable range",
+                    c.index
+                ))
+            })
+        })
+        .transpose()
+    };
+    // Quoted JSON text is UTF-8: bound as TEXT without checking it again.
+    fn text(t: &[u8]) -> ToSqlOutput<'_> {
+        ToSqlOutput::Borrowed(ValueRef::Text(t))
+    }
+    stmt.execute(params![
+        child_key(run_no, c.index),
+        c.status.as_str(),
+        c.name,
+        c.first_item as i64,
+        c.items as i64,
+        c.redrive_count,
+        date(c.start_date)?,
+        date(c.stop_date)?,
+        c.error,
+        c.cause,
+        c.snapshot,
+        text(&q.input),
+        c.output.as_ref().map(|_| text(&q.output)),
+    ])?;
+    Ok(())
+}
+
+/// The columns a child is read from, in [`child_row`]'s order.
+const CHILD_COLUMNS: &str = "key, status, name, first_item, items, redrive_count, start_ns,
+    stop_ns, error, cause, snapshot, input, output";
+
+/// A `map_children` row (selected as [`CHILD_COLUMNS`]), borrowed; `lo` is its run's first key.
+fn child_row<'r>(row: &'r rusqlite::Row<'_>, lo: i64) -> Result<ChildRow<'r>, CheckpointError> {
+    let text = |i: usize| -> Result<Option<&'r str>, CheckpointError> {
+        match row.get_ref(i)? {
+            ValueRef::Null => Ok(None),
+            v => Ok(Some(v.as_str().map_err(|e| {
+                CheckpointError::Store(format!("a stored child's column {i}: {e}"))
+            })?)),
+        }
+    };
+    let key: i64 = row.get(0)?;
+    let index = (key - lo) as u64;
+    let corrupt = |message: String| CheckpointError::Corrupt {
+        key: format!("child {index}"),
+        message,
+    };
+    let status = text(1)?.unwrap_or_default();
+    Ok(ChildRow {
+        index,
+        status: ChildStatus::parse(status)
+            .ok_or_else(|| corrupt(format!("unknown status {status:?}")))?,
+        name: text(2)?.unwrap_or_default(),
+        first_item: row.get::<_, i64>(3)? as u64,
+        items: row.get::<_, i64>(4)? as u64,
+        redrive_count: row.get(5)?,
+        start_ns: row.get(6)?,
+        stop_ns: row.get(7)?,
+        error: text(8)?,
+        cause: text(9)?,
+        snapshot: text(10)?,
+        input: text(11)?.ok_or_else(|| corrupt("no input".into()))?,
+        output: text(12)?,
+    })
 }
 
 impl Drop for SqliteStore {
@@ -209,28 +294,23 @@ impl SqliteStore {
                  record TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS map_runs_by_execution ON map_runs (execution_arn, seq);
-             CREATE TABLE IF NOT EXISTS child_rows (
+             CREATE TABLE IF NOT EXISTS map_children (
                  key INTEGER PRIMARY KEY,
                  status TEXT NOT NULL,
-                 record TEXT NOT NULL
+                 name TEXT NOT NULL,
+                 first_item INTEGER NOT NULL,
+                 items INTEGER NOT NULL,
+                 redrive_count INTEGER NOT NULL,
+                 start_ns INTEGER,
+                 stop_ns INTEGER,
+                 error TEXT,
+                 cause TEXT,
+                 snapshot TEXT,
+                 input TEXT NOT NULL,
+                 output TEXT
              );",
         )?;
-        // Children were keyed by (arn, idx) before: one more B-tree and the ARN in every key.
-        let legacy: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'children')",
-            [],
-            |r| r.get(0),
-        )?;
-        if legacy {
-            conn.execute_batch(&format!(
-                "BEGIN;
-                 INSERT OR REPLACE INTO child_rows (key, status, record)
-                     SELECT (m.rowid << {RUN_SHIFT}) + c.idx, c.status, c.record
-                     FROM children c JOIN map_runs m ON m.arn = c.arn;
-                 DROP TABLE children;
-                 COMMIT;"
-            ))?;
-        }
+        migrate_legacy_children(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
         let state = Arc::new((Mutex::new(SaverState::default()), Condvar::new()));
         // One save may wait while one commits: the driver goes on, and memory stays bounded
@@ -283,20 +363,25 @@ impl SqliteStore {
             return Ok(Vec::new());
         };
         let sql = format!(
-            "SELECT key, record FROM child_rows WHERE key BETWEEN ?1 AND ?2 AND status IN ({statuses}) ORDER BY key"
+            "SELECT {CHILD_COLUMNS} FROM map_children
+             WHERE key BETWEEN ?1 AND ?2 AND status IN ({statuses}) ORDER BY key"
         );
         let mut stmt = conn.prepare(&sql)?;
         let (lo, hi) = key_range(run);
-        let rows = stmt.query_map(params![lo, hi], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
+        let mut rows = stmt.query(params![lo, hi])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (key, text) = row?;
-            out.push(parse_child(map_run_arn, key - lo, &text)?);
+        while let Some(row) = rows.next()? {
+            out.push(to_child(map_run_arn, &child_row(row, lo)?)?);
         }
         Ok(out)
     }
+}
+
+fn to_child(map_run_arn: &str, row: &ChildRow<'_>) -> Result<Child, CheckpointError> {
+    row.to_child().map_err(|e| CheckpointError::Corrupt {
+        key: format!("{map_run_arn}#{}", row.index),
+        message: e.to_string(),
+    })
 }
 
 impl SqliteStore {
@@ -308,7 +393,7 @@ impl SqliteStore {
         };
         let (lo, hi) = key_range(run);
         let mut stmt = conn.prepare(
-            "SELECT key FROM child_rows WHERE key BETWEEN ?1 AND ?2
+            "SELECT key FROM map_children WHERE key BETWEEN ?1 AND ?2
              AND status IN ('SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED') ORDER BY key",
         )?;
         let rows = stmt.query_map(params![child_key(run, from), hi], |r| r.get::<_, i64>(0))?;
@@ -339,43 +424,85 @@ fn run_number(conn: &Connection, map_run_arn: &str) -> Result<Option<i64>, Check
 }
 
 impl SqliteStore {
-    /// A run's child rows `(index, text)`, in index order, [`TEXT_CHUNK`] at a time.
+    /// A run's children, in index order, [`ROW_CHUNK`] at a time.
     fn row_chunks(
         &self,
         map_run_arn: &str,
-        f: &mut dyn FnMut(Vec<(i64, String)>),
+        f: &mut dyn FnMut(&ChildRows),
     ) -> Result<(), CheckpointError> {
         let conn = self.lock()?;
         let Some(run) = run_number(&conn, map_run_arn)? else {
             return Ok(());
         };
         let (lo, hi) = key_range(run);
-        let mut stmt = conn.prepare(
-            "SELECT key, record FROM child_rows WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {CHILD_COLUMNS} FROM map_children WHERE key BETWEEN ?1 AND ?2 ORDER BY key"
+        ))?;
         let mut rows = stmt.query(params![lo, hi])?;
-        let mut chunk = Vec::with_capacity(TEXT_CHUNK);
+        let mut chunk = ChildRows::default();
         while let Some(row) = rows.next()? {
-            chunk.push((row.get::<_, i64>(0)? - lo, row.get(1)?));
-            if chunk.len() == TEXT_CHUNK {
-                f(std::mem::replace(
-                    &mut chunk,
-                    Vec::with_capacity(TEXT_CHUNK),
-                ));
+            chunk.push(&child_row(row, lo)?);
+            if chunk.len() == ROW_CHUNK {
+                f(&chunk);
+                chunk.clear();
             }
         }
         if !chunk.is_empty() {
-            f(chunk);
+            f(&chunk);
         }
         Ok(())
     }
 }
 
-fn parse_child(map_run_arn: &str, idx: i64, text: &str) -> Result<Child, CheckpointError> {
-    serde_json::from_str(text).map_err(|e| CheckpointError::Corrupt {
-        key: format!("{map_run_arn}#{idx}"),
-        message: e.to_string(),
-    })
+/// Children stored by earlier versions, each as its whole JSON in `record`: keyed by
+/// `(arn, idx)` in `children`, then by run number and index in `child_rows`. Their rows move
+/// to `map_children`, in one transaction, and the old table goes.
+fn migrate_legacy_children(conn: &Connection) -> Result<(), CheckpointError> {
+    let exists = |table: &str| -> Result<bool, CheckpointError> {
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            params![table],
+            |r| r.get(0),
+        )?)
+    };
+    let legacy = [
+        (
+            "children",
+            format!(
+                "SELECT (m.rowid << {RUN_SHIFT}) + c.idx, c.record
+                 FROM children c JOIN map_runs m ON m.arn = c.arn"
+            ),
+        ),
+        (
+            "child_rows",
+            "SELECT key, record FROM child_rows".to_string(),
+        ),
+    ];
+    for (table, select) in legacy {
+        if !exists(table)? {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare(&select)?;
+            let mut rows = stmt.query([])?;
+            let mut quoting = Quoting::default();
+            while let Some(row) = rows.next()? {
+                let key: i64 = row.get(0)?;
+                let text: String = row.get(1)?;
+                let child: Child =
+                    serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
+                        key: format!("{table} row {key}"),
+                        message: e.to_string(),
+                    })?;
+                let run_no = key >> RUN_SHIFT;
+                insert_child(&tx, run_no, &child, &mut quoting)?;
+            }
+        }
+        tx.execute_batch(&format!("DROP TABLE {table};"))?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 impl CheckpointStore for SqliteStore {
@@ -458,9 +585,10 @@ impl CheckpointStore for SqliteStore {
             if failure.is_some() {
                 return;
             }
-            let parsed: Vec<Result<Child, CheckpointError>> = rows
-                .par_iter()
-                .map(|(idx, text)| parse_child(map_run_arn, *idx, text))
+            let parsed: Vec<Result<Child, CheckpointError>> = (0..rows.len())
+                .into_par_iter()
+                .filter_map(|i| rows.get(i))
+                .map(|row| to_child(map_run_arn, &row))
                 .collect();
             for c in parsed {
                 match c {
@@ -475,14 +603,12 @@ impl CheckpointStore for SqliteStore {
         failure.map_or(Ok(()), Err)
     }
 
-    fn for_each_child_text(
+    fn for_each_child_row(
         &self,
         map_run_arn: &str,
-        f: &mut dyn FnMut(Vec<String>),
+        f: &mut dyn FnMut(&ChildRows),
     ) -> Result<bool, CheckpointError> {
-        self.row_chunks(map_run_arn, &mut |rows| {
-            f(rows.into_iter().map(|(_, text)| text).collect())
-        })?;
+        self.row_chunks(map_run_arn, f)?;
         Ok(true)
     }
 

@@ -12,10 +12,11 @@ use crate::asl::AslError;
 use crate::ports::Clock;
 use crate::reader::{self, Item, ItemStream, Position, ReaderSpec};
 use crate::storage::ObjectStore;
-use crate::writer::{self, ChildRecord, ResultWriter, WriterSpec};
+use crate::writer::{self, ChildRecord, RecordView, ResultWriter, WriterSpec};
 
 use super::batch::{BatchSpec, Batcher};
 use super::checkpoint::CheckpointStore;
+use super::rows::{self, ChildRow};
 use super::{ChildStatus, MapRun, MapRunAction, MapRunEvent, MapRunStatus};
 
 /// How one child ended.
@@ -445,17 +446,16 @@ pub fn write_saved_results(
     let prefix = execution_prefix(view);
     let prefix = prefix.as_str();
     let mut failure: Option<Named> = None;
-    // Full records (NONE), from a store that keeps the children's text: straight from that
-    // text, a chunk at a time — rendered in parallel while a writer thread appends the chunk
-    // before, in order.
-    let from_text = t == writer::Transformation::None && {
+    // Full records (NONE), from a store that keeps children as rows with quoted inputs and
+    // outputs: copied together from those, a chunk at a time — rendered in parallel while a
+    // writer thread appends the chunk before, in order.
+    let from_rows = t == writer::Transformation::None && {
         let (handled, back) = std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<Vec<Result<Prepared, Named>>>(2);
+            let (tx, rx) = mpsc::sync_channel::<Vec<Prepared>>(2);
             let mut w = w;
             let appender = scope.spawn(move || {
                 for chunk in rx {
-                    for p in chunk {
-                        let (family, bytes) = p?;
+                    for (family, bytes) in chunk {
                         w.write_prepared(family, std::slice::from_ref(&bytes))
                             .map_err(named)?;
                     }
@@ -463,13 +463,14 @@ pub fn write_saved_results(
                 Ok::<_, Named>(w)
             });
             let mut appender_gone = false;
-            let handled = checkpoints.for_each_child_text(&view.map_run_arn, &mut |texts| {
+            let handled = checkpoints.for_each_child_row(&view.map_run_arn, &mut |rows| {
                 if appender_gone {
                     return;
                 }
-                let prepared: Vec<Result<Prepared, Named>> = texts
-                    .par_iter()
-                    .map(|t| stored_record(view, prefix, t))
+                let prepared: Vec<Prepared> = (0..rows.len())
+                    .into_par_iter()
+                    .filter_map(|i| rows.get(i))
+                    .map(|row| row_record(view, prefix, &row))
                     .collect();
                 // A closed channel: the appender failed, and says why when joined.
                 appender_gone = tx.send(prepared).is_err();
@@ -486,7 +487,7 @@ pub fn write_saved_results(
         w = back?;
         handled.map_err(store_err)?
     };
-    if !from_text {
+    if !from_rows {
         // Parsed children, converted to bytes in parallel a chunk at a time, in order.
         const CHUNK: usize = 4096;
         let mut chunk: Vec<super::Child> = Vec::with_capacity(CHUNK);
@@ -539,62 +540,35 @@ type Prepared = (writer::Family, Vec<u8>);
 /// A child's entries (several when FLATTEN spreads an output) and their family.
 type PreparedEntries = (writer::Family, Vec<Vec<u8>>);
 
-/// A child as a checkpoint stores it, borrowing its input and output as JSON text.
-#[derive(serde::Deserialize)]
-struct StoredChild<'a> {
-    index: u64,
-    #[serde(borrow)]
-    name: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    input: &'a serde_json::value::RawValue,
-    status: ChildStatus,
-    #[serde(borrow, default)]
-    output: Option<&'a serde_json::value::RawValue>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    cause: Option<String>,
-    #[serde(default, deserialize_with = "super::stored_date::deserialize")]
-    start_date: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default, deserialize_with = "super::stored_date::deserialize")]
-    stop_date: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default)]
-    redrive_count: u32,
-}
-
-/// One child's full record, from its stored text (the same bytes as [`record`] +
-/// [`ResultWriter::prepare`] with `NONE`).
-fn stored_record(run: &MapRun, exec_prefix: &str, text: &str) -> Result<Prepared, Named> {
-    let corrupt = |e: serde_json::Error| {
-        (
-            "States.Runtime".to_string(),
-            format!(
-                "checkpoint store: corrupt child record of {}: {e}",
-                run.map_run_arn
-            ),
-        )
+/// One child's full record, from its stored row: the same bytes as [`record`] +
+/// [`ResultWriter::prepare`] with `NONE`, its quoted input and output copied in.
+fn row_record(run: &MapRun, exec_prefix: &str, row: &ChildRow<'_>) -> Prepared {
+    let express = run.child_type == super::ExecutionTypeTag::Express;
+    let status = writer_status(row.status);
+    let view = match (status, row.start_ns, row.stop_ns) {
+        (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => RecordView::pending(),
+        (_, Some(start), Some(stop)) => RecordView {
+            error: row.error,
+            cause: row.cause,
+            ..RecordView::finished(
+                [exec_prefix, row.name],
+                row.name,
+                &run.state_machine_arn,
+                status,
+                rows::date_from_nanos(start),
+                rows::date_from_nanos(stop),
+                row.redrive_count,
+                express,
+            )
+        },
     };
-    let s: StoredChild<'_> = serde_json::from_str(text).map_err(corrupt)?;
-    let child = super::Child {
-        index: s.index,
-        name: s.name.into_owned(),
-        first_item: 0,
-        items: 1,
-        input: Arc::new(Value::Null),
-        status: s.status,
-        output: None,
-        error: s.error,
-        cause: s.cause,
-        start_date: s.start_date,
-        stop_date: s.stop_date,
-        redrive_count: s.redrive_count,
-        snapshot: None,
-    };
-    let r = record_with_prefix(run, exec_prefix, child);
-    let mut bytes = Vec::with_capacity(text.len() + 512);
-    r.write_record_with(s.input.get(), s.output.map(|o| o.get()), &mut bytes)
-        .map_err(corrupt)?;
-    Ok((r.status.family(), bytes))
+    let mut bytes = Vec::with_capacity(row.input.len() + row.output.map_or(0, str::len) + 640);
+    view.write(
+        row.input.as_bytes(),
+        row.output.map(str::as_bytes),
+        &mut bytes,
+    );
+    (view.status.family(), bytes)
 }
 
 fn finished_items(run: &MapRun) -> u64 {
@@ -1101,9 +1075,10 @@ mod tests {
         )
     }
 
-    /// Records built from the stored text are byte for byte those built from parsed children.
+    /// Records copied together from stored rows are byte for byte those built from parsed
+    /// children.
     #[test]
-    fn records_from_stored_text_match_records_from_children() {
+    fn records_from_stored_rows_match_records_from_children() {
         let store = SqliteStore::in_memory().unwrap();
         let mut run = new_run();
         let t0 = chrono::Utc::now();
@@ -1159,18 +1134,17 @@ mod tests {
             .unwrap();
         let mut got = Vec::new();
         store
-            .for_each_child_text(&run.map_run_arn, &mut |texts| {
-                for t in texts {
-                    got.push(stored_record(&run, &execution_prefix(&run), &t).unwrap());
+            .for_each_child_row(&run.map_run_arn, &mut |rows| {
+                for row in rows.iter() {
+                    got.push(row_record(&run, &execution_prefix(&run), &row));
                 }
             })
             .unwrap();
         assert!(store
-            .for_each_child_text(&run.map_run_arn, &mut |_| {})
+            .for_each_child_row(&run.map_run_arn, &mut |_| {})
             .unwrap());
         assert_eq!(expected.len(), 4);
         assert_eq!(got, expected);
-        assert!(stored_record(&run, &execution_prefix(&run), "{\"index\": 1").is_err());
     }
 
     /// A runner that takes batches is handed several children at once.

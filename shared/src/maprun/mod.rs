@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod driver;
+pub mod rows;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

@@ -630,3 +630,77 @@ fn legacy_child_tables_are_migrated() {
     assert_eq!(loaded.execution_counts().total, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A store written before children had typed columns (each child's whole JSON in
+/// `child_rows.record`) has its rows moved to `map_children` when opened, and reads the same.
+#[test]
+fn json_child_rows_are_migrated() {
+    let dir = std::env::temp_dir().join(format!("mapfleet-rows-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.db");
+    let mut r = run(2, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    read(&mut r, 3, json!(3), true);
+    let out = json!({"done": "ü \"q\"\n", "n": [1, 2.5]});
+    r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: out.clone(),
+        },
+        t0(),
+    );
+    let stored: Vec<Child> = [0, 1].map(|i| r.child(i).unwrap().clone()).to_vec();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE map_runs (arn TEXT PRIMARY KEY, execution_arn TEXT NOT NULL,
+                 seq INTEGER NOT NULL, record TEXT NOT NULL);
+             CREATE TABLE child_rows (key INTEGER PRIMARY KEY, status TEXT NOT NULL,
+                 record TEXT NOT NULL);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO map_runs VALUES (?1, ?2, 0, ?3)",
+            rusqlite::params![
+                r.map_run_arn,
+                r.execution_arn,
+                serde_json::to_string(&r).unwrap()
+            ],
+        )
+        .unwrap();
+        for c in &stored {
+            conn.execute(
+                "INSERT INTO child_rows VALUES ((1 << 40) + ?1, ?2, ?3)",
+                rusqlite::params![
+                    c.index as i64,
+                    c.status.as_str(),
+                    serde_json::to_string(c).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let mut seen = Vec::new();
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| seen.push(c))
+        .unwrap();
+    assert_eq!(seen, stored);
+    assert_eq!(seen[0].output, Some(out));
+    let mut rows = 0;
+    store
+        .for_each_child_row(&r.map_run_arn, &mut |chunk| rows += chunk.len())
+        .unwrap();
+    assert_eq!(rows, 2);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let old: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'child_rows')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!old, "the old table is gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}

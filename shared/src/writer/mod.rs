@@ -35,8 +35,8 @@ use crate::storage::StoreError;
 
 pub use files::{load_prior, write_results, PriorResults, ResultFile, ResultWriter, WriterOutcome};
 pub use record::{
-    format_date, format_date_nanos, parse_date, ChildRecord, ChildStatus, Family, RedriveStatus,
-    SUCCEEDED_REDRIVE_REASON,
+    format_date, format_date_nanos, parse_date, quote_json_text, ChildRecord, ChildStatus, Family,
+    RecordView, RedriveStatus, SUCCEEDED_REDRIVE_REASON,
 };
 pub use spec::{
     map_run_id, Destination, OutputType, Transformation, WriterSpec, DEFAULT_MAX_FILE_BYTES,

@@ -219,25 +219,41 @@ impl ChildRecord {
     /// The full record's JSON text, written straight into `out`: the same bytes as
     /// serializing [`ChildRecord::to_record`], without building the intermediate map.
     pub fn write_record(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        let input = json_text(&self.input);
-        let output = match &self.output {
-            Some(o) => json_text(o),
-            None => "null".to_string(),
-        };
-        self.write_record_with(&input, Some(&output), out)
+        let mut text = Vec::with_capacity(256);
+        let mut input = Vec::with_capacity(320);
+        serde_json::to_writer(&mut text, &self.input)?;
+        quote_json_text(&text, &mut input);
+        let mut output = Vec::new();
+        if let Some(o) = &self.output {
+            text.clear();
+            serde_json::to_writer(&mut text, o)?;
+            quote_json_text(&text, &mut output);
+        }
+        let output = self.output.as_ref().map(|_| output.as_slice());
+        self.write_record_quoted(&input, output, out);
+        Ok(())
     }
 
-    /// [`ChildRecord::write_record`] with the input's and output's JSON text given (as a
-    /// checkpoint stores them: compact serde_json text, the very bytes `to_record` would
-    /// embed), so neither is parsed nor printed again. `self.input` and `self.output` are
-    /// not read; an output of `None` is `null`.
-    pub fn write_record_with(
-        &self,
-        input: &str,
-        output: Option<&str>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(out, &self.fields(input, output))
+    /// [`ChildRecord::write_record`] with the input's and output's JSON text given already
+    /// quoted ([`quote_json_text`]: as a checkpoint stores them). `self.input` and
+    /// `self.output` are not read; an output of `None` is `null`.
+    pub fn write_record_quoted(&self, input: &[u8], output: Option<&[u8]>, out: &mut Vec<u8>) {
+        RecordView {
+            status: self.status,
+            execution_arn: self.execution_arn.as_deref().map(|a| [a, ""]),
+            name: self.name.as_deref(),
+            state_machine_arn: self.state_machine_arn.as_deref(),
+            state_machine_alias_arn: self.state_machine_alias_arn.as_deref(),
+            state_machine_version_arn: self.state_machine_version_arn.as_deref(),
+            redrive_count: self.redrive_count,
+            redrive_status: self.redrive_status,
+            redrive_status_reason: self.redrive_status_reason.as_deref(),
+            start_date: self.start_date,
+            stop_date: self.stop_date,
+            error: self.error.as_deref(),
+            cause: self.cause.as_deref(),
+        }
+        .write(input, output, out)
     }
 
     /// The full record's fields, in AWS's order, borrowing this record and the given JSON
@@ -301,6 +317,165 @@ impl ChildRecord {
             (Transformation::Flatten, Value::Array(items)) => items.iter().try_for_each(f),
             (_, output) => f(output),
         }
+    }
+}
+
+/// A full record's fields, borrowed (see [`ChildRecord`] for each one's meaning), written
+/// without building a value: what the result writer renders a stored child into.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    pub status: ChildStatus,
+    /// Written as the two parts joined (an execution ARN prefix and a name).
+    pub execution_arn: Option<[&'a str; 2]>,
+    pub name: Option<&'a str>,
+    pub state_machine_arn: Option<&'a str>,
+    pub state_machine_alias_arn: Option<&'a str>,
+    pub state_machine_version_arn: Option<&'a str>,
+    pub redrive_count: Option<u32>,
+    pub redrive_status: Option<RedriveStatus>,
+    pub redrive_status_reason: Option<&'a str>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub stop_date: Option<DateTime<Utc>>,
+    pub error: Option<&'a str>,
+    pub cause: Option<&'a str>,
+}
+
+impl<'a> RecordView<'a> {
+    /// A child never started (see [`ChildRecord::pending`]).
+    pub fn pending() -> Self {
+        RecordView {
+            status: ChildStatus::Pending,
+            execution_arn: None,
+            name: None,
+            state_machine_arn: None,
+            state_machine_alias_arn: None,
+            state_machine_version_arn: None,
+            redrive_count: None,
+            redrive_status: None,
+            redrive_status_reason: None,
+            start_date: None,
+            stop_date: None,
+            error: None,
+            cause: None,
+        }
+    }
+
+    /// A child that ran (see [`ChildRecord::finished`]), without error or cause.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finished(
+        execution_arn: [&'a str; 2],
+        name: &'a str,
+        state_machine_arn: &'a str,
+        status: ChildStatus,
+        start_date: DateTime<Utc>,
+        stop_date: DateTime<Utc>,
+        redrive_count: u32,
+        express: bool,
+    ) -> Self {
+        let (redrive_status, reason) = ChildRecord::default_redrive(status, express);
+        RecordView {
+            status,
+            execution_arn: Some(execution_arn),
+            name: Some(name),
+            state_machine_arn: Some(state_machine_arn),
+            redrive_count: Some(redrive_count),
+            redrive_status,
+            redrive_status_reason: reason,
+            start_date: Some(start_date),
+            stop_date: Some(stop_date),
+            ..RecordView::pending()
+        }
+    }
+
+    /// The record's JSON text, appended to `out`: the bytes of serializing
+    /// [`ChildRecord::to_record`], keys in AWS's order, with the input's and output's JSON
+    /// text given quoted ([`quote_json_text`]) and copied in as they are. The output
+    /// (`null` when `None`) is only written for a success.
+    pub fn write(&self, input: &[u8], output: Option<&[u8]>, out: &mut Vec<u8>) {
+        // Keys in the order of `Record` (alphabetical, as AWS writes them); the test
+        // `writer::tests::written_records_are_the_record_maps_bytes` holds the two together.
+        fn key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
+            out.extend_from_slice(if *first { b"{\"" } else { b",\"" });
+            *first = false;
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+        }
+        fn string(out: &mut Vec<u8>, parts: &[&str]) {
+            out.push(b'"');
+            for p in parts {
+                quote_json_text(p.as_bytes(), out);
+            }
+            out.push(b'"');
+        }
+        fn quoted(out: &mut Vec<u8>, q: &[u8]) {
+            out.push(b'"');
+            out.extend_from_slice(q);
+            out.push(b'"');
+        }
+        fn date(out: &mut Vec<u8>, t: DateTime<Utc>) {
+            quoted(out, format_date(t).as_bytes());
+        }
+        let first = &mut true;
+        out.reserve(input.len() + output.map_or(0, <[u8]>::len) + 512);
+        if let Some(c) = self.cause {
+            key(out, first, "Cause");
+            string(out, &[c]);
+        }
+        if let Some(e) = self.error {
+            key(out, first, "Error");
+            string(out, &[e]);
+        }
+        if let Some(a) = &self.execution_arn {
+            key(out, first, "ExecutionArn");
+            string(out, a);
+        }
+        key(out, first, "Input");
+        quoted(out, input);
+        key(out, first, "InputDetails");
+        out.extend_from_slice(b"{\"Included\":true}");
+        if let Some(n) = self.name {
+            key(out, first, "Name");
+            string(out, &[n]);
+        }
+        if self.status == ChildStatus::Succeeded {
+            key(out, first, "Output");
+            quoted(out, output.unwrap_or(b"null"));
+            key(out, first, "OutputDetails");
+            out.extend_from_slice(b"{\"Included\":true}");
+        }
+        if let Some(n) = self.redrive_count {
+            key(out, first, "RedriveCount");
+            out.extend_from_slice(n.to_string().as_bytes());
+        }
+        if let Some(s) = self.redrive_status {
+            key(out, first, "RedriveStatus");
+            quoted(out, s.as_str().as_bytes());
+        }
+        if let Some(r) = self.redrive_status_reason {
+            key(out, first, "RedriveStatusReason");
+            string(out, &[r]);
+        }
+        if let Some(d) = self.start_date {
+            key(out, first, "StartDate");
+            date(out, d);
+        }
+        for (k, v) in [
+            ("StateMachineAliasArn", self.state_machine_alias_arn),
+            ("StateMachineArn", self.state_machine_arn),
+            ("StateMachineVersionArn", self.state_machine_version_arn),
+        ] {
+            if let Some(v) = v {
+                key(out, first, k);
+                string(out, &[v]);
+            }
+        }
+        key(out, first, "Status");
+        quoted(out, self.status.as_str().as_bytes());
+        if let Some(d) = self.stop_date {
+            key(out, first, "StopDate");
+            date(out, d);
+        }
+        out.push(b'}');
     }
 }
 
@@ -440,6 +615,46 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
             .ok()
             .map(|t| t.with_timezone(&Utc))
     })
+}
+
+/// Appends `text` escaped as the contents of a JSON string: the bytes serde_json writes
+/// between the quotes when it serializes `text` as a string (`"` and `\` escaped, control
+/// characters as `\n`-style or `\u00xx` escapes, everything else as it is). Inputs and
+/// outputs go into records as their JSON text quoted so, and a checkpoint stores them quoted
+/// ahead of time. JSON text has its quotes and backslashes a few bytes apart and no raw
+/// control characters, so runs between them are found with `memchr2` and copied whole.
+pub fn quote_json_text(text: &[u8], out: &mut Vec<u8>) {
+    fn plain(run: &[u8], out: &mut Vec<u8>) {
+        if run.iter().all(|&b| b >= 0x20) {
+            out.extend_from_slice(run);
+            return;
+        }
+        for &b in run {
+            match b {
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x09 => out.extend_from_slice(b"\\t"),
+                0x0A => out.extend_from_slice(b"\\n"),
+                0x0C => out.extend_from_slice(b"\\f"),
+                0x0D => out.extend_from_slice(b"\\r"),
+                b if b < 0x20 => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(b"\\u00");
+                    out.push(HEX[usize::from(b >> 4)]);
+                    out.push(HEX[usize::from(b & 0xF)]);
+                }
+                b => out.push(b),
+            }
+        }
+    }
+    out.reserve(text.len() + text.len() / 4);
+    let mut start = 0;
+    for i in memchr::memchr2_iter(b'"', b'\\', text) {
+        plain(&text[start..i], out);
+        out.push(b'\\');
+        out.push(text[i]);
+        start = i + 1;
+    }
+    plain(&text[start..], out);
 }
 
 /// Compact JSON text, as AWS embeds inputs and outputs.

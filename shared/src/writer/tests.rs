@@ -194,6 +194,10 @@ fn written_records_are_the_record_maps_bytes() {
         unsuccessful(5, ChildStatus::TimedOut, json!({})),
         unsuccessful(6, ChildStatus::Aborted, json!([])),
         ChildRecord::pending(json!({"p": 1})),
+        unsuccessful(7, ChildStatus::Failed, json!({"k": "\\ \u{7f} \u{1f}"})).with_error(
+            Some("Err \"x\" \\".into()),
+            Some("line\nnext\ttab \u{0} ü".into()),
+        ),
         aliased,
         leap,
     ];
@@ -203,6 +207,29 @@ fn written_records_are_the_record_maps_bytes() {
         assert_eq!(
             String::from_utf8(direct).unwrap(),
             serde_json::to_string(&r.to_record()).unwrap()
+        );
+    }
+}
+
+/// Quoted JSON text is what serde_json writes between the quotes of the same text as a
+/// string, for every byte that it escapes and runs of every length around them.
+#[test]
+fn quoted_json_text_is_serde_jsons_string_escaping() {
+    let mut samples: Vec<String> = (0u8..0x80).map(|b| char::from(b).to_string()).collect();
+    samples.extend([
+        String::new(),
+        r#"{"a":"b\"c","d":[1,"\\"]}"#.to_string(),
+        "ü€𝄞 \"\"\\\\ plain text with no escapes at all".to_string(),
+        "\u{0}\u{1}\u{8}\u{9}\u{a}\u{b}\u{c}\u{d}\u{1f}\u{7f}x\"".to_string(),
+    ]);
+    for s in samples {
+        let mut quoted = Vec::new();
+        quote_json_text(s.as_bytes(), &mut quoted);
+        let serde = serde_json::to_string(&s).unwrap();
+        assert_eq!(
+            String::from_utf8(quoted).unwrap(),
+            serde[1..serde.len() - 1],
+            "{s:?}"
         );
     }
 }
