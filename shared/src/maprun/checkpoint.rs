@@ -5,7 +5,7 @@
 //! one write per item.
 
 use std::path::Path;
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -78,21 +78,56 @@ pub const ROW_CHUNK: usize = 4096;
 ///
 /// Saves are committed by a thread of their own (group commit): `save` serializes the run
 /// record, hands it over with the children to store (the finished ones moved out of the run)
-/// and returns; the saver serializes the children, and saves queued meanwhile commit
-/// together in one transaction. Every read first waits for the queue to drain, so it
-/// sees every save made before it. After a failed commit nothing more is committed (the
-/// store stays at its last consistent state) and every later call reports the failure.
+/// and returns at once; the saver thread takes every save handed over meanwhile and commits
+/// them together in one transaction. A save waits only when [`MAX_WAITING_CHILDREN`] are
+/// waiting already (memory stays bounded when saves come faster than commits). Every read
+/// first waits until everything handed over is committed, so it sees every save made before
+/// it. After a failed commit nothing more is committed (the store stays at its last
+/// consistent state) and every later call reports the failure.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    saver: Mutex<Option<mpsc::SyncSender<SaveBatch>>>,
-    state: Arc<(Mutex<SaverState>, Condvar)>,
+    saver: Arc<Saver>,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// At most this many children wait for the saver thread (besides those it commits).
+pub const MAX_WAITING_CHILDREN: usize = 1 << 13;
+
+/// What the driver and the saver thread share.
+#[derive(Default)]
+struct Saver {
+    state: Mutex<SaverState>,
+    changed: Condvar,
 }
 
 #[derive(Default)]
 struct SaverState {
-    queued: usize,
+    /// Saves handed over and not yet taken by the saver thread, in order.
+    waiting: Vec<SaveBatch>,
+    /// The children in `waiting`.
+    waiting_children: usize,
+    /// Whether the saver thread is committing saves it took.
+    committing: bool,
+    /// Set when the store is dropped: the thread commits what waits, then ends.
+    closed: bool,
     error: Option<String>,
+}
+
+impl Saver {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, SaverState>, CheckpointError> {
+        self.state
+            .lock()
+            .map_err(|_| CheckpointError::Store("the saver's lock is poisoned".into()))
+    }
+
+    fn wait<'a>(
+        &self,
+        s: std::sync::MutexGuard<'a, SaverState>,
+    ) -> Result<std::sync::MutexGuard<'a, SaverState>, CheckpointError> {
+        self.changed
+            .wait(s)
+            .map_err(|_| CheckpointError::Store("the saver's lock is poisoned".into()))
+    }
 }
 
 /// One `save`: the run record serialized, the children as they are (the saver thread
@@ -104,38 +139,47 @@ struct SaveBatch {
     children: Vec<Child>,
 }
 
-/// Commits queued saves, several at a time, until the store is dropped.
-fn save_loop(
-    conn: Arc<Mutex<Connection>>,
-    rx: mpsc::Receiver<SaveBatch>,
-    state: Arc<(Mutex<SaverState>, Condvar)>,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut batches = vec![first];
-        while let Ok(b) = rx.try_recv() {
-            batches.push(b);
-        }
-        let failed = state.0.lock().map(|s| s.error.is_some()).unwrap_or(true);
-        let result = if failed {
-            Ok(())
-        } else {
-            match conn.lock() {
-                Ok(mut c) => commit(&mut c, &batches),
-                Err(_) => Err(CheckpointError::Store(
-                    "the connection lock is poisoned".into(),
-                )),
+/// Commits the saves handed over, all those waiting at a time, until the store is dropped.
+fn save_loop(conn: Arc<Mutex<Connection>>, saver: Arc<Saver>) {
+    loop {
+        let batches = {
+            let Ok(mut s) = saver.lock() else { return };
+            while s.waiting.is_empty() && !s.closed {
+                s = match saver.wait(s) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+            if s.waiting.is_empty() {
+                return;
+            }
+            s.waiting_children = 0;
+            s.committing = true;
+            let failed = s.error.is_some();
+            let batches = std::mem::take(&mut s.waiting);
+            drop(s);
+            saver.changed.notify_all();
+            if failed {
+                Vec::new()
+            } else {
+                batches
             }
         };
-        let n = batches.len();
+        let result = match conn.lock() {
+            Ok(mut c) if !batches.is_empty() => commit(&mut c, &batches),
+            Ok(_) => Ok(()),
+            Err(_) => Err(CheckpointError::Store(
+                "the connection lock is poisoned".into(),
+            )),
+        };
         drop(batches);
-        let (m, cv) = &*state;
-        if let Ok(mut s) = m.lock() {
-            s.queued = s.queued.saturating_sub(n);
+        if let Ok(mut s) = saver.lock() {
+            s.committing = false;
             if let Err(e) = result {
                 s.error.get_or_insert(e.to_string());
             }
         }
-        cv.notify_all();
+        saver.changed.notify_all();
     }
 }
 
@@ -259,10 +303,11 @@ fn child_row<'r>(row: &'r rusqlite::Row<'_>, lo: i64) -> Result<ChildRow<'r>, Ch
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        // Closing the queue lets the saver commit what is queued and end.
-        if let Ok(mut tx) = self.saver.lock() {
-            tx.take();
+        // Closing lets the saver commit what waits, and end.
+        if let Ok(mut s) = self.saver.lock() {
+            s.closed = true;
         }
+        self.saver.changed.notify_all();
         if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = t.join();
         }
@@ -312,32 +357,26 @@ impl SqliteStore {
         )?;
         migrate_legacy_children(&conn)?;
         let conn = Arc::new(Mutex::new(conn));
-        let state = Arc::new((Mutex::new(SaverState::default()), Condvar::new()));
-        // One save may wait while one commits: the driver goes on, and memory stays bounded
-        // (a waiting save holds its children, not text).
-        let (tx, rx) = mpsc::sync_channel(1);
+        let saver = Arc::new(Saver::default());
         let thread = std::thread::Builder::new()
             .name("mapfleet-checkpoints".into())
             .spawn({
-                let (conn, state) = (conn.clone(), state.clone());
-                move || save_loop(conn, rx, state)
+                let (conn, saver) = (conn.clone(), saver.clone());
+                move || save_loop(conn, saver)
             })
             .map_err(|e| CheckpointError::Store(format!("cannot start the saver thread: {e}")))?;
         Ok(SqliteStore {
             conn,
-            saver: Mutex::new(Some(tx)),
-            state,
+            saver,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Waits until every queued save is committed; reports a failed commit.
+    /// Waits until every save handed over is committed; reports a failed commit.
     fn flush(&self) -> Result<(), CheckpointError> {
-        let poisoned = || CheckpointError::Store("the saver's lock is poisoned".into());
-        let (m, cv) = &*self.state;
-        let mut s = m.lock().map_err(|_| poisoned())?;
-        while s.queued > 0 {
-            s = cv.wait(s).map_err(|_| poisoned())?;
+        let mut s = self.saver.lock()?;
+        while !s.waiting.is_empty() || s.committing {
+            s = self.saver.wait(s)?;
         }
         match &s.error {
             Some(e) => Err(CheckpointError::Store(e.clone())),
@@ -510,40 +549,33 @@ impl CheckpointStore for SqliteStore {
         run.settle_resume_mark();
         let record =
             serde_json::to_string(&*run).map_err(|e| CheckpointError::Store(e.to_string()))?;
-        {
-            let (m, _) = &*self.state;
-            let mut s = m
-                .lock()
-                .map_err(|_| CheckpointError::Store("the saver's lock is poisoned".into()))?;
-            if let Some(e) = &s.error {
-                return Err(CheckpointError::Store(e.clone()));
-            }
-            s.queued += 1;
-        }
-        // Taken out of the run (finished children leave memory here); serialized, inserted
-        // and committed by the saver thread.
+        // Taken out of the run (finished children leave memory here); inserted and committed
+        // by the saver thread.
         let batch = SaveBatch {
             arn: run.map_run_arn.clone(),
             execution_arn: run.execution_arn.clone(),
             record,
             children: run.take_children_to_save(),
         };
-        let sent = match self.saver.lock() {
-            Ok(tx) => tx.as_ref().is_some_and(|tx| tx.send(batch).is_ok()),
-            Err(_) => false,
-        };
-        if !sent {
-            let (m, cv) = &*self.state;
-            if let Ok(mut s) = m.lock() {
-                s.queued = s.queued.saturating_sub(1);
-                s.error
-                    .get_or_insert_with(|| "the checkpoint saver stopped".to_string());
+        let mut s = self.saver.lock()?;
+        loop {
+            if let Some(e) = &s.error {
+                return Err(CheckpointError::Store(e.clone()));
             }
-            cv.notify_all();
-            return Err(CheckpointError::Store(
-                "the checkpoint saver stopped".into(),
-            ));
+            if s.closed {
+                return Err(CheckpointError::Store(
+                    "the checkpoint saver stopped".into(),
+                ));
+            }
+            if s.waiting_children < MAX_WAITING_CHILDREN {
+                break;
+            }
+            s = self.saver.wait(s)?;
         }
+        s.waiting_children += batch.children.len();
+        s.waiting.push(batch);
+        drop(s);
+        self.saver.changed.notify_all();
         Ok(())
     }
 

@@ -628,8 +628,9 @@ impl MapRun {
     /// saves in the background: the finished children move out of the window (nothing is
     /// copied), the others are copied.
     pub fn take_children_to_save(&mut self) -> Vec<Child> {
-        let mut out = Vec::new();
-        for idx in self.indices_to_save() {
+        let indices = self.indices_to_save();
+        let mut out = Vec::with_capacity(indices.len());
+        for idx in indices {
             let finished = match self.window.get(&idx) {
                 None => continue,
                 Some(c) if c.status.is_terminal() => true,

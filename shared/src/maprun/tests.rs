@@ -704,3 +704,67 @@ fn json_child_rows_are_migrated() {
     assert!(!old, "the old table is gone");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Saves never wait for commits until many children wait; past that they wait, and nothing
+/// is lost either way: every child of many quick saves is stored, once.
+#[test]
+fn many_quick_saves_store_every_child() {
+    use super::checkpoint::MAX_WAITING_CHILDREN;
+    let store = SqliteStore::in_memory().unwrap();
+    let total = (MAX_WAITING_CHILDREN * 2 + 5) as u64;
+    let mut r = run(0, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    let mut done = 0;
+    while done < total {
+        let n = 1000.min(total - done);
+        read(&mut r, n, json!(done + n), done + n == total);
+        for index in done..done + n {
+            r.apply(
+                MapRunEvent::ChildSucceeded {
+                    index,
+                    output: json!(index),
+                },
+                t0(),
+            );
+        }
+        store.save(&mut r).unwrap();
+        done += n;
+    }
+    let mut seen = 0u64;
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| {
+            assert_eq!((c.index, c.output), (seen, Some(json!(seen))));
+            seen += 1;
+        })
+        .unwrap();
+    assert_eq!(seen, total);
+}
+
+/// A commit that fails stops the store: later saves and reads report it.
+#[test]
+fn a_failed_commit_is_reported_by_later_calls() {
+    let dir = std::env::temp_dir().join(format!("mapfleet-fail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let mut r = run(2, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    read(&mut r, 2, json!(2), true);
+    // Another connection drops the children's table behind the store's back.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE map_children;")
+        .unwrap();
+    r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!(0),
+        },
+        t0(),
+    );
+    store.save(&mut r).unwrap();
+    assert!(store.load(&r.map_run_arn).is_err());
+    assert!(store.save(&mut r).is_err());
+    let _ = std::fs::remove_dir_all(&dir);
+}
