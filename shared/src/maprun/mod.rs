@@ -625,9 +625,11 @@ impl MapRun {
     }
 
     /// [`MapRun::children_to_save`] and [`MapRun::evict_saved`] at once, for a store that
-    /// saves in the background: the finished children move out of the window (nothing is
-    /// copied), the others are copied.
-    pub fn take_children_to_save(&mut self) -> Vec<Child> {
+    /// saves in the background: the finished children move out of the window in their boxes
+    /// (nothing is copied), the others are copied.
+    // Boxed: a save moves thousands of children, and moving a box does not copy one.
+    #[allow(clippy::vec_box)]
+    pub fn take_children_to_save(&mut self) -> Vec<Box<Child>> {
         let indices = self.indices_to_save();
         let mut out = Vec::with_capacity(indices.len());
         for idx in indices {
@@ -635,17 +637,17 @@ impl MapRun {
                 None => continue,
                 Some(c) if c.status.is_terminal() => true,
                 Some(c) if c.status == ChildStatus::Running => {
-                    out.push(Child::requeued(c));
+                    out.push(Box::new(Child::requeued(c)));
                     false
                 }
                 Some(c) => {
-                    out.push(Child::clone(c));
+                    out.push(c.clone());
                     false
                 }
             };
             if finished {
                 if let Some(c) = self.window.remove(&idx) {
-                    out.push(*c);
+                    out.push(c);
                 }
             }
         }
