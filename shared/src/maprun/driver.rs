@@ -716,9 +716,13 @@ pub fn drive(job: Job<'_>) -> Outcome {
         let mut last_finished_save = Instant::now();
         let mut unsaved_finished = false;
         let mut children_done = 0u64;
+        // Reused round after round: thousands of events may come in at once.
+        let mut events = Vec::new();
+        let mut actions = Vec::new();
         loop {
-            let mut events = Vec::new();
-            for action in pending.drain(..) {
+            events.clear();
+            std::mem::swap(&mut pending, &mut actions);
+            for action in actions.drain(..) {
                 match action {
                     MapRunAction::Read {
                         position,
@@ -868,14 +872,14 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     MapRunEvent::ChildSucceeded { .. } | MapRunEvent::ChildFailed { .. }
                 )
             });
-            for ev in events {
+            for ev in events.drain(..) {
                 if matches!(
                     ev,
                     MapRunEvent::ChildSucceeded { .. } | MapRunEvent::ChildFailed { .. }
                 ) {
                     children_done += 1;
                 }
-                pending.extend(run.apply(ev, now));
+                run.apply_into(ev, now, &mut pending);
             }
             if finished {
                 unsaved_finished = true;

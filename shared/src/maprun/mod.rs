@@ -703,6 +703,18 @@ impl MapRun {
     /// Applies one event; returns what to do next.
     pub fn apply(&mut self, event: MapRunEvent, now: DateTime<Utc>) -> Vec<MapRunAction> {
         let mut out = Vec::new();
+        self.apply_into(event, now, &mut out);
+        out
+    }
+
+    /// [`MapRun::apply`], appending what to do next to `out` (a driver applying a million
+    /// events reuses one vector).
+    pub fn apply_into(
+        &mut self,
+        event: MapRunEvent,
+        now: DateTime<Utc>,
+        out: &mut Vec<MapRunAction>,
+    ) {
         match event {
             MapRunEvent::Start => {}
             MapRunEvent::ChildrenRead {
@@ -766,7 +778,7 @@ impl MapRun {
             }
             MapRunEvent::ReaderFailed { error, cause } => {
                 self.reading = false;
-                self.begin_stop(MapRunStatus::Failed, Some(error), Some(cause), &mut out);
+                self.begin_stop(MapRunStatus::Failed, Some(error), Some(cause), out);
             }
             MapRunEvent::ChildSucceeded { index, output } => {
                 if self.is_running(index) {
@@ -805,7 +817,7 @@ impl MapRun {
                             MapRunStatus::Failed,
                             Some(THRESHOLD_ERROR.into()),
                             Some(THRESHOLD_CAUSE.into()),
-                            &mut out,
+                            out,
                         );
                     }
                 }
@@ -817,27 +829,21 @@ impl MapRun {
                     self.stopping
                         .clone()
                         .unwrap_or((MapRunStatus::Succeeded, None, None));
-                self.finish(status, error, cause, now, &mut out);
-                return out;
+                self.finish(status, error, cause, now, out);
+                return;
             }
             MapRunEvent::WriterFailed { error, cause } => {
                 self.writing = false;
-                self.finish(
-                    MapRunStatus::Failed,
-                    Some(error),
-                    Some(cause),
-                    now,
-                    &mut out,
-                );
-                return out;
+                self.finish(MapRunStatus::Failed, Some(error), Some(cause), now, out);
+                return;
             }
             MapRunEvent::Abort => {
                 if self.status == MapRunStatus::Running {
-                    self.begin_stop(MapRunStatus::Aborted, None, None, &mut out);
+                    self.begin_stop(MapRunStatus::Aborted, None, None, out);
                 }
             }
             MapRunEvent::Redrive { unsuccessful } => {
-                self.redrive(unsuccessful, now, &mut out);
+                self.redrive(unsuccessful, now, out);
             }
             MapRunEvent::Update { settings } => {
                 if self.status == MapRunStatus::Running {
@@ -847,16 +853,15 @@ impl MapRun {
                             MapRunStatus::Failed,
                             Some(THRESHOLD_ERROR.into()),
                             Some(THRESHOLD_CAUSE.into()),
-                            &mut out,
+                            out,
                         );
                     }
                 }
             }
         }
         if self.status == MapRunStatus::Running {
-            self.schedule(now, &mut out);
+            self.schedule(now, out);
         }
-        out
     }
 
     fn is_running(&self, index: u64) -> bool {
