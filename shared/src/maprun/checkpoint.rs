@@ -54,14 +54,14 @@ pub trait CheckpointStore: Send + Sync {
         f: &mut dyn FnMut(Child),
     ) -> Result<(), CheckpointError>;
     /// Every saved child as a [`ChildRow`] (its input and output as quoted JSON text), in
-    /// index order, a chunk at a time: for the result writer, which copies them into records
+    /// index order, a chunk at a time (handed over, so it may go to another thread): for the result writer, which copies them into records
     /// without building values. Returns `false` without calling `f` when the store does not
     /// keep children so (the default); the caller then reads
     /// [`CheckpointStore::for_each_child`].
     fn for_each_child_row(
         &self,
         _map_run_arn: &str,
-        _f: &mut dyn FnMut(&ChildRows),
+        _f: &mut dyn FnMut(ChildRows),
     ) -> Result<bool, CheckpointError> {
         Ok(false)
     }
@@ -472,7 +472,7 @@ impl SqliteStore {
     fn row_chunks(
         &self,
         map_run_arn: &str,
-        f: &mut dyn FnMut(&ChildRows),
+        f: &mut dyn FnMut(ChildRows),
     ) -> Result<(), CheckpointError> {
         let conn = self.lock()?;
         let Some(run) = run_number(&conn, map_run_arn)? else {
@@ -487,12 +487,11 @@ impl SqliteStore {
         while let Some(row) = rows.next()? {
             chunk.push(&child_row(row, lo)?);
             if chunk.len() == ROW_CHUNK {
-                f(&chunk);
-                chunk.clear();
+                f(std::mem::take(&mut chunk));
             }
         }
         if !chunk.is_empty() {
-            f(&chunk);
+            f(chunk);
         }
         Ok(())
     }
@@ -643,7 +642,7 @@ impl CheckpointStore for SqliteStore {
     fn for_each_child_row(
         &self,
         map_run_arn: &str,
-        f: &mut dyn FnMut(&ChildRows),
+        f: &mut dyn FnMut(ChildRows),
     ) -> Result<bool, CheckpointError> {
         self.row_chunks(map_run_arn, f)?;
         Ok(true)

@@ -447,17 +447,18 @@ pub fn write_saved_results(
     let prefix = prefix.as_str();
     let mut failure: Option<Named> = None;
     // Full records (NONE), from a store that keeps children as rows with quoted inputs and
-    // outputs: copied together from those, a chunk at a time — rendered in parallel while a
-    // writer thread appends the chunk before, in order.
+    // outputs: copied together from those, a chunk at a time — rendered in parallel while an
+    // appender thread writes the chunk before, in order.
     let from_rows = t == writer::Transformation::None && {
         let (handled, back) = std::thread::scope(|scope| {
-            let (tx, rx) = mpsc::sync_channel::<Vec<Prepared>>(2);
+            let (tx, rx) = mpsc::sync_channel::<Vec<RenderedRecords>>(1);
             let mut w = w;
             let appender = scope.spawn(move || {
                 for chunk in rx {
-                    for (family, bytes) in chunk {
-                        w.write_prepared(family, std::slice::from_ref(&bytes))
-                            .map_err(named)?;
+                    for part in chunk {
+                        for (family, bytes) in part.iter() {
+                            w.write_record_bytes(family, bytes).map_err(named)?;
+                        }
                     }
                 }
                 Ok::<_, Named>(w)
@@ -467,13 +468,18 @@ pub fn write_saved_results(
                 if appender_gone {
                     return;
                 }
-                let prepared: Vec<Prepared> = (0..rows.len())
+                let rendered: Vec<RenderedRecords> = (0..rows.len())
                     .into_par_iter()
-                    .filter_map(|i| rows.get(i))
-                    .map(|row| row_record(view, prefix, &row))
+                    .with_min_len(256)
+                    .fold(RenderedRecords::default, |mut acc, i| {
+                        if let Some(row) = rows.get(i) {
+                            acc.push(|out| row_record(view, prefix, &row, out));
+                        }
+                        acc
+                    })
                     .collect();
                 // A closed channel: the appender failed, and says why when joined.
-                appender_gone = tx.send(prepared).is_err();
+                appender_gone = tx.send(rendered).is_err();
             });
             drop(tx);
             let back = appender.join().unwrap_or_else(|_| {
@@ -536,13 +542,41 @@ type Named = (String, String);
 /// is exhausted ([`Source::read`]).
 type ReadBlock = Result<(Vec<(Value, u64)>, Value, bool), Named>;
 /// A record's bytes and the family of files it goes to.
-type Prepared = (writer::Family, Vec<u8>);
 /// A child's entries (several when FLATTEN spreads an output) and their family.
 type PreparedEntries = (writer::Family, Vec<Vec<u8>>);
 
-/// One child's full record, from its stored row: the same bytes as [`record`] +
-/// [`ResultWriter::prepare`] with `NONE`, its quoted input and output copied in.
-fn row_record(run: &MapRun, exec_prefix: &str, row: &ChildRow<'_>) -> Prepared {
+/// Records rendered into one buffer, each with its family of files.
+#[derive(Default)]
+struct RenderedRecords {
+    bytes: Vec<u8>,
+    ends: Vec<(writer::Family, usize)>,
+}
+
+impl RenderedRecords {
+    /// Appends the record `render` writes.
+    fn push(&mut self, render: impl FnOnce(&mut Vec<u8>) -> writer::Family) {
+        let family = render(&mut self.bytes);
+        self.ends.push((family, self.bytes.len()));
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (writer::Family, &[u8])> {
+        let mut start = 0;
+        self.ends.iter().filter_map(move |&(family, end)| {
+            let bytes = self.bytes.get(start..end)?;
+            start = end;
+            Some((family, bytes))
+        })
+    }
+}
+
+/// One child's full record, from its stored row, appended to `out`: the same bytes as
+/// [`record`] + [`ResultWriter::prepare`] with `NONE`, its quoted input and output copied in.
+fn row_record(
+    run: &MapRun,
+    exec_prefix: &str,
+    row: &ChildRow<'_>,
+    out: &mut Vec<u8>,
+) -> writer::Family {
     let express = run.child_type == super::ExecutionTypeTag::Express;
     let status = writer_status(row.status);
     let view = match (status, row.start_ns, row.stop_ns) {
@@ -562,13 +596,8 @@ fn row_record(run: &MapRun, exec_prefix: &str, row: &ChildRow<'_>) -> Prepared {
             )
         },
     };
-    let mut bytes = Vec::with_capacity(row.input.len() + row.output.map_or(0, str::len) + 640);
-    view.write(
-        row.input.as_bytes(),
-        row.output.map(str::as_bytes),
-        &mut bytes,
-    );
-    (view.status.family(), bytes)
+    view.write(row.input.as_bytes(), row.output.map(str::as_bytes), out);
+    view.status.family()
 }
 
 fn finished_items(run: &MapRun) -> u64 {
@@ -1079,6 +1108,73 @@ mod tests {
         )
     }
 
+    /// Results written from stored rows (read, rendered and appended in stages, chunk by
+    /// chunk) are the records of every child, in index order, and equal those written from
+    /// parsed children (COMPACT reads those: compared on their outputs).
+    #[test]
+    fn results_from_rows_keep_index_order_across_chunks() {
+        let dir = std::env::temp_dir().join(format!("mapfleet-rows-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bkt")).unwrap();
+        let objects = crate::storage::LocalFolderStore::new(&dir);
+        let store = SqliteStore::in_memory().unwrap();
+        let mut run = new_run();
+        let t0 = chrono::Utc::now();
+        run.apply(super::super::MapRunEvent::Start, t0);
+        let n = super::super::checkpoint::ROW_CHUNK as u64 * 2 + 77;
+        let mut read = 0;
+        while read < n {
+            let k = 1000.min(n - read);
+            run.apply(
+                super::super::MapRunEvent::ChildrenRead {
+                    inputs: (read..read + k).map(|i| (json!({"i": i}), 1)).collect(),
+                    position: json!(read + k),
+                    done: read + k == n,
+                },
+                t0,
+            );
+            while let Some(index) = run
+                .window
+                .values()
+                .find(|c| c.status == ChildStatus::Running)
+                .map(|c| c.index)
+            {
+                run.apply(
+                    super::super::MapRunEvent::ChildSucceeded {
+                        index,
+                        output: json!({"o": index}),
+                    },
+                    t0,
+                );
+            }
+            read += k;
+        }
+        let spec = |t: &str| {
+            WriterSpec::from_json(&json!({
+                "Resource": "arn:aws:states:::s3:putObject",
+                "Parameters": {"Bucket": "bkt", "Prefix": t},
+                "WriterConfig": {"OutputType": "JSON", "Transformation": t}
+            }))
+            .unwrap()
+        };
+        let (records, _) = write_results(&mut run, &spec("NONE"), &objects, &store).unwrap();
+        assert_eq!(records, n);
+        write_results(&mut run, &spec("COMPACT"), &objects, &store).unwrap();
+        let file = |t: &str| -> Vec<Value> {
+            let dir = dir.join("bkt").join(t).join("r");
+            serde_json::from_slice(&std::fs::read(dir.join("SUCCEEDED_0.json")).unwrap()).unwrap()
+        };
+        let full = file("NONE");
+        let compact = file("COMPACT");
+        assert_eq!(full.len() as u64, n);
+        for (i, (r, o)) in full.iter().zip(&compact).enumerate() {
+            assert_eq!(r["Input"], json!(format!("{{\"i\":{i}}}")));
+            assert_eq!(r["Output"], json!(o.to_string()));
+            assert_eq!(o, &json!({"o": i}));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Records copied together from stored rows are byte for byte those built from parsed
     /// children.
     #[test]
@@ -1140,7 +1236,9 @@ mod tests {
         store
             .for_each_child_row(&run.map_run_arn, &mut |rows| {
                 for row in rows.iter() {
-                    got.push(row_record(&run, &execution_prefix(&run), &row));
+                    let mut bytes = Vec::new();
+                    let family = row_record(&run, &execution_prefix(&run), &row, &mut bytes);
+                    got.push((family, bytes));
                 }
             })
             .unwrap();

@@ -296,6 +296,13 @@ impl<'a> ResultWriter<'a> {
         Ok(())
     }
 
+    /// Appends one full record's bytes (as [`Self::write_prepared`] with one entry).
+    pub fn write_record_bytes(&mut self, family: Family, bytes: &[u8]) -> Result<(), WriterError> {
+        self.append_bytes(family, bytes)?;
+        self.records += 1;
+        Ok(())
+    }
+
     /// The transformation this writer applies.
     pub fn transformation(&self) -> super::Transformation {
         self.spec.transformation
