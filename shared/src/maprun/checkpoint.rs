@@ -223,8 +223,9 @@ fn insert_child(
 ) -> Result<(), CheckpointError> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO map_children (key, status, name, first_item, items,
-             redrive_count, start_ns, stop_ns, error, cause, snapshot, input, output)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             redrive_count, run_attempt, start_ns, stop_ns, error, cause, snapshot, input,
+             output)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
     rows::quoted_json(&c.input, &mut q.scratch, &mut q.input);
     if let Some(o) = &c.output {
@@ -252,6 +253,7 @@ fn insert_child(
         c.first_item as i64,
         c.items as i64,
         c.redrive_count,
+        c.run_attempt,
         date(c.start_date)?,
         date(c.stop_date)?,
         c.error,
@@ -264,10 +266,10 @@ fn insert_child(
 }
 
 /// The columns a child is read from, in [`child_row`]'s order.
-const CHILD_COLUMNS: &str = "key, status, name, first_item, items, redrive_count, start_ns,
-    stop_ns, error, cause, snapshot, input, output";
+const CHILD_COLUMNS: &str = "key, status, name, first_item, items, redrive_count, run_attempt,
+    start_ns, stop_ns, error, cause, snapshot, input, output";
 
-/// A `map_children` row (selected as [`CHILD_COLUMNS`]), borrowed; `lo` is its run's first key.
+/// A `map_children` row (selected as [`CHILD_COLUMNS`], columns 0 to 13), borrowed; `lo` is its run's first key.
 fn child_row<'r>(row: &'r rusqlite::Row<'_>, lo: i64) -> Result<ChildRow<'r>, CheckpointError> {
     let text = |i: usize| -> Result<Option<&'r str>, CheckpointError> {
         match row.get_ref(i)? {
@@ -292,13 +294,14 @@ fn child_row<'r>(row: &'r rusqlite::Row<'_>, lo: i64) -> Result<ChildRow<'r>, Ch
         first_item: row.get::<_, i64>(3)? as u64,
         items: row.get::<_, i64>(4)? as u64,
         redrive_count: row.get(5)?,
-        start_ns: row.get(6)?,
-        stop_ns: row.get(7)?,
-        error: text(8)?,
-        cause: text(9)?,
-        snapshot: text(10)?,
-        input: text(11)?.ok_or_else(|| corrupt("no input".into()))?,
-        output: text(12)?,
+        run_attempt: row.get(6)?,
+        start_ns: row.get(7)?,
+        stop_ns: row.get(8)?,
+        error: text(9)?,
+        cause: text(10)?,
+        snapshot: text(11)?,
+        input: text(12)?.ok_or_else(|| corrupt("no input".into()))?,
+        output: text(13)?,
     })
 }
 
@@ -351,6 +354,7 @@ impl SqliteStore {
                  first_item INTEGER NOT NULL,
                  items INTEGER NOT NULL,
                  redrive_count INTEGER NOT NULL,
+                 run_attempt INTEGER NOT NULL,
                  start_ns INTEGER,
                  stop_ns INTEGER,
                  error TEXT,

@@ -436,7 +436,12 @@ pub fn write_saved_results(
     let named = |e: writer::WriterError| (e.error_name().to_string(), e.cause());
     let mut w = ResultWriter::new(store, spec, &run.map_run_arn).map_err(named)?;
     if run.redrive_count > 0 {
-        w = w.with_prior(writer::load_prior(store, spec, &run.map_run_arn).map_err(named)?);
+        // Noted when the redrive started; runs saved by earlier versions read the manifest.
+        let prior = match &run.prior_results {
+            Some(p) => p.clone(),
+            None => writer::load_prior(store, spec, &run.map_run_arn).map_err(named)?,
+        };
+        w = w.with_prior(prior);
     }
     let bucket = w.bucket().to_string();
     let t = w.transformation();
@@ -473,7 +478,9 @@ pub fn write_saved_results(
                     .with_min_len(256)
                     .fold(RenderedRecords::default, |mut acc, i| {
                         if let Some(row) = rows.get(i) {
-                            acc.push(|out| row_record(view, prefix, &row, out));
+                            if !view.listed_earlier(row.status, row.run_attempt) {
+                                acc.push(|out| row_record(view, prefix, &row, out));
+                            }
                         }
                         acc
                     })
@@ -511,7 +518,7 @@ pub fn write_saved_results(
             };
         checkpoints
             .for_each_child(&view.map_run_arn, &mut |c| {
-                if failure.is_some() {
+                if failure.is_some() || view.listed_earlier(c.status, c.run_attempt) {
                     return;
                 }
                 chunk.push(c);
@@ -646,12 +653,22 @@ pub fn drive(job: Job<'_>) -> Outcome {
         batcher: batch.map(Batcher::new),
         next_inline: 0,
     };
-    // Fail before any child runs when the results cannot be written.
+    // Fail before any child runs when the results cannot be written. A redrive notes what
+    // earlier attempts wrote before it writes anything.
+    let redriving = redrive.is_some() && run.status != MapRunStatus::Running;
     if let Some(spec) = writer.as_ref().filter(|w| w.destination.is_some()) {
-        match ResultWriter::new(store.as_ref(), spec, &run.map_run_arn)
+        let checked = ResultWriter::new(store.as_ref(), spec, &run.map_run_arn)
             .and_then(|w| w.check_destination())
-        {
-            Ok(()) => {}
+            .and_then(|()| match redriving {
+                true => writer::load_prior(store.as_ref(), spec, &run.map_run_arn).map(Some),
+                false => Ok(None),
+            });
+        match checked {
+            Ok(prior) => {
+                if prior.is_some() {
+                    run.prior_results = prior;
+                }
+            }
             Err(e) => {
                 let now = clock.now();
                 run.apply(
@@ -1266,6 +1283,93 @@ mod tests {
         let batches = runner.batches.into_inner().unwrap();
         assert!(batches.iter().all(|&b| b <= 10), "{batches:?}");
         assert!(batches.iter().any(|&b| b > 1), "{batches:?}");
+    }
+
+    /// Fails child 1 unless it is redriven.
+    struct FailsFirst;
+
+    impl ChildRunner for FailsFirst {
+        fn run_child(&self, job: &ChildJob) -> ChildOutcome {
+            let fail = job.index == 1 && !job.redrive;
+            ChildOutcome {
+                status: if fail {
+                    ChildStatus::Failed
+                } else {
+                    ChildStatus::Succeeded
+                },
+                output: (!fail).then(|| (*job.input).clone()),
+                error: fail.then(|| "E".to_string()),
+                cause: None,
+                snapshot: None,
+            }
+        }
+    }
+
+    /// A redrive notes the earlier attempt's results when it starts: writing its results
+    /// again (as after a restart) lists the earlier successes once, not its own files twice.
+    #[test]
+    fn writing_a_redrive_again_lists_earlier_successes_once() {
+        let dir = std::env::temp_dir().join(format!("mapfleet-prior-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("bkt")).unwrap();
+        let objects: Arc<dyn ObjectStore> = Arc::new(crate::storage::LocalFolderStore::new(&dir));
+        let spec = WriterSpec::from_json(&json!({
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "bkt", "Prefix": "out"}
+        }))
+        .unwrap();
+        let store = SqliteStore::in_memory().unwrap();
+        let job = |run: MapRun, redrive: Option<Vec<super::super::Child>>| Job {
+            redrive,
+            writer: Some(spec.clone()),
+            store: objects.clone(),
+            ..job(run, 3, &store, &FailsFirst, None)
+        };
+        let mut run = new_run();
+        run.has_writer = true;
+        let first = drive(job(run, None));
+        assert_eq!(first.run.status, MapRunStatus::Failed);
+        let arn = first.run.map_run_arn.clone();
+        let loaded = store.load(&arn).unwrap().unwrap();
+        let second = drive(job(loaded, Some(store.unsuccessful(&arn).unwrap())));
+        assert_eq!(second.run.status, MapRunStatus::Succeeded);
+        let manifest = || -> Value {
+            serde_json::from_slice(&std::fs::read(dir.join("bkt/out/r/manifest.json")).unwrap())
+                .unwrap()
+        };
+        let after_redrive = manifest();
+        let keys = |m: &Value| -> Vec<String> {
+            m["ResultFiles"]["SUCCEEDED"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["Key"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            keys(&after_redrive),
+            ["out/r/SUCCEEDED_0.json", "out/r/SUCCEEDED_1.json"]
+        );
+        // Each success once across the files: the first attempt's in its file, the
+        // redrive's (the child that failed, and those never started) in its own.
+        let mut inputs: Vec<String> = keys(&after_redrive)
+            .iter()
+            .flat_map(|k| {
+                let f: Value =
+                    serde_json::from_slice(&std::fs::read(dir.join("bkt").join(k)).unwrap())
+                        .unwrap();
+                f.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["Input"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        inputs.sort();
+        assert_eq!(inputs, [r#"{"i":0}"#, r#"{"i":1}"#, r#"{"i":2}"#]);
+        write_saved_results(&second.run, &spec, objects.as_ref(), &store).unwrap();
+        assert_eq!(manifest(), after_redrive);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A run told to stop checkpoints and reports SUSPENDED; resumed from its checkpoint it

@@ -117,6 +117,10 @@ pub struct Child {
     /// A failed Standard child's execution, kept so a redrive resumes it where it stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// The attempt of the Map Run (its redrive count) that last started this child: a
+    /// redrive's result files hold only what ran in it (see [`MapRun::prior_attempt`]).
+    #[serde(default)]
+    pub run_attempt: u32,
 }
 
 impl Child {
@@ -262,6 +266,18 @@ pub struct MapRun {
     pub stop_date: Option<DateTime<Utc>>,
     pub redrive_count: u32,
     pub redrive_date: Option<DateTime<Utc>>,
+    /// The results of earlier attempts, as their manifest listed them when this redrive
+    /// started (see [`crate::writer::PriorResults`]): kept, so that writing this attempt's
+    /// results again (after a restart) does not take its own manifest for an earlier one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_results: Option<crate::writer::PriorResults>,
+    /// The attempt (redrive count) whose results were last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_attempt: Option<u32>,
+    /// At a redrive, the attempt whose results the earlier manifest holds ([`Self::prior_results`]):
+    /// children that finished in it or before are listed there, and not written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_attempt: Option<u32>,
     pub error: Option<String>,
     pub cause: Option<String>,
     pub reader_position: Option<Value>,
@@ -418,6 +434,9 @@ impl MapRun {
             stop_date: None,
             redrive_count: 0,
             redrive_date: None,
+            prior_results: None,
+            results_attempt: None,
+            prior_attempt: None,
             error: None,
             cause: None,
             reader_position: None,
@@ -763,6 +782,7 @@ impl MapRun {
                         stop_date: None,
                         redrive_count: 0,
                         snapshot: None,
+                        run_attempt: 0,
                     };
                     self.items_total += items;
                     if !replayed {
@@ -825,6 +845,7 @@ impl MapRun {
             MapRunEvent::ResultsWritten { records } => {
                 self.writing = false;
                 self.results_written = records;
+                self.results_attempt = Some(self.redrive_count);
                 let (status, error, cause) =
                     self.stopping
                         .clone()
@@ -942,6 +963,7 @@ impl MapRun {
                 };
                 c.start_date = Some(now);
                 c.stop_date = None;
+                c.run_attempt = self.redrive_count;
                 if redrive {
                     c.redrive_count += 1;
                 }
@@ -1023,6 +1045,7 @@ impl MapRun {
             });
             return;
         }
+        self.prior_attempt = self.results_attempt;
         self.redrive_count += 1;
         self.redrive_date = Some(now);
         self.status = MapRunStatus::Running;
@@ -1050,6 +1073,14 @@ impl MapRun {
             self.set_status(index, ChildStatus::PendingRedrive);
         }
         self.schedule(now, out);
+    }
+
+    /// Whether this attempt's result files leave `c` out: a redrive writes only what ran in
+    /// it, and a child that finished in an attempt whose results the earlier manifest holds
+    /// is listed there (spec §3.2: the new manifest references every success across attempts,
+    /// and only this attempt's failures and pending children).
+    pub fn listed_earlier(&self, status: ChildStatus, run_attempt: u32) -> bool {
+        status.is_terminal() && self.prior_attempt.is_some_and(|a| run_attempt <= a)
     }
 
     /// `itemCounts`.

@@ -46,6 +46,7 @@ pub struct ChildRow<'a> {
     pub first_item: u64,
     pub items: u64,
     pub redrive_count: u32,
+    pub run_attempt: u32,
     /// [`date_to_nanos`].
     pub start_ns: Option<i64>,
     pub stop_ns: Option<i64>,
@@ -94,6 +95,7 @@ impl ChildRow<'_> {
             stop_date: self.stop_ns.map(date_from_nanos),
             redrive_count: self.redrive_count,
             snapshot: self.snapshot.map(str::to_string),
+            run_attempt: self.run_attempt,
         })
     }
 }
@@ -106,6 +108,7 @@ struct Spans {
     first_item: u64,
     items: u64,
     redrive_count: u32,
+    run_attempt: u32,
     start_ns: Option<i64>,
     stop_ns: Option<i64>,
     name: Range<usize>,
@@ -150,6 +153,7 @@ impl ChildRows {
             first_item: row.first_item,
             items: row.items,
             redrive_count: row.redrive_count,
+            run_attempt: row.run_attempt,
             start_ns: row.start_ns,
             stop_ns: row.stop_ns,
             name: put(row.name),
@@ -176,6 +180,7 @@ impl ChildRows {
             first_item: s.first_item,
             items: s.items,
             redrive_count: s.redrive_count,
+            run_attempt: s.run_attempt,
             start_ns: s.start_ns,
             stop_ns: s.stop_ns,
             error: opt(&s.error),
@@ -214,6 +219,7 @@ mod tests {
             stop_date: Some(t + chrono::Duration::milliseconds(5)),
             redrive_count: 2,
             snapshot: Some("{}".into()),
+            run_attempt: 1,
         };
         let (mut scratch, mut input, mut output) = (Vec::new(), Vec::new(), Vec::new());
         quoted_json(&child.input, &mut scratch, &mut input);
@@ -229,6 +235,7 @@ mod tests {
             first_item: child.first_item,
             items: child.items,
             redrive_count: child.redrive_count,
+            run_attempt: child.run_attempt,
             start_ns: child.start_date.and_then(date_to_nanos),
             stop_ns: child.stop_date.and_then(date_to_nanos),
             error: child.error.as_deref(),
