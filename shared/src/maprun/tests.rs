@@ -577,6 +577,28 @@ fn an_ending_run_stores_its_never_started_children() {
 }
 
 /// A state folder from a version that keyed children by (arn, idx) opens with its children.
+/// A database as an earlier version left it: `map_runs` holding `r`, and the child table
+/// `children_ddl` creates (empty).
+fn legacy_store(path: &std::path::Path, r: &MapRun, children_ddl: &str) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "CREATE TABLE map_runs (arn TEXT PRIMARY KEY, execution_arn TEXT NOT NULL,
+             seq INTEGER NOT NULL, record TEXT NOT NULL);
+         {children_ddl}"
+    ))
+    .unwrap();
+    conn.execute(
+        "INSERT INTO map_runs VALUES (?1, ?2, 0, ?3)",
+        rusqlite::params![
+            r.map_run_arn,
+            r.execution_arn,
+            serde_json::to_string(r).unwrap()
+        ],
+    )
+    .unwrap();
+    conn
+}
+
 #[test]
 fn legacy_child_tables_are_migrated() {
     let dir = std::env::temp_dir().join(format!("mapfleet-legacy-{}", std::process::id()));
@@ -587,23 +609,12 @@ fn legacy_child_tables_are_migrated() {
     r.apply(MapRunEvent::Start, t0());
     read(&mut r, 2, json!(2), true);
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE map_runs (arn TEXT PRIMARY KEY, execution_arn TEXT NOT NULL,
-                 seq INTEGER NOT NULL, record TEXT NOT NULL);
-             CREATE TABLE children (arn TEXT NOT NULL, idx INTEGER NOT NULL,
+        let conn = legacy_store(
+            &path,
+            &r,
+            "CREATE TABLE children (arn TEXT NOT NULL, idx INTEGER NOT NULL,
                  status TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (arn, idx));",
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO map_runs VALUES (?1, ?2, 0, ?3)",
-            rusqlite::params![
-                r.map_run_arn,
-                r.execution_arn,
-                serde_json::to_string(&r).unwrap()
-            ],
-        )
-        .unwrap();
+        );
         for c in r.window.values() {
             conn.execute(
                 "INSERT INTO children VALUES (?1, ?2, 'RUNNING', ?3)",
@@ -652,23 +663,12 @@ fn json_child_rows_are_migrated() {
     );
     let stored: Vec<Child> = [0, 1].map(|i| r.child(i).unwrap().clone()).to_vec();
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE map_runs (arn TEXT PRIMARY KEY, execution_arn TEXT NOT NULL,
-                 seq INTEGER NOT NULL, record TEXT NOT NULL);
-             CREATE TABLE child_rows (key INTEGER PRIMARY KEY, status TEXT NOT NULL,
+        let conn = legacy_store(
+            &path,
+            &r,
+            "CREATE TABLE child_rows (key INTEGER PRIMARY KEY, status TEXT NOT NULL,
                  record TEXT NOT NULL);",
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO map_runs VALUES (?1, ?2, 0, ?3)",
-            rusqlite::params![
-                r.map_run_arn,
-                r.execution_arn,
-                serde_json::to_string(&r).unwrap()
-            ],
-        )
-        .unwrap();
+        );
         for c in &stored {
             conn.execute(
                 "INSERT INTO child_rows VALUES ((1 << 40) + ?1, ?2, ?3)",
