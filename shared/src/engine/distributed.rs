@@ -187,6 +187,43 @@ fn find_map<'m>(
     }
 }
 
+/// Sets `$$.Map.Item` in a context object to `item`'s. A block of items shares one context
+/// object: after the first item, `Map.Item` keeps its keys and only its values change (no map
+/// or key is allocated per item); the item's value moves in, not copied.
+fn set_map_item(context: &mut Map<String, Value>, item: Item) {
+    let same_shape = |m: &Map<String, Value>| {
+        m.len() == if item.key.is_some() { 4 } else { 3 }
+            && m.contains_key("Key") == item.key.is_some()
+    };
+    let reusable = match context.get_mut("Map") {
+        Some(Value::Object(map)) if map.len() == 1 => match map.get_mut("Item") {
+            Some(Value::Object(m)) if same_shape(m) => Some(m),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(m) = reusable else {
+        let mut map = Map::with_capacity(1);
+        map.insert("Item".into(), map_item(item));
+        context.insert("Map".into(), Value::Object(map));
+        return;
+    };
+    if let Some(v) = m.get_mut("Index") {
+        *v = json!(item.index);
+    }
+    if let (Some(k), Some(v)) = (item.key, m.get_mut("Key")) {
+        *v = Value::String(k);
+    }
+    if let Some(v) = m.get_mut("Source") {
+        if v.as_str() != Some(&*item.source) {
+            *v = json!(&*item.source);
+        }
+    }
+    if let Some(v) = m.get_mut("Value") {
+        *v = item.value;
+    }
+}
+
 /// `$$.Map.Item` for one item.
 fn map_item(item: Item) -> Value {
     let mut m = Map::new();
@@ -216,10 +253,7 @@ fn select_block(
             || Value::Object(base.clone()),
             |context, item| {
                 if let Value::Object(m) = context {
-                    // Not `json!`: it would copy the item by serializing it into a new value.
-                    let mut map = Map::with_capacity(1);
-                    map.insert("Item".into(), map_item(item));
-                    m.insert("Map".into(), Value::Object(map));
+                    set_map_item(m, item);
                 }
                 select(template, req, context, entropy)
             },
@@ -398,4 +432,42 @@ pub fn run_map_run(
         stop: ports.stop,
     });
     outcome.result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A context object reused item after item holds exactly the `Map.Item` a fresh one
+    /// would, whatever the items' shapes (with and without `Key`, sources changing).
+    #[test]
+    fn a_reused_context_holds_each_items_map_item() {
+        let item = |index: u64, key: Option<&str>, source: &str, value: Value| Item {
+            value,
+            index,
+            key: key.map(str::to_string),
+            source: Arc::from(source),
+        };
+        let items = [
+            item(0, None, "S3://b/k", json!({"a": "1"})),
+            item(1, None, "S3://b/k", json!({"a": "2"})),
+            item(2, Some("x"), "S3://b/k", json!([1])),
+            item(3, Some("y"), "S3://b/k2", json!(null)),
+            item(4, None, "S3://b/k2", json!("s")),
+        ];
+        let base: Map<String, Value> =
+            serde_json::from_value(json!({"Execution": {"Id": "e"}, "State": {"Name": "M"}}))
+                .unwrap();
+        let mut reused = base.clone();
+        for it in items {
+            let mut fresh = base.clone();
+            fresh.insert("Map".into(), json!({ "Item": map_item(it.clone()) }));
+            set_map_item(&mut reused, it);
+            assert_eq!(
+                serde_json::to_string(&reused).unwrap(),
+                serde_json::to_string(&fresh).unwrap(),
+                "key order included"
+            );
+        }
+    }
 }
