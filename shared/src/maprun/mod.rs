@@ -531,7 +531,8 @@ impl MapRun {
     ///
     /// Reading goes back to the resume mark: the children read since were pending or running
     /// when saved, and are read and dispatched again, except those in `finished`. They stay
-    /// counted as pending meanwhile. Held children that were running are queued again (a
+    /// counted as pending meanwhile; a run that ends before it read them all reads the rest
+    /// still, so each has its PENDING record. Held children that were running are queued again (a
     /// redriven one with the redrive count it had before that dispatch).
     pub fn resume_loaded(&mut self, finished: impl IntoIterator<Item = u64>) {
         self.reading = false;
@@ -885,6 +886,11 @@ impl MapRun {
         }
     }
 
+    /// Whether children counted before a restart are still to be read again.
+    fn unread_replay(&self) -> bool {
+        !self.reader_done && self.children_total < self.replay_until
+    }
+
     fn is_running(&self, index: u64) -> bool {
         self.window
             .get(&index)
@@ -983,9 +989,18 @@ impl MapRun {
                     max_children: READ_AHEAD,
                 });
             }
+        } else if self.unread_replay() && !self.reading {
+            // A resumed run that ends before it read its counted children again reads them
+            // now: they are stored as never started (PENDING records), as counted.
+            self.reading = true;
+            out.push(MapRunAction::Read {
+                position: self.reader_position.clone(),
+                max_children: READ_AHEAD,
+            });
         }
         let idle = self.executions.running == 0 && !self.reading;
-        let exhausted = self.stopping.is_some() || (self.reader_done && self.pending.is_empty());
+        let exhausted = (self.stopping.is_some() && !self.unread_replay())
+            || (self.reader_done && self.pending.is_empty());
         if idle && exhausted {
             if self.has_writer {
                 self.writing = true;

@@ -576,7 +576,6 @@ fn an_ending_run_stores_its_never_started_children() {
     assert_eq!((k.total, k.running, k.pending), (3, 1, 2));
 }
 
-/// A state folder from a version that keyed children by (arn, idx) opens with its children.
 /// A database as an earlier version left it: `map_runs` holding `r`, and the child table
 /// `children_ddl` creates (empty).
 fn legacy_store(path: &std::path::Path, r: &MapRun, children_ddl: &str) -> rusqlite::Connection {
@@ -599,6 +598,59 @@ fn legacy_store(path: &std::path::Path, r: &MapRun, children_ddl: &str) -> rusql
     conn
 }
 
+/// A resumed run that is aborted before it read its counted children again reads them
+/// still, so every child it counts has a record: the PENDING ones too.
+#[test]
+fn a_resumed_run_ending_early_still_stores_every_counted_child() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut r = run(1, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    read(&mut r, 600, json!(600), false);
+    // A hundred finish; then the run reads a second block.
+    for index in 0..100 {
+        r.apply(
+            MapRunEvent::ChildSucceeded {
+                index,
+                output: json!(index),
+            },
+            t0(),
+        );
+    }
+    let a = read(&mut r, 600, json!(1200), false);
+    assert!(a.iter().all(|a| !matches!(a, MapRunAction::Read { .. })));
+    store.save(&mut r).unwrap();
+    // Restarted: it reads again from its first block, and is aborted before the second.
+    let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
+    loaded.apply(MapRunEvent::Start, t0());
+    read(&mut loaded, 1000, json!(1000), false);
+    let a = loaded.apply(MapRunEvent::Abort, t0());
+    assert!(
+        a.iter().any(|a| matches!(a, MapRunAction::Read { .. })),
+        "the rest of the counted children are read: {a:?}"
+    );
+    assert!(!a.iter().any(|a| matches!(a, MapRunAction::Finish { .. })));
+    let a = read(&mut loaded, 1000, json!(2200), false);
+    assert!(a.iter().any(|a| matches!(a, MapRunAction::Finish { .. })));
+    assert_eq!(loaded.status, MapRunStatus::Aborted);
+    store.save(&mut loaded).unwrap();
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut count = 0;
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| {
+            count += 1;
+            *statuses.entry(c.status.as_str()).or_insert(0) += 1;
+        })
+        .unwrap();
+    let k = loaded.execution_counts();
+    assert_eq!(k.total, count, "a record for every counted child");
+    assert_eq!(
+        (statuses.get("SUCCEEDED"), statuses.get("ABORTED")),
+        (Some(&100), Some(&1))
+    );
+    assert_eq!(statuses.get("PENDING"), Some(&(count - 101)));
+}
+
+/// A state folder from a version that keyed children by (arn, idx) opens with its children.
 #[test]
 fn legacy_child_tables_are_migrated() {
     let dir = std::env::temp_dir().join(format!("mapfleet-legacy-{}", std::process::id()));
