@@ -52,6 +52,14 @@ pub fn labelled_machine_arn(parent_machine_arn: &str, labelled_name: &str) -> St
     format!("{parent_machine_arn}/{label}")
 }
 
+/// The execution ARNs of a child state machine's executions up to their names:
+/// `…:execution:<machine>/<label>:` for `…:stateMachine:<machine>/<label>`.
+pub fn child_execution_prefix(machine_arn: &str) -> String {
+    let mut p = machine_arn.replacen(":stateMachine:", ":execution:", 1);
+    p.push(':');
+    p
+}
+
 impl<'a> InProcessChildren<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -66,10 +74,7 @@ impl<'a> InProcessChildren<'a> {
         fast_forward: bool,
     ) -> Self {
         let machine_arn = labelled_machine_arn(&parent.state_machine_arn, &labelled_name);
-        let execution_prefix = format!(
-            "{}:",
-            machine_arn.replacen(":stateMachine:", ":execution:", 1)
-        );
+        let execution_prefix = child_execution_prefix(&machine_arn);
         let pure = super::execution::is_pure(&processor);
         let lean = super::lean::eligible(&processor);
         InProcessChildren {

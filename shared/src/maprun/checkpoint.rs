@@ -198,8 +198,9 @@ fn commit(conn: &mut Connection, batches: &[SaveBatch]) -> Result<(), Checkpoint
         let run_no = run_number(&tx, &b.arn)?.ok_or_else(|| {
             CheckpointError::Store(format!("the run record of {} was not saved", b.arn))
         })?;
+        let mut insert = tx.prepare_cached(INSERT_CHILD)?;
         for c in &b.children {
-            insert_child(&tx, run_no, c, &mut quoting)?;
+            insert_child(&mut insert, run_no, c, &mut quoting)?;
         }
     }
     tx.commit()?;
@@ -214,19 +215,20 @@ struct Quoting {
     output: Vec<u8>,
 }
 
-/// Inserts (or replaces) one child's row.
+/// Inserts (or replaces) one child's row: the statement [`insert_child`] binds.
+const INSERT_CHILD: &str = "INSERT OR REPLACE INTO map_children (key, status, name, first_item,
+         items, redrive_count, run_attempt, start_ns, stop_ns, error, cause, snapshot, input,
+         output)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// Inserts (or replaces) one child's row with `stmt`, prepared from [`INSERT_CHILD`] once
+/// for many children.
 fn insert_child(
-    conn: &Connection,
+    stmt: &mut rusqlite::Statement<'_>,
     run_no: i64,
     c: &Child,
     q: &mut Quoting,
 ) -> Result<(), CheckpointError> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR REPLACE INTO map_children (key, status, name, first_item, items,
-             redrive_count, run_attempt, start_ns, stop_ns, error, cause, snapshot, input,
-             output)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?;
     rows::quoted_json(&c.input, &mut q.scratch, &mut q.input);
     if let Some(o) = &c.output {
         rows::quoted_json(o, &mut q.scratch, &mut q.output);
@@ -534,6 +536,7 @@ fn migrate_legacy_children(conn: &Connection) -> Result<(), CheckpointError> {
             let mut stmt = tx.prepare(&select)?;
             let mut rows = stmt.query([])?;
             let mut quoting = Quoting::default();
+            let mut insert = tx.prepare(INSERT_CHILD)?;
             while let Some(row) = rows.next()? {
                 let key: i64 = row.get(0)?;
                 let text: String = row.get(1)?;
@@ -543,7 +546,7 @@ fn migrate_legacy_children(conn: &Connection) -> Result<(), CheckpointError> {
                         message: e.to_string(),
                     })?;
                 let run_no = key >> RUN_SHIFT;
-                insert_child(&tx, run_no, &child, &mut quoting)?;
+                insert_child(&mut insert, run_no, &child, &mut quoting)?;
             }
         }
         tx.execute_batch(&format!("DROP TABLE {table};"))?;

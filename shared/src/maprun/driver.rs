@@ -339,41 +339,57 @@ pub fn record_owned(run: &MapRun, c: super::Child) -> ChildRecord {
 
 /// The children's execution ARNs up to their names: `…:execution:<machine>/<label>:`.
 fn execution_prefix(run: &MapRun) -> String {
-    let mut p = run
-        .state_machine_arn
-        .replacen(":stateMachine:", ":execution:", 1);
-    p.push(':');
-    p
+    crate::engine::children::child_execution_prefix(&run.state_machine_arn)
 }
 
 /// [`record_owned`] with the [`execution_prefix`] derived once for many records.
 fn record_with_prefix(run: &MapRun, exec_prefix: &str, c: super::Child) -> ChildRecord {
+    let view = record_view(
+        run,
+        exec_prefix,
+        &c.name,
+        c.status,
+        c.start_date,
+        c.stop_date,
+        c.redrive_count,
+        c.error.as_deref(),
+        c.cause.as_deref(),
+    );
+    view.to_record(unshare(c.input), c.output)
+}
+
+/// A child's record fields, from its own: the one mapping for records built from parsed
+/// children and copied together from stored rows. A child not started, or not stopped, is
+/// PENDING.
+#[allow(clippy::too_many_arguments)]
+fn record_view<'a>(
+    run: &'a MapRun,
+    exec_prefix: &'a str,
+    name: &'a str,
+    status: ChildStatus,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    stop: Option<chrono::DateTime<chrono::Utc>>,
+    redrive_count: u32,
+    error: Option<&'a str>,
+    cause: Option<&'a str>,
+) -> RecordView<'a> {
     let express = run.child_type == super::ExecutionTypeTag::Express;
-    let status = writer_status(c.status);
-    match (status, c.start_date, c.stop_date) {
-        (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => {
-            ChildRecord::pending(unshare(c.input))
-        }
-        (_, Some(start), Some(stop)) => {
-            let mut execution_arn = String::with_capacity(exec_prefix.len() + c.name.len());
-            execution_arn.push_str(exec_prefix);
-            execution_arn.push_str(&c.name);
-            let mut r = ChildRecord::finished(
-                execution_arn,
-                c.name,
-                run.state_machine_arn.clone(),
-                unshare(c.input),
+    match (writer_status(status), start, stop) {
+        (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => RecordView::pending(),
+        (status, Some(start), Some(stop)) => RecordView {
+            error,
+            cause,
+            ..RecordView::finished(
+                [exec_prefix, name],
+                name,
+                &run.state_machine_arn,
                 status,
                 start,
                 stop,
-                c.redrive_count,
+                redrive_count,
                 express,
-            );
-            r.output = c.output;
-            r.error = c.error;
-            r.cause = c.cause;
-            r
-        }
+            )
+        },
     }
 }
 
@@ -584,25 +600,17 @@ fn row_record(
     row: &ChildRow<'_>,
     out: &mut Vec<u8>,
 ) -> writer::Family {
-    let express = run.child_type == super::ExecutionTypeTag::Express;
-    let status = writer_status(row.status);
-    let view = match (status, row.start_ns, row.stop_ns) {
-        (writer::ChildStatus::Pending, _, _) | (_, None, _) | (_, _, None) => RecordView::pending(),
-        (_, Some(start), Some(stop)) => RecordView {
-            error: row.error,
-            cause: row.cause,
-            ..RecordView::finished(
-                [exec_prefix, row.name],
-                row.name,
-                &run.state_machine_arn,
-                status,
-                rows::date_from_nanos(start),
-                rows::date_from_nanos(stop),
-                row.redrive_count,
-                express,
-            )
-        },
-    };
+    let view = record_view(
+        run,
+        exec_prefix,
+        row.name,
+        row.status,
+        row.start_ns.map(rows::date_from_nanos),
+        row.stop_ns.map(rows::date_from_nanos),
+        row.redrive_count,
+        row.error,
+        row.cause,
+    );
     view.write(row.input.as_bytes(), row.output.map(str::as_bytes), out);
     view.status.family()
 }
@@ -822,15 +830,18 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         // waits for them and ignores what they report.
                     }
                     MapRunAction::WriteResults => {
-                        let _ = checkpoints.save(&mut run);
+                        // Every child is in the store before its records are written (once).
+                        let saved = checkpoints
+                            .save(&mut run)
+                            .map_err(|e| ("States.Runtime".to_string(), e.to_string()));
                         match writer.as_ref() {
                             Some(spec) if exports => {
-                                let written = match results {
+                                let written = saved.and_then(|()| match results {
                                     Some(sink) => sink.write(&run),
                                     None => {
-                                        write_results(&mut run, spec, store.as_ref(), checkpoints)
+                                        write_saved_results(&run, spec, store.as_ref(), checkpoints)
                                     }
-                                };
+                                });
                                 match written {
                                     Ok((records, result)) => {
                                         writer_result = Some(result);

@@ -130,46 +130,25 @@ impl ChildRecord {
         redrive_count: u32,
         express: bool,
     ) -> Self {
-        let (redrive_status, reason) = Self::default_redrive(status, express);
-        ChildRecord {
-            execution_arn: Some(execution_arn.into()),
-            name: Some(name.into()),
-            input,
-            output: None,
+        let (execution_arn, name, state_machine_arn) =
+            (execution_arn.into(), name.into(), state_machine_arn.into());
+        RecordView::finished(
+            [&execution_arn, ""],
+            &name,
+            &state_machine_arn,
             status,
-            start_date: Some(start_date),
-            stop_date: Some(stop_date),
-            state_machine_arn: Some(state_machine_arn.into()),
-            state_machine_alias_arn: None,
-            state_machine_version_arn: None,
-            redrive_count: Some(redrive_count),
-            redrive_status,
-            redrive_status_reason: reason.map(str::to_string),
-            error: None,
-            cause: None,
-        }
+            start_date,
+            stop_date,
+            redrive_count,
+            express,
+        )
+        .to_record(input, None)
     }
 
     /// A child never started: `{"Input", "InputDetails", "Status": "PENDING"}` (spec §3.3,
     /// the plausible shape; unconfirmed).
     pub fn pending(input: Value) -> Self {
-        ChildRecord {
-            execution_arn: None,
-            name: None,
-            input,
-            output: None,
-            status: ChildStatus::Pending,
-            start_date: None,
-            stop_date: None,
-            state_machine_arn: None,
-            state_machine_alias_arn: None,
-            state_machine_version_arn: None,
-            redrive_count: None,
-            redrive_status: None,
-            redrive_status_reason: None,
-            error: None,
-            cause: None,
-        }
+        RecordView::pending().to_record(input, None)
     }
 
     pub fn with_output(mut self, output: Value) -> Self {
@@ -384,6 +363,28 @@ impl<'a> RecordView<'a> {
             start_date: Some(start_date),
             stop_date: Some(stop_date),
             ..RecordView::pending()
+        }
+    }
+
+    /// The owned record with this view's fields, and `input` and `output`.
+    pub fn to_record(&self, input: Value, output: Option<Value>) -> ChildRecord {
+        let owned = |s: Option<&str>| s.map(str::to_string);
+        ChildRecord {
+            execution_arn: self.execution_arn.map(|parts| parts.concat()),
+            name: owned(self.name),
+            input,
+            output,
+            status: self.status,
+            start_date: self.start_date,
+            stop_date: self.stop_date,
+            state_machine_arn: owned(self.state_machine_arn),
+            state_machine_alias_arn: owned(self.state_machine_alias_arn),
+            state_machine_version_arn: owned(self.state_machine_version_arn),
+            redrive_count: self.redrive_count,
+            redrive_status: self.redrive_status,
+            redrive_status_reason: owned(self.redrive_status_reason),
+            error: owned(self.error),
+            cause: owned(self.cause),
         }
     }
 
