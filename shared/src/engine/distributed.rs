@@ -400,12 +400,13 @@ pub fn run_map_run(
         batch_input: req.batch_input.clone(),
     });
     let redrive = if req.redrive {
-        Some(
-            ports
+        Some(crate::maprun::driver::Redrive {
+            unsuccessful: ports
                 .checkpoints
                 .unsuccessful(&req.map_run_arn)
                 .map_err(|e| runtime(e.to_string()))?,
-        )
+            parent_redrive_count: req.parent.redrive_count,
+        })
     } else {
         None
     };

@@ -22,6 +22,13 @@ pub enum CheckpointError {
     Corrupt { key: String, message: String },
 }
 
+impl CheckpointError {
+    /// Whether trying again may succeed: a corrupt record stays corrupt.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, CheckpointError::Store(_))
+    }
+}
+
 impl From<rusqlite::Error> for CheckpointError {
     fn from(e: rusqlite::Error) -> Self {
         CheckpointError::Store(e.to_string())
@@ -43,6 +50,11 @@ pub trait CheckpointStore: Send + Sync {
     /// children [`MapRun::children_to_save`] gives, then clears the dirty set and drops the
     /// saved finished children from memory ([`MapRun::evict_saved`]).
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError>;
+    /// Waits until every save made so far is durable, and reports a failed one (a store that
+    /// saves in the background; others are durable when `save` returns).
+    fn sync(&self) -> Result<(), CheckpointError> {
+        Ok(())
+    }
     /// Loads a run ready to go on: its stored unfinished children held, and the indices of
     /// its finished children from its resume mark on passed to [`MapRun::resume_loaded`]
     /// (finished children stay in the store).
@@ -167,7 +179,7 @@ fn save_loop(conn: Arc<Mutex<Connection>>, saver: Arc<Saver>) {
             }
         };
         let result = match conn.lock() {
-            Ok(mut c) if !batches.is_empty() => commit(&mut c, &batches),
+            Ok(mut c) if !batches.is_empty() => commit_retrying(&mut c, &batches),
             Ok(_) => Ok(()),
             Err(_) => Err(CheckpointError::Store(
                 "the connection lock is poisoned".into(),
@@ -181,6 +193,34 @@ fn save_loop(conn: Arc<Mutex<Connection>>, saver: Arc<Saver>) {
             }
         }
         saver.changed.notify_all();
+    }
+}
+
+/// How many times the saver tries a commit (a busy or locked database, a full disk that
+/// frees up) before the store fails; the pause doubles from [`COMMIT_BACKOFF`].
+const COMMIT_ATTEMPTS: u32 = 5;
+const COMMIT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// [`commit`], tried again after a failure (a failed transaction is rolled back, so trying
+/// again writes the same saves); the last error when every attempt failed.
+fn commit_retrying(conn: &mut Connection, batches: &[SaveBatch]) -> Result<(), CheckpointError> {
+    let mut pause = COMMIT_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match commit(conn, batches) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= COMMIT_ATTEMPTS => {
+                return Err(CheckpointError::Store(format!(
+                    "committing {} saves failed {attempt} times: {e}",
+                    batches.len()
+                )))
+            }
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause *= 2;
+                attempt += 1;
+            }
+        }
     }
 }
 
@@ -588,6 +628,10 @@ impl CheckpointStore for SqliteStore {
         drop(s);
         self.saver.changed.notify_all();
         Ok(())
+    }
+
+    fn sync(&self) -> Result<(), CheckpointError> {
+        self.flush()
     }
 
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError> {

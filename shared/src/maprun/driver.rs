@@ -96,10 +96,18 @@ pub enum Items {
 /// cores).
 pub type Selector<'a> = &'a (dyn Fn(Vec<Item>) -> Vec<Result<Value, AslError>> + Sync);
 
+/// A parent redrive's request to redrive its (loaded) Map Run.
+pub struct Redrive {
+    /// The run's failed, timed-out and aborted children, as stored.
+    pub unsuccessful: Vec<super::Child>,
+    /// The parent execution's redrive count (see [`MapRunEvent::Redrive`]).
+    pub parent_redrive_count: u32,
+}
+
 pub struct Job<'a> {
     pub run: MapRun,
-    /// Redrive the (loaded) run: its failed, timed-out and aborted children.
-    pub redrive: Option<Vec<super::Child>>,
+    /// Redrive the (loaded) run, unless it was redriven for this parent attempt already.
+    pub redrive: Option<Redrive>,
     pub items: Items,
     pub select: Option<Selector<'a>>,
     pub batch: Option<BatchSpec>,
@@ -662,9 +670,16 @@ pub fn drive(job: Job<'_>) -> Outcome {
         next_inline: 0,
     };
     // Fail before any child runs when the results cannot be written. A redrive notes what
-    // earlier attempts wrote before it writes anything.
-    let redriving = redrive.is_some() && run.status != MapRunStatus::Running;
-    if let Some(spec) = writer.as_ref().filter(|w| w.destination.is_some()) {
+    // earlier attempts wrote before it writes anything. (A run that ended and is not redriven
+    // only reports how it ended.)
+    let redriving = redrive
+        .as_ref()
+        .is_some_and(|r| run.redrivable_for(r.parent_redrive_count));
+    let going_on = redriving || run.status == MapRunStatus::Running;
+    if let Some(spec) = writer
+        .as_ref()
+        .filter(|w| w.destination.is_some() && going_on)
+    {
         let checked = ResultWriter::new(store.as_ref(), spec, &run.map_run_arn)
             .and_then(|w| w.check_destination())
             .and_then(|()| match redriving {
@@ -686,11 +701,11 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     },
                     now,
                 );
-                let _ = checkpoints.save(&mut run);
-                return Outcome {
-                    result: Err((e.error_name().into(), e.cause())),
-                    run,
+                let result = match save_checkpoint(checkpoints, &mut run) {
+                    Ok(()) => Err((e.error_name().into(), e.cause())),
+                    Err(saving) => Err(saving),
                 };
+                return Outcome { result, run };
             }
         }
     }
@@ -758,11 +773,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
             });
         }
         drop(done_tx);
-        // A run still RUNNING (its process died) just resumes.
+        // A run still RUNNING (its process died) just resumes; one that ended reports how.
         let first = match redrive {
-            Some(unsuccessful) if run.status != MapRunStatus::Running => {
-                MapRunEvent::Redrive { unsuccessful }
-            }
+            Some(r) if redriving => MapRunEvent::Redrive {
+                unsuccessful: r.unsuccessful,
+                parent_redrive_count: r.parent_redrive_count,
+            },
             _ => MapRunEvent::Start,
         };
         let mut pending = run.apply(first, clock.now());
@@ -770,6 +786,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
         let mut last_finished_save = Instant::now();
         let mut unsaved_finished = false;
         let mut children_done = 0u64;
+        // Children handed to the workers whose outcome has not come back.
+        let mut in_flight = 0u64;
         // Reused round after round: thousands of events may come in at once.
         let mut events = Vec::new();
         let mut actions = Vec::new();
@@ -812,17 +830,25 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         attempt,
                         snapshot,
                     } => {
-                        // A closed channel means the workers are gone (or the run is stopping):
-                        // the child stays RUNNING in the checkpoint and runs again on resume.
+                        // Without a job channel the run is stopping: the child stays RUNNING in
+                        // the checkpoint and runs again on resume.
                         if let Some(tx) = job_tx.as_ref() {
-                            let _ = tx.send(ChildJob {
+                            let job = ChildJob {
                                 index,
                                 name,
                                 input,
                                 redrive,
                                 attempt,
                                 snapshot,
-                            });
+                            };
+                            if tx.send(job).is_err() {
+                                final_result = Some(Err((
+                                    "States.Runtime".into(),
+                                    format!("the Map Run's workers stopped before child {index} could start"),
+                                )));
+                                break;
+                            }
+                            in_flight += 1;
                         }
                     }
                     MapRunAction::StopChild { .. } => {
@@ -831,17 +857,18 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     }
                     MapRunAction::WriteResults => {
                         // Every child is in the store before its records are written (once).
-                        let saved = checkpoints
-                            .save(&mut run)
-                            .map_err(|e| ("States.Runtime".to_string(), e.to_string()));
+                        if let Err(e) = save_checkpoint(checkpoints, &mut run) {
+                            final_result = Some(Err(e));
+                            break;
+                        }
                         match writer.as_ref() {
                             Some(spec) if exports => {
-                                let written = saved.and_then(|()| match results {
+                                let written = match results {
                                     Some(sink) => sink.write(&run),
                                     None => {
                                         write_saved_results(&run, spec, store.as_ref(), checkpoints)
                                     }
-                                });
+                                };
                                 match written {
                                     Ok((records, result)) => {
                                         writer_result = Some(result);
@@ -865,10 +892,24 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         cause,
                     } => {
                         final_result = Some(match status {
-                            MapRunStatus::Succeeded => match writer_result.take() {
-                                Some(r) => Ok(r),
-                                None => inline_result(&mut run, checkpoints, inline_t),
-                            },
+                            MapRunStatus::Succeeded => {
+                                match (writer_result.take(), writer.as_ref()) {
+                                    (Some(r), _) => Ok(r),
+                                    // The run had ended before (its parent did not record it): its
+                                    // results are written again, the same objects, for its result.
+                                    (None, Some(spec)) if exports => match results {
+                                        Some(sink) => sink.write(&run),
+                                        None => write_saved_results(
+                                            &run,
+                                            spec,
+                                            store.as_ref(),
+                                            checkpoints,
+                                        ),
+                                    }
+                                    .map(|(_, result)| result),
+                                    (None, _) => inline_result(&mut run, checkpoints, inline_t),
+                                }
+                            }
                             _ => Err((
                                 error.clone().unwrap_or_else(|| "States.Runtime".into()),
                                 cause.clone().unwrap_or_default(),
@@ -880,6 +921,11 @@ pub fn drive(job: Job<'_>) -> Outcome {
             if final_result.is_some() {
                 break;
             }
+            // Nothing in flight, nothing to do, and not ended: nothing would ever come.
+            if job_tx.is_some() && in_flight == 0 && events.is_empty() && pending.is_empty() {
+                final_result = Some(Err(("States.Runtime".into(), run.stall_report())));
+                break;
+            }
             // Stop only after a child finished here, so each resumed run moves on.
             if job_tx.is_some() && children_done > 0 && stop_requested() {
                 // Stop dispatching; the children in flight finish and are checkpointed.
@@ -888,7 +934,10 @@ pub fn drive(job: Job<'_>) -> Outcome {
             }
             if job_tx.is_none() && events.is_empty() {
                 match done_rx.recv() {
-                    Ok((index, o)) => events.push(child_event(index, o)),
+                    Ok((index, o)) => {
+                        in_flight = in_flight.saturating_sub(1);
+                        events.push(child_event(index, o))
+                    }
                     Err(_) => {
                         final_result = Some(Err((
                             SUSPENDED.into(),
@@ -905,7 +954,10 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     CHECKPOINT_EVERY
                 };
                 match done_rx.recv_timeout(wait) {
-                    Ok((index, o)) => events.push(child_event(index, o)),
+                    Ok((index, o)) => {
+                        in_flight = in_flight.saturating_sub(1);
+                        events.push(child_event(index, o))
+                    }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
                         final_result = Some(Err((
@@ -917,6 +969,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
                 }
                 // Take everything else that finished meanwhile: one checkpoint per batch.
                 while let Ok((index, o)) = done_rx.try_recv() {
+                    in_flight = in_flight.saturating_sub(1);
                     events.push(child_event(index, o));
                 }
             }
@@ -941,14 +994,19 @@ pub fn drive(job: Job<'_>) -> Outcome {
             if finished {
                 unsaved_finished = true;
             }
-            if unsaved_finished && last_finished_save.elapsed() >= SAVE_FINISHED_EVERY {
-                let _ = checkpoints.save(&mut run);
+            let finished_due =
+                unsaved_finished && last_finished_save.elapsed() >= SAVE_FINISHED_EVERY;
+            let record_due = last_save.elapsed() >= CHECKPOINT_EVERY;
+            if finished_due || record_due {
+                // A run that cannot checkpoint does not go on as if it had.
+                if let Err(e) = save_checkpoint(checkpoints, &mut run) {
+                    final_result = Some(Err(e));
+                    break;
+                }
                 unsaved_finished = false;
                 last_finished_save = Instant::now();
             }
-            if last_save.elapsed() >= CHECKPOINT_EVERY {
-                let _ = checkpoints.save(&mut run);
-                unsaved_finished = false;
+            if record_due {
                 if let Some(p) = progress {
                     p(&run);
                 }
@@ -959,17 +1017,65 @@ pub fn drive(job: Job<'_>) -> Outcome {
         // A reader still running ahead stops at its next block.
         drop(read_rx);
     });
-    let _ = checkpoints.save(&mut run);
+    // The run as it ended is committed before the parent hears of it: a parent that goes on
+    // never finds its Map Run still running after a crash.
+    let saved = save_checkpoint(checkpoints, &mut run).and_then(|()| {
+        checkpoints
+            .sync()
+            .map_err(|e| saving_failed(&run.map_run_arn, 1, &e))
+    });
     if let Some(p) = progress {
         p(&run);
     }
-    let result = final_result.unwrap_or_else(|| {
-        Err((
+    let result = match (final_result, saved) {
+        // The first failure is the cause (a failed save that stopped the run fails here too).
+        (Some(Err(e)), _) => Err(e),
+        (_, Err(e)) => Err(e),
+        (Some(ok), Ok(())) => ok,
+        (None, Ok(())) => Err((
             "States.Runtime".into(),
             "the Map Run ended without a result".into(),
-        ))
-    });
+        )),
+    };
     Outcome { run, result }
+}
+
+/// How many times a checkpoint save is tried before the run fails.
+const SAVE_ATTEMPTS: u32 = 4;
+/// The pause before the second attempt; each later one waits four times longer.
+const SAVE_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Saves the run, retrying with back-off; a save that keeps failing fails the Map Run with
+/// `States.Runtime` and a cause naming what failed (nothing goes on as if it were saved).
+fn save_checkpoint(checkpoints: &dyn CheckpointStore, run: &mut MapRun) -> Result<(), Named> {
+    let mut pause = SAVE_BACKOFF;
+    let mut attempt = 1;
+    loop {
+        match checkpoints.save(run) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < SAVE_ATTEMPTS && e.is_retriable() => {
+                std::thread::sleep(pause);
+                pause *= 4;
+                attempt += 1;
+            }
+            Err(e) => return Err(saving_failed(&run.map_run_arn, attempt, &e)),
+        }
+    }
+}
+
+fn saving_failed(
+    map_run_arn: &str,
+    attempts: u32,
+    e: &super::checkpoint::CheckpointError,
+) -> Named {
+    (
+        "States.Runtime".into(),
+        format!(
+            "the checkpoint of the Map Run '{map_run_arn}' could not be saved \
+             ({attempts} attempt{}): {e}",
+            if attempts == 1 { "" } else { "s" }
+        ),
+    )
 }
 
 /// The reader thread: reads blocks of children from `position` on, in sequence, each sent as
@@ -1331,7 +1437,10 @@ mod tests {
         .unwrap();
         let store = SqliteStore::in_memory().unwrap();
         let job = |run: MapRun, redrive: Option<Vec<super::super::Child>>| Job {
-            redrive,
+            redrive: redrive.map(|unsuccessful| Redrive {
+                unsuccessful,
+                parent_redrive_count: 1,
+            }),
             writer: Some(spec.clone()),
             store: objects.clone(),
             ..job(run, 3, &store, &FailsFirst, None)
@@ -1379,6 +1488,14 @@ mod tests {
         inputs.sort();
         assert_eq!(inputs, [r#"{"i":0}"#, r#"{"i":1}"#, r#"{"i":2}"#]);
         write_saved_results(&second.run, &spec, objects.as_ref(), &store).unwrap();
+        assert_eq!(manifest(), after_redrive);
+        // The parent resumed after the redrive ended (it had not recorded the end): the same
+        // redrive asked again reports how it ended, writes the same files, runs nothing.
+        let loaded = store.load(&arn).unwrap().unwrap();
+        let again = drive(job(loaded, Some(store.unsuccessful(&arn).unwrap())));
+        assert_eq!(again.run.status, MapRunStatus::Succeeded);
+        assert_eq!(again.run.redrive_count, 1);
+        assert_eq!(again.result.unwrap(), second.result.unwrap());
         assert_eq!(manifest(), after_redrive);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -68,6 +68,10 @@ impl ChildStatus {
                 | ChildStatus::Aborted
         )
     }
+    /// PENDING or PENDING_REDRIVE: queued, not started.
+    pub fn is_pending(self) -> bool {
+        matches!(self, ChildStatus::Pending | ChildStatus::PendingRedrive)
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             ChildStatus::Pending => "PENDING",
@@ -206,8 +210,13 @@ pub enum MapRunEvent {
     },
     Abort,
     /// Redrive the run; `unsuccessful` are its failed, timed-out and aborted children.
+    /// `parent_redrive_count` is the parent execution's redrive count: a parent redrive
+    /// redrives its Map Run once, so a redrive asked again for the same count (a resumed
+    /// parent whose Map Run had been redriven already) goes on with that redrive instead.
     Redrive {
         unsuccessful: Vec<Child>,
+        #[serde(default)]
+        parent_redrive_count: u32,
     },
     Update {
         settings: Settings,
@@ -278,6 +287,10 @@ pub struct MapRun {
     /// children that finished in it or before are listed there, and not written again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior_attempt: Option<u32>,
+    /// The parent execution's redrive count when it last redrove this run (see
+    /// [`MapRunEvent::Redrive`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redriven_for: Option<u32>,
     pub error: Option<String>,
     pub cause: Option<String>,
     pub reader_position: Option<Value>,
@@ -320,6 +333,11 @@ pub struct MapRun {
     replay_until: u64,
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     replay_skip: BTreeSet<u64>,
+    /// A stopping run's children that had started and not finished when it was saved
+    /// (Express children, which a stop does not abort): a resumed run starts them again
+    /// instead of leaving them as never started (see [`MapRun::settle_resume_mark`]).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    restart: BTreeSet<u64>,
     /// Unfinished children from this index up to `resume` go into the next save although
     /// nothing changed them: the run is ending, and its never-started children are stored.
     #[serde(skip)]
@@ -437,6 +455,7 @@ impl MapRun {
             prior_results: None,
             results_attempt: None,
             prior_attempt: None,
+            redriven_for: None,
             error: None,
             cause: None,
             reader_position: None,
@@ -460,6 +479,7 @@ impl MapRun {
             blocks: VecDeque::new(),
             replay_until: 0,
             replay_skip: BTreeSet::new(),
+            restart: BTreeSet::new(),
             store_unfinished_from: None,
         }
     }
@@ -598,6 +618,17 @@ impl MapRun {
             if from < self.children_total {
                 self.store_unfinished_from = Some(from);
             }
+            // Stored as queued, but started: a resumed run starts them again.
+            let restart = &self.restart;
+            self.restart = self
+                .window
+                .values()
+                .filter(|c| {
+                    c.status == ChildStatus::Running
+                        || (c.status.is_pending() && restart.contains(&c.index))
+                })
+                .map(|c| c.index)
+                .collect();
             self.blocks.clear();
             self.resume = Some(self.read_end());
             return;
@@ -736,7 +767,13 @@ impl MapRun {
         out: &mut Vec<MapRunAction>,
     ) {
         match event {
-            MapRunEvent::Start => {}
+            MapRunEvent::Start => {
+                if self.status != MapRunStatus::Running {
+                    // Ended before (the parent did not record it): the same outcome again.
+                    self.report_ended(out);
+                    return;
+                }
+            }
             MapRunEvent::ChildrenRead {
                 inputs,
                 position,
@@ -799,7 +836,7 @@ impl MapRun {
             }
             MapRunEvent::ReaderFailed { error, cause } => {
                 self.reading = false;
-                self.begin_stop(MapRunStatus::Failed, Some(error), Some(cause), out);
+                self.begin_stop(MapRunStatus::Failed, Some(error), Some(cause), now, out);
             }
             MapRunEvent::ChildSucceeded { index, output } => {
                 if self.is_running(index) {
@@ -838,6 +875,7 @@ impl MapRun {
                             MapRunStatus::Failed,
                             Some(THRESHOLD_ERROR.into()),
                             Some(THRESHOLD_CAUSE.into()),
+                            now,
                             out,
                         );
                     }
@@ -861,11 +899,24 @@ impl MapRun {
             }
             MapRunEvent::Abort => {
                 if self.status == MapRunStatus::Running {
-                    self.begin_stop(MapRunStatus::Aborted, None, None, out);
+                    self.begin_stop(MapRunStatus::Aborted, None, None, now, out);
                 }
             }
-            MapRunEvent::Redrive { unsuccessful } => {
-                self.redrive(unsuccessful, now, out);
+            MapRunEvent::Redrive {
+                unsuccessful,
+                parent_redrive_count,
+            } => {
+                if !self.redrivable_for(parent_redrive_count) {
+                    // Redriven for this parent attempt already (the parent resumed), or
+                    // nothing to redrive: go on, or report how it ended.
+                    if self.status != MapRunStatus::Running {
+                        self.report_ended(out);
+                        return;
+                    }
+                } else {
+                    self.redrive(unsuccessful, parent_redrive_count, now, out);
+                    return;
+                }
             }
             MapRunEvent::Update { settings } => {
                 if self.status == MapRunStatus::Running {
@@ -875,6 +926,7 @@ impl MapRun {
                             MapRunStatus::Failed,
                             Some(THRESHOLD_ERROR.into()),
                             Some(THRESHOLD_CAUSE.into()),
+                            now,
                             out,
                         );
                     }
@@ -922,11 +974,57 @@ impl MapRun {
         }
     }
 
+    /// Whether a parent redrive (its redrive count) redrives this run: it ended unsuccessfully
+    /// and was not redriven for that parent attempt already.
+    pub fn redrivable_for(&self, parent_redrive_count: u32) -> bool {
+        matches!(self.status, MapRunStatus::Failed | MapRunStatus::Aborted)
+            && self.redriven_for != Some(parent_redrive_count)
+    }
+
+    /// A run that ended before reports its outcome again (nothing runs).
+    fn report_ended(&self, out: &mut Vec<MapRunAction>) {
+        out.push(MapRunAction::Finish {
+            status: self.status,
+            error: self.error.clone(),
+            cause: self.cause.clone(),
+        });
+    }
+
+    /// What a driver reports when this run, not ended, has nothing to wait for — no child in
+    /// flight, nothing being read or written, nothing to do: an internal error (it would
+    /// otherwise wait forever), described with the run's counters.
+    pub fn stall_report(&self) -> String {
+        let k = self.executions;
+        format!(
+            "the Map Run '{}' cannot make progress: nothing to dispatch, nothing in flight, and \
+             it has not ended (executions: {} read, {} pending, {} running, {} succeeded, {} \
+             failed, {} timed out, {} aborted; {} queued, {} held in memory; reader {}{}; {})",
+            self.map_run_arn,
+            k.total,
+            k.pending,
+            k.running,
+            k.succeeded,
+            k.failed,
+            k.timed_out,
+            k.aborted,
+            self.pending.len(),
+            self.window.len(),
+            if self.reader_done { "done" } else { "not done" },
+            if self.reading { ", reading" } else { "" },
+            match &self.stopping {
+                Some((s, _, _)) => format!("stopping as {s:?}"),
+                None if self.writing => "writing results".to_string(),
+                None => "not stopping".to_string(),
+            }
+        )
+    }
+
     fn begin_stop(
         &mut self,
         status: MapRunStatus,
         error: Option<String>,
         cause: Option<String>,
+        now: DateTime<Utc>,
         out: &mut Vec<MapRunAction>,
     ) {
         if self.stopping.is_some() {
@@ -942,6 +1040,13 @@ impl MapRun {
                 .map(|c| c.index)
                 .collect();
             for index in running {
+                // Started and stopped: an ABORTED record with its dates, not a PENDING one.
+                if let Some(c) = self.window.get_mut(&index) {
+                    c.stop_date = Some(now);
+                    c.error = None;
+                    c.cause = None;
+                    c.output = None;
+                }
                 self.set_status(index, ChildStatus::Aborted);
                 out.push(MapRunAction::StopChild { index });
             }
@@ -959,28 +1064,7 @@ impl MapRun {
                 let Some(index) = self.pending.iter().next().copied() else {
                     break;
                 };
-                let redrive = self
-                    .window
-                    .get(&index)
-                    .is_some_and(|c| c.status == ChildStatus::PendingRedrive);
-                self.set_status(index, ChildStatus::Running);
-                let Some(c) = self.window.get_mut(&index) else {
-                    continue;
-                };
-                c.start_date = Some(now);
-                c.stop_date = None;
-                c.run_attempt = self.redrive_count;
-                if redrive {
-                    c.redrive_count += 1;
-                }
-                out.push(MapRunAction::StartChild {
-                    index,
-                    name: c.name.clone(),
-                    input: c.input.clone(),
-                    redrive,
-                    attempt: c.redrive_count,
-                    snapshot: if redrive { c.snapshot.clone() } else { None },
-                });
+                self.dispatch(index, now, out);
             }
             if !self.reader_done && !self.reading && self.pending.len() < READ_AHEAD / 2 {
                 self.reading = true;
@@ -989,7 +1073,24 @@ impl MapRun {
                     max_children: READ_AHEAD,
                 });
             }
-        } else if self.unread_replay() && !self.reading {
+        } else if !self.restart.is_empty() {
+            // A stopping run resumed: the children it had started (Express children, which
+            // a stop lets finish) start again; never-started ones stay queued.
+            let limit = self.limit();
+            let again: Vec<u64> = self
+                .restart
+                .iter()
+                .copied()
+                .filter(|i| self.pending.contains(i))
+                .take(limit.saturating_sub(self.executions.running) as usize)
+                .collect();
+            self.restart.retain(|i| self.pending.contains(i));
+            for index in again {
+                self.restart.remove(&index);
+                self.dispatch(index, now, out);
+            }
+        }
+        if self.stopping.is_some() && self.unread_replay() && !self.reading {
             // A resumed run that ends before it read its counted children again reads them
             // now: they are stored as never started (PENDING records), as counted.
             self.reading = true;
@@ -1015,6 +1116,33 @@ impl MapRun {
                 self.finish(status, error, cause, now, out);
             }
         }
+    }
+
+    /// Starts a queued child.
+    fn dispatch(&mut self, index: u64, now: DateTime<Utc>, out: &mut Vec<MapRunAction>) {
+        let redrive = self
+            .window
+            .get(&index)
+            .is_some_and(|c| c.status == ChildStatus::PendingRedrive);
+        self.set_status(index, ChildStatus::Running);
+        let run_attempt = self.redrive_count;
+        let Some(c) = self.window.get_mut(&index) else {
+            return;
+        };
+        c.start_date = Some(now);
+        c.stop_date = None;
+        c.run_attempt = run_attempt;
+        if redrive {
+            c.redrive_count += 1;
+        }
+        out.push(MapRunAction::StartChild {
+            index,
+            name: c.name.clone(),
+            input: c.input.clone(),
+            redrive,
+            attempt: c.redrive_count,
+            snapshot: if redrive { c.snapshot.clone() } else { None },
+        });
     }
 
     fn finish(
@@ -1043,6 +1171,7 @@ impl MapRun {
     fn redrive(
         &mut self,
         unsuccessful: Vec<Child>,
+        parent_redrive_count: u32,
         now: DateTime<Utc>,
         out: &mut Vec<MapRunAction>,
     ) {
@@ -1061,6 +1190,8 @@ impl MapRun {
             return;
         }
         self.prior_attempt = self.results_attempt;
+        self.redriven_for = Some(parent_redrive_count);
+        self.restart.clear();
         self.redrive_count += 1;
         self.redrive_date = Some(now);
         self.status = MapRunStatus::Running;

@@ -271,6 +271,7 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
     let a = r.apply(
         MapRunEvent::Redrive {
             unsuccessful: Vec::new(),
+            parent_redrive_count: 1,
         },
         t0(),
     );
@@ -314,8 +315,11 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
     assert_eq!(d["itemCounts"]["succeeded"], json!(4));
 }
 
+/// A run that ended is not run again: a redrive of a succeeded run, a second redrive for the
+/// same parent attempt, or a start of an ended run (a parent resumed before it recorded the
+/// end) report how it ended — never nothing, which would leave its driver waiting forever.
 #[test]
-fn redrive_is_refused_after_a_success_and_capped() {
+fn an_ended_run_reports_its_outcome_again_and_redrives_are_capped() {
     let mut r = run(0, None, None, false);
     r.apply(MapRunEvent::Start, t0());
     read(&mut r, 1, json!(1), true);
@@ -326,20 +330,48 @@ fn redrive_is_refused_after_a_success_and_capped() {
         },
         t0(),
     );
-    assert!(r
-        .apply(
+    let succeeded = vec![MapRunAction::Finish {
+        status: MapRunStatus::Succeeded,
+        error: None,
+        cause: None,
+    }];
+    let redrive = |r: &mut MapRun, parent_redrive_count| {
+        r.apply(
             MapRunEvent::Redrive {
-                unsuccessful: Vec::new()
+                unsuccessful: Vec::new(),
+                parent_redrive_count,
             },
-            t0()
+            t0(),
         )
-        .is_empty());
+    };
+    assert_eq!(redrive(&mut r, 1), succeeded);
+    assert_eq!(r.apply(MapRunEvent::Start, t0()), succeeded);
+    assert_eq!(r.redrive_count, 0);
+
+    // Failed, redriven for parent attempt 1, failed again: attempt 1 asked again reports the
+    // failure; attempt 2 redrives.
+    let mut r = run(0, None, None, false);
+    r.apply(MapRunEvent::Start, t0());
+    read(&mut r, 1, json!(1), true);
+    r.apply(failed_with_e(0), t0());
+    assert_eq!(r.status, MapRunStatus::Failed);
+    assert_eq!(started(&redrive(&mut r, 1)), vec![0]);
+    r.apply(failed_with_e(0), t0());
+    assert_eq!(r.status, MapRunStatus::Failed);
+    assert!(matches!(
+        &redrive(&mut r, 1)[..],
+        [MapRunAction::Finish { status: MapRunStatus::Failed, error: Some(e), .. }] if e == THRESHOLD_ERROR
+    ));
+    assert_eq!(r.redrive_count, 1);
+    assert_eq!(started(&redrive(&mut r, 2)), vec![0]);
+    assert_eq!(r.redrive_count, 2);
     let mut r = run(0, None, None, false);
     r.status = MapRunStatus::Failed;
     r.redrive_count = MAX_REDRIVES;
     let a = r.apply(
         MapRunEvent::Redrive {
             unsuccessful: Vec::new(),
+            parent_redrive_count: 1,
         },
         t0(),
     );
@@ -460,7 +492,13 @@ fn only_finished_and_redriven_children_are_stored() {
     assert_eq!(r.status, MapRunStatus::Failed);
     let unsuccessful = store.unsuccessful(&r.map_run_arn).unwrap();
     let mut redriven = store.load(&r.map_run_arn).unwrap().unwrap();
-    let a = redriven.apply(MapRunEvent::Redrive { unsuccessful }, t0());
+    let a = redriven.apply(
+        MapRunEvent::Redrive {
+            unsuccessful,
+            parent_redrive_count: 1,
+        },
+        t0(),
+    );
     assert_eq!(started(&a), vec![1]);
     let rows: Vec<(u64, ChildStatus, u32)> = redriven
         .children_to_save()
@@ -569,7 +607,13 @@ fn an_ending_run_stores_its_never_started_children() {
     let unsuccessful = store.unsuccessful(&r.map_run_arn).unwrap();
     let mut redriven = store.load(&r.map_run_arn).unwrap().unwrap();
     assert_eq!(redriven.window.len(), 2);
-    let a = redriven.apply(MapRunEvent::Redrive { unsuccessful }, t0());
+    let a = redriven.apply(
+        MapRunEvent::Redrive {
+            unsuccessful,
+            parent_redrive_count: 1,
+        },
+        t0(),
+    );
     assert!(!a.iter().any(|a| matches!(a, MapRunAction::Read { .. })));
     assert_eq!(started(&a), vec![0]);
     let k = redriven.execution_counts();
