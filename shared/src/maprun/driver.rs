@@ -415,7 +415,7 @@ fn for_each_record(
 ) -> Result<(), (String, String)> {
     let store_err =
         |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
-    checkpoints.save(run).map_err(store_err)?;
+    save_checkpoint(checkpoints, run)?;
     let mut failure = None;
     let view: &MapRun = run;
     checkpoints
@@ -441,9 +441,7 @@ pub fn write_results(
     store: &dyn ObjectStore,
     checkpoints: &dyn CheckpointStore,
 ) -> Result<(u64, Value), (String, String)> {
-    let store_err =
-        |e: super::checkpoint::CheckpointError| ("States.Runtime".to_string(), e.to_string());
-    checkpoints.save(run).map_err(store_err)?;
+    save_checkpoint(checkpoints, run)?;
     write_saved_results(run, spec, store, checkpoints)
 }
 
@@ -1527,5 +1525,131 @@ mod tests {
         let mut runs = runner.runs.into_inner().unwrap();
         runs.sort();
         assert_eq!(runs, (0..300).collect::<Vec<u64>>(), "every child once");
+    }
+
+    /// A checkpoint store whose saves fail: the first `fail_first` saves, or every save
+    /// from `fail_from` on (fault injection around the real SQLite store).
+    struct FlakySaves {
+        inner: SqliteStore,
+        saves: AtomicUsize,
+        fail_first: usize,
+        fail_from: usize,
+    }
+
+    impl CheckpointStore for FlakySaves {
+        fn save(&self, run: &mut MapRun) -> Result<(), super::super::checkpoint::CheckpointError> {
+            let n = self.saves.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail_first || n >= self.fail_from {
+                return Err(super::super::checkpoint::CheckpointError::Store(
+                    "disk I/O error (injected)".into(),
+                ));
+            }
+            self.inner.save(run)
+        }
+        fn load(
+            &self,
+            arn: &str,
+        ) -> Result<Option<MapRun>, super::super::checkpoint::CheckpointError> {
+            self.inner.load(arn)
+        }
+        fn for_each_child(
+            &self,
+            arn: &str,
+            f: &mut dyn FnMut(super::super::Child),
+        ) -> Result<(), super::super::checkpoint::CheckpointError> {
+            self.inner.for_each_child(arn, f)
+        }
+        fn unsuccessful(
+            &self,
+            arn: &str,
+        ) -> Result<Vec<super::super::Child>, super::super::checkpoint::CheckpointError> {
+            self.inner.unsuccessful(arn)
+        }
+        fn list(
+            &self,
+            arn: &str,
+        ) -> Result<
+            Vec<super::super::checkpoint::MapRunSummary>,
+            super::super::checkpoint::CheckpointError,
+        > {
+            self.inner.list(arn)
+        }
+    }
+
+    fn counting(batch: usize) -> Counting {
+        Counting {
+            runs: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
+            batch,
+        }
+    }
+
+    /// A save that fails now and then is tried again: the run goes on and ends as if
+    /// nothing happened. A save that keeps failing fails the run with `States.Runtime` and
+    /// a cause naming the checkpoint, and the run does not go on as if it were saved.
+    #[test]
+    fn failed_saves_are_retried_then_fail_the_run_with_a_named_cause() {
+        let runner = counting(1);
+        let flaky = FlakySaves {
+            inner: SqliteStore::in_memory().unwrap(),
+            saves: AtomicUsize::new(0),
+            fail_first: 2,
+            fail_from: usize::MAX,
+        };
+        let out = drive(job(new_run(), 200, &flaky, &runner, None));
+        assert!(out.result.is_ok(), "{:?}", out.result);
+        assert_eq!(out.run.status, MapRunStatus::Succeeded);
+        assert_eq!(
+            flaky
+                .inner
+                .load(&out.run.map_run_arn)
+                .unwrap()
+                .unwrap()
+                .status,
+            MapRunStatus::Succeeded
+        );
+
+        let runner = counting(1);
+        let broken = FlakySaves {
+            inner: SqliteStore::in_memory().unwrap(),
+            saves: AtomicUsize::new(0),
+            fail_first: 0,
+            fail_from: 0,
+        };
+        let out = drive(job(new_run(), 200, &broken, &runner, None));
+        let (error, cause) = out.result.unwrap_err();
+        assert_eq!(error, "States.Runtime");
+        assert!(
+            cause.contains("checkpoint of the Map Run")
+                && cause.contains("4 attempts")
+                && cause.contains("disk I/O error (injected)"),
+            "{cause}"
+        );
+        // Every attempt counted: the first save and its retries, then the last save's.
+        assert!(broken.saves.load(Ordering::SeqCst) >= SAVE_ATTEMPTS as usize);
+    }
+
+    /// A run that is not ended, has nothing in flight and nothing to do (here: its counters
+    /// say a child runs that no worker has) fails at once with its counters, instead of
+    /// waiting forever.
+    #[test]
+    fn a_run_that_cannot_make_progress_says_so_with_its_counters() {
+        let store = SqliteStore::in_memory().unwrap();
+        let runner = counting(1);
+        let mut run = new_run();
+        run.reader_done = true;
+        run.executions.running = 1;
+        run.executions.total = 1;
+        let started = Instant::now();
+        let out = drive(job(run, 0, &store, &runner, None));
+        let (error, cause) = out.result.unwrap_err();
+        assert_eq!(error, "States.Runtime");
+        assert!(
+            cause.contains("cannot make progress") && cause.contains("1 running"),
+            "{cause}"
+        );
+        assert!(runner.runs.lock().unwrap().is_empty());
+        // Reported, not waited out (generous: this is not a timing test).
+        assert!(started.elapsed() < Duration::from_secs(60));
     }
 }

@@ -864,3 +864,133 @@ fn a_failed_commit_is_reported_by_later_calls() {
     assert!(store.save(&mut r).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Spec §3.1/§4.3: when a Map Run fails, its running Standard children are stopped — ABORTED,
+/// with their start and stop dates, in the FAILED files — and only children that never
+/// started are PENDING. A redrive then runs exactly the failed, aborted and never-started
+/// children (spec §5.4), never a successful one.
+#[test]
+fn stopped_children_are_aborted_with_dates_and_a_redrive_runs_exactly_the_unsuccessful() {
+    use crate::writer::{ChildStatus as RecordStatus, Family};
+    let t1 = t0() + chrono::Duration::seconds(5);
+    let mut r = run(3, Some(0), None, true);
+    r.apply(MapRunEvent::Start, t0());
+    assert_eq!(started(&read(&mut r, 5, json!(5), true)), vec![0, 1, 2]);
+    r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!(0),
+        },
+        t0(),
+    );
+    // Child 0 succeeded (child 3 started in its place); child 1 fails: the threshold is
+    // exceeded while 2 and 3 run.
+    let a = r.apply(failed_with_e(1), t1);
+    let stopped: Vec<u64> = a
+        .iter()
+        .filter_map(|x| match x {
+            MapRunAction::StopChild { index } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stopped, vec![2, 3]);
+    assert!(a.contains(&MapRunAction::WriteResults));
+    let status_of = |r: &MapRun, i: u64| {
+        let rec = super::driver::record(r, r.child(i).unwrap());
+        (
+            rec.status,
+            rec.status.family(),
+            rec.start_date.is_some(),
+            rec.stop_date,
+        )
+    };
+    assert_eq!(
+        status_of(&r, 2),
+        (RecordStatus::Aborted, Family::Failed, true, Some(t1)),
+        "a stopped child is ABORTED with its dates, not PENDING"
+    );
+    assert_eq!(status_of(&r, 3).0, RecordStatus::Aborted);
+    assert_eq!(
+        status_of(&r, 4),
+        (RecordStatus::Pending, Family::Pending, false, None),
+        "a child never started is PENDING"
+    );
+    assert_eq!(status_of(&r, 1).0, RecordStatus::Failed);
+    let k = r.item_counts();
+    assert_eq!((k.succeeded, k.failed, k.aborted, k.pending), (1, 1, 2, 1));
+    r.apply(MapRunEvent::ResultsWritten { records: 5 }, t1);
+    assert_eq!(r.status, MapRunStatus::Failed);
+
+    // Redrive: the failed, the aborted and the never-started children, in index order
+    // within MaxConcurrency; the successful child never.
+    let mut runs = started(&r.apply(
+        MapRunEvent::Redrive {
+            unsuccessful: Vec::new(),
+            parent_redrive_count: 1,
+        },
+        t1,
+    ));
+    assert_eq!(runs, vec![1, 2, 3]);
+    for i in 1..5 {
+        if r.child(i).is_some_and(|c| c.status == ChildStatus::Running) {
+            runs.extend(started(&r.apply(
+                MapRunEvent::ChildSucceeded {
+                    index: i,
+                    output: json!(i),
+                },
+                t1,
+            )));
+        }
+    }
+    assert_eq!(runs, vec![1, 2, 3, 4]);
+    assert_eq!(r.child(0).unwrap().redrive_count, 0);
+}
+
+/// A stopping run's Express children are not stopped (spec §4.3: the run waits for them).
+/// Killed while it waits, the resumed run starts those children again — they had started, so
+/// they are not left as never started — and still starts nothing new.
+#[test]
+fn a_stopping_run_resumed_starts_its_started_express_children_again() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut r = MapRun::new(
+        "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:e".into(),
+        "arn:aws:states:us-east-1:123456789012:execution:sm:e".into(),
+        "arn:aws:states:us-east-1:123456789012:stateMachine:sm/Map".into(),
+        ExecutionType::Express,
+        Settings {
+            max_concurrency: 3,
+            tolerated_failure_count: Some(0),
+            tolerated_failure_percentage: None,
+        },
+        true,
+        t0(),
+    );
+    r.apply(MapRunEvent::Start, t0());
+    assert_eq!(started(&read(&mut r, 6, json!(6), true)), vec![0, 1, 2]);
+    let a = r.apply(failed_with_e(0), t0());
+    assert!(started(&a).is_empty(), "a stopping run starts nothing new");
+    assert!(!a
+        .iter()
+        .any(|x| matches!(x, MapRunAction::StopChild { .. })));
+    store.save(&mut r).unwrap();
+    // Killed here; resumed.
+    let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
+    let a = loaded.apply(MapRunEvent::Start, t0());
+    assert_eq!(
+        started(&a),
+        vec![1, 2],
+        "started before the kill: started again"
+    );
+    for i in [1, 2] {
+        let a = loaded.apply(
+            MapRunEvent::ChildSucceeded {
+                index: i,
+                output: json!(i),
+            },
+            t0(),
+        );
+        assert!(started(&a).is_empty());
+    }
+    assert_eq!(loaded.item_counts().succeeded, 2);
+    assert_eq!(loaded.item_counts().pending, 3, "3, 4 and 5 never started");
+}
