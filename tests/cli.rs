@@ -360,3 +360,37 @@ fn every_bundled_example_validates() {
     }
     assert!(checked >= 6, "only {checked} examples found");
 }
+
+/// An execution that cannot be checkpointed does not go on as if it were: the save is tried
+/// again, then the run stops with `States.Runtime` naming the state folder, and exit 1.
+#[test]
+fn an_execution_that_cannot_be_checkpointed_stops_with_a_named_error() {
+    let dir = tmp("unsaved");
+    let def = write(
+        &dir,
+        "def.json",
+        &json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}),
+    );
+    // The executions folder is a file: no checkpoint can be written there.
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("state");
+    std::fs::write(state.join("executions"), b"not a folder").expect("file");
+    let o = run(
+        &[
+            "run",
+            def.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--name",
+            "n1",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("States.Runtime") && stderr.contains("could not be checkpointed"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -729,6 +729,9 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let mut last_save = Instant::now();
     let mut saved_map_runs = 0;
+    // Set when the execution cannot be checkpointed: it stops where it is (it does not go on
+    // as if it were saved).
+    let unsaved: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     let mut checkpoint = |e: &Execution| {
         // Throttled, except when a Map Run starts or ends: a resumed execution must find it.
         if e.is_finished()
@@ -736,12 +739,15 @@ fn run(args: RunArgs) -> ExitCode {
             || e.map_runs_in_flight() != saved_map_runs
         {
             saved_map_runs = e.map_runs_in_flight();
-            if let Err(err) = store.save(e) {
-                eprintln!("mapfleet: cannot save the execution: {err}");
+            if let Err(err) = save_retrying(&store, e) {
+                if let Ok(mut u) = unsaved.lock() {
+                    u.get_or_insert(err);
+                }
             }
             last_save = Instant::now();
         }
     };
+    let stop_unsaved = || unsaved.lock().map(|u| u.is_some()).unwrap_or(true);
     run_to_completion(
         &mut exec,
         initial,
@@ -752,12 +758,25 @@ fn run(args: RunArgs) -> ExitCode {
             callbacks: Some(&store),
             on_change: Some(&mut checkpoint),
             map_runs: Some(&map_ports),
-            stop: None,
+            stop: Some(&stop_unsaved),
         },
     );
     progress.finish();
-    if let Err(err) = store.save(&exec) {
-        eprintln!("mapfleet: cannot save the execution: {err}");
+    let unsaved = match unsaved.into_inner() {
+        Ok(None) => save_retrying(&store, &exec).err(),
+        Ok(Some(err)) => Some(err),
+        Err(_) => Some("the checkpoint flag's lock is poisoned".into()),
+    };
+    if let Some(err) = unsaved {
+        eprintln!(
+            "mapfleet: States.Runtime: the execution '{}' could not be checkpointed in {}: \
+             {err}; it stopped where it was (resume it with `mapfleet resume` once the state \
+             folder can be written)",
+            exec.info.name,
+            store.root().display()
+        );
+        println!("{}", describe(&exec));
+        return ExitCode::from(1);
     }
     if args.rt.trace {
         for ev in &exec.history.events {
@@ -766,6 +785,24 @@ fn run(args: RunArgs) -> ExitCode {
     }
     println!("{}", describe(&exec));
     exit_for(exec.status)
+}
+
+/// Saves the execution, trying again with back-off; the last error when every attempt failed.
+fn save_retrying(store: &StateDir, exec: &Execution) -> Result<(), String> {
+    const ATTEMPTS: u32 = 4;
+    let mut pause = std::time::Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match store.save(exec) {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= ATTEMPTS => return Err(format!("{e} ({attempt} attempts)")),
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause *= 4;
+                attempt += 1;
+            }
+        }
+    }
 }
 
 fn exit_for(status: ExecutionStatus) -> ExitCode {
