@@ -1,4 +1,4 @@
-//! The peer workload (`../shared/peers/workload.asl.json`): an inline Map over `$.items` with
+//! The peer workload (`benches/data/workload.asl.json`, copied from the project's shared peers): an inline Map over `$.items` with
 //! a Pass (States.Format, States.MathAdd), a Choice (And + StringMatches) and a Pass with
 //! ResultPath per item. Prints items/s and the ratio to a floor measured in the same process:
 //! serde_json parse of the input text plus serialize of the output, for the same items.
@@ -34,7 +34,7 @@ fn main() {
         .unwrap_or(100_000);
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/peers/workload.asl.json"
+        "/benches/data/workload.asl.json"
     );
     let def: Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("workload.asl.json"))

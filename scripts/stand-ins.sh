@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real local stand-ins for AWS, for the fleet tests (see ../shared/local-aws.md):
+# Real local stand-ins for AWS, for the fleet tests (moto server and cargo lambda watch, installed into .venv):
 #   moto server        S3, DynamoDB, Step Functions (and a Lambda API for parent machines)
 #   cargo lambda watch the Lambda Invoke API running our own coordinator/worker/writer
 # Sourced by scripts/test.sh. Installs its tools into .venv (pinned), starts both servers on

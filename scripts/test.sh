@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: builds, starts the local AWS stand-ins (moto server
 # and cargo lambda watch, installed into .venv from PyPI), runs unit tests, the conformance
-# corpus (../shared/conformance), the CLI and Distributed Map end-to-end checks, the fleet
+# corpus (tests/conformance), the CLI and Distributed Map end-to-end checks, the fleet
 # end-to-end tests, and the SAM template checks. Servers are stopped by PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."

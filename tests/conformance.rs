@@ -1,4 +1,4 @@
-//! Runs every recorded AWS case in `../shared/conformance/` through the engine on a virtual
+//! Runs every recorded AWS case in `tests/conformance/` through the engine on a virtual
 //! clock and compares results with the README's rules. Prints pass counts by area and by
 //! query language; fails on any case that is neither passing nor listed, with its reason, in
 //! `tests/conformance/known-failures.txt`.

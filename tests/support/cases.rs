@@ -1,4 +1,5 @@
-//! Recorded AWS cases (`../shared/conformance/*.jsonl`) and how to run one through the engine.
+//! Recorded AWS cases (`tests/conformance/*.jsonl`, copied from the project's shared recordings)
+//! and how to run one through the engine.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -16,18 +17,27 @@ use serde_json::Value;
 
 use crate::matcher::Matcher;
 
-/// `../shared/conformance` beside the repository, or `$MAPFLEET_CONFORMANCE_DIR`.
+/// `tests/conformance` in the repository, or `$MAPFLEET_CONFORMANCE_DIR`.
 pub fn conformance_dir() -> PathBuf {
     if let Ok(d) = std::env::var("MAPFLEET_CONFORMANCE_DIR") {
         return PathBuf::from(d);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
 }
 
 pub fn load(file: &str) -> Vec<Value> {
     let path = conformance_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "the recorded AWS cases are missing: cannot read {} ({e}); they ship in \
+                 tests/conformance/ (or set MAPFLEET_CONFORMANCE_DIR)",
+                path.display()
+            );
+            std::process::exit(2);
+        }
+    };
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("a JSON line"))

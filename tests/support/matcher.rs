@@ -1,5 +1,5 @@
 //! Placeholder-aware comparison of a result with a recorded case: a port of
-//! `../shared/conformance/matcher.py` (see its README for the rules).
+//! `tests/conformance/matcher.py` (see its README for the rules).
 
 use regex::Regex;
 use serde_json::Value;
