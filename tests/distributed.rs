@@ -280,6 +280,9 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
             name.into(),
             "--task-command".into(),
             cmd.clone(),
+            // Small result files: the resumed run (no flag) must roll over at the same size.
+            "--result-file-bytes".into(),
+            "1500".into(),
         ]
     };
     let mut child = Command::new(bin())
@@ -344,10 +347,20 @@ fn a_killed_run_resumes_without_redoing_finished_children() {
         .next()
         .unwrap()
         .to_string();
-    let succeeded = read_json(&dir.join("data/bkt/out").join(&id).join("SUCCEEDED_0.json"));
-    let rows: Vec<i64> = succeeded
-        .as_array()
-        .unwrap()
+    let manifest = read_json(&dir.join("data/bkt/out").join(&id).join("manifest.json"));
+    let files = manifest["ResultFiles"]["SUCCEEDED"].as_array().unwrap();
+    assert!(
+        files.len() > 2,
+        "rolled over at the size the run started with: {manifest}"
+    );
+    let records: Vec<Value> = files
+        .iter()
+        .flat_map(|f| {
+            let file = read_json(&dir.join("data/bkt").join(f["Key"].as_str().unwrap()));
+            file.as_array().unwrap().clone()
+        })
+        .collect();
+    let rows: Vec<i64> = records
         .iter()
         .map(|r| {
             serde_json::from_str::<Value>(r["Input"].as_str().unwrap()).unwrap()["row"]

@@ -313,17 +313,6 @@ pub fn run_map_run(
         Some(r) => Some(ReaderSpec::from_json(r).map_err(|e| (e.error().to_string(), e.cause()))?),
         None => None,
     };
-    let writer = match &req.writer {
-        Some(w) => {
-            let spec =
-                WriterSpec::from_json(w).map_err(|e| (e.error_name().to_string(), e.cause()))?;
-            Some(match ports.max_result_file_bytes {
-                Some(n) => spec.with_max_file_bytes(n),
-                None => spec,
-            })
-        }
-        None => None,
-    };
     let items = match (reader, &req.items) {
         (Some(spec), _) => Items::Reader(spec),
         (None, Some(v)) => Items::Inline(v.clone()),
@@ -334,7 +323,13 @@ pub fn run_map_run(
     } else {
         ExecutionType::Standard
     };
-    let run = match ports.checkpoints.load(&req.map_run_arn) {
+    let writer = match &req.writer {
+        Some(w) => {
+            Some(WriterSpec::from_json(w).map_err(|e| (e.error_name().to_string(), e.cause()))?)
+        }
+        None => None,
+    };
+    let mut run = match ports.checkpoints.load(&req.map_run_arn) {
         Ok(Some(run)) => run,
         Ok(None) => MapRun::new(
             req.map_run_arn.clone(),
@@ -349,6 +344,15 @@ pub fn run_map_run(
             clock.now(),
         ),
         Err(e) => return Err(runtime(e.to_string())),
+    };
+    // The result file size a run started with is kept: a resumed or redriven run rolls its
+    // files over at the same size (writing them again gives the same objects).
+    if ports.max_result_file_bytes.is_some() {
+        run.result_file_bytes = ports.max_result_file_bytes;
+    }
+    let writer = match (writer, run.result_file_bytes) {
+        (Some(spec), Some(n)) => Some(spec.with_max_file_bytes(n)),
+        (writer, _) => writer,
     };
     let children = InProcessChildren::new(
         Arc::new((*map.item_processor).clone()),

@@ -270,6 +270,10 @@ pub struct MapRun {
     pub child_type: ExecutionTypeTag,
     pub settings: Settings,
     pub has_writer: bool,
+    /// Where result files roll over, when not at AWS's 5 GB (`--result-file-bytes`): kept, so
+    /// a resumed run writes the same files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_file_bytes: Option<u64>,
     pub status: MapRunStatus,
     pub start_date: DateTime<Utc>,
     pub stop_date: Option<DateTime<Utc>>,
@@ -447,6 +451,7 @@ impl MapRun {
             child_type: child_type.into(),
             settings,
             has_writer,
+            result_file_bytes: None,
             status: MapRunStatus::Running,
             start_date: now,
             stop_date: None,
