@@ -22,7 +22,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use mapfleet_core::storage::{
-    GetObject, ListPage, ObjectMeta, ObjectStore, ObjectWriter, StoreError,
+    GetObject, ListPage, ObjectMeta, ObjectStore, ObjectWriter, PutIfAbsent, StoreError,
 };
 use tokio::runtime::Handle;
 
@@ -370,6 +370,48 @@ impl ObjectStore for S3Store {
             )
             .map_err(|e| map_err("PutObject", &e, t))?;
         Ok(())
+    }
+
+    fn put_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+    ) -> Result<PutIfAbsent, StoreError> {
+        let t = Target {
+            bucket,
+            key,
+            start: 0,
+        };
+        self.count();
+        let sent = self.handle.block_on(
+            self.client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .if_none_match("*")
+                .body(ByteStream::from(body.to_vec()))
+                .set_expected_bucket_owner(self.expected_bucket_owner.clone())
+                .send(),
+        );
+        match sent {
+            Ok(_) => Ok(PutIfAbsent::Created),
+            Err(e) => {
+                let meta = ErrMeta::of(&e);
+                // 412 PreconditionFailed: the key exists. (409 ConditionalRequestConflict:
+                // a concurrent conditional write won the race.)
+                if matches!(meta.status, Some(412) | Some(409))
+                    || matches!(
+                        meta.code.as_deref(),
+                        Some("PreconditionFailed") | Some("ConditionalRequestConflict")
+                    )
+                {
+                    Ok(PutIfAbsent::Exists)
+                } else {
+                    Err(map_meta("PutObject", meta, t))
+                }
+            }
+        }
     }
 
     fn writer(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {

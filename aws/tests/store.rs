@@ -244,6 +244,23 @@ fn s3_put_get_ranges_head_and_errors() {
     assert_eq!(e.code(), "InvalidRange");
 }
 
+/// PutObject with `If-None-Match: *`: the first writer wins, a second finds the object and
+/// leaves it as it was (S3's 412 Precondition Failed).
+#[test]
+fn s3_put_if_absent_lets_the_first_writer_win() {
+    use mapfleet_core::storage::PutIfAbsent;
+    let (s, b) = bucket("cond");
+    assert_eq!(
+        s.put_if_absent(&b, "runs/r/b-0.jsonl", b"first").unwrap(),
+        PutIfAbsent::Created
+    );
+    assert_eq!(
+        s.put_if_absent(&b, "runs/r/b-0.jsonl", b"second").unwrap(),
+        PutIfAbsent::Exists
+    );
+    assert_eq!(get(&s, &b, "runs/r/b-0.jsonl", 0, None), b"first");
+}
+
 #[test]
 fn s3_list_pages_with_continuation_tokens() {
     let (s, b) = bucket("list");

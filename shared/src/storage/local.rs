@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 
-use super::{GetObject, ListPage, ObjectMeta, ObjectStore, ObjectWriter, StoreError};
+use super::{GetObject, ListPage, ObjectMeta, ObjectStore, ObjectWriter, PutIfAbsent, StoreError};
 
 pub struct LocalFolderStore {
     root: PathBuf,
@@ -189,6 +189,36 @@ impl ObjectStore for LocalFolderStore {
         w.complete().map(|_| ())
     }
 
+    /// The body goes to a temporary file that is then hard-linked to the object's path: the
+    /// link fails when the path exists, so the first writer wins, across processes too.
+    fn put_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+    ) -> Result<PutIfAbsent, StoreError> {
+        let path = self.object_path(bucket, key)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err(e, parent))?;
+        }
+        // One temporary file per attempt (several writers may race for the key).
+        static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let attempt = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = PathBuf::from(format!(
+            "{}.{}-{attempt}.mapfleet-part",
+            path.display(),
+            std::process::id()
+        ));
+        fs::write(&tmp, body).map_err(|e| io_err(e, &tmp))?;
+        let linked = fs::hard_link(&tmp, &path);
+        fs::remove_file(&tmp).map_err(|e| io_err(e, &tmp))?;
+        match linked {
+            Ok(()) => Ok(PutIfAbsent::Created),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(PutIfAbsent::Exists),
+            Err(e) => Err(io_err(e, &path)),
+        }
+    }
+
     fn writer(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let path = self.object_path(bucket, key)?;
         if let Some(parent) = path.parent() {
@@ -253,6 +283,57 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
+    }
+
+    /// The first writer wins, also among threads racing for one key; the others find it.
+    #[test]
+    fn put_if_absent_lets_the_first_writer_win() {
+        let (s, _root) = store();
+        assert_eq!(
+            s.put_if_absent("bkt", "runs/b-0", b"first").unwrap(),
+            PutIfAbsent::Created
+        );
+        assert_eq!(
+            s.put_if_absent("bkt", "runs/b-0", b"second").unwrap(),
+            PutIfAbsent::Exists
+        );
+        let read = |key: &str| {
+            let mut out = String::new();
+            s.get(&GetObject {
+                bucket: "bkt",
+                key,
+                ..Default::default()
+            })
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+            out
+        };
+        assert_eq!(read("runs/b-0"), "first");
+        let created: Vec<PutIfAbsent> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..8)
+                .map(|i| {
+                    let s = &s;
+                    scope.spawn(move || {
+                        s.put_if_absent("bkt", "runs/b-1", format!("w{i}").as_bytes())
+                            .unwrap()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(
+            created
+                .iter()
+                .filter(|c| **c == PutIfAbsent::Created)
+                .count(),
+            1
+        );
+        assert!(read("runs/b-1").starts_with('w'));
+        // No temporary files are left or listed.
+        let listed = s.list("bkt", "runs/", None, 100).unwrap();
+        let keys: Vec<&str> = listed.objects.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["runs/b-0", "runs/b-1"]);
     }
 
     #[test]

@@ -77,6 +77,15 @@ impl StoreError {
     }
 }
 
+/// What a conditional put ([`ObjectStore::put_if_absent`]) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutIfAbsent {
+    /// The object did not exist: it holds the body now.
+    Created,
+    /// An object had the key already (S3: 412 Precondition Failed): it was left as it was.
+    Exists,
+}
+
 /// A streamed upload: parts are written as they come, the object appears on `complete`.
 pub trait ObjectWriter: Write + Send {
     /// Finishes the upload; returns the object's size in bytes.
@@ -103,6 +112,19 @@ pub trait ObjectStore: Send + Sync {
     ) -> Result<ListPage, StoreError>;
     /// PutObject of a small body.
     fn put(&self, bucket: &str, key: &str, body: &[u8]) -> Result<(), StoreError>;
+    /// PutObject with `If-None-Match: *`: the object is written only when no object has the
+    /// key, atomically — of two writers the first wins and the other gets
+    /// [`PutIfAbsent::Exists`]. Stores that cannot do it say so with an error.
+    fn put_if_absent(
+        &self,
+        bucket: &str,
+        key: &str,
+        _body: &[u8],
+    ) -> Result<PutIfAbsent, StoreError> {
+        Err(StoreError::Other {
+            message: format!("conditional writes are not supported here (s3://{bucket}/{key})"),
+        })
+    }
     /// Starts a streamed (multipart) upload.
     fn writer(&self, bucket: &str, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
 }
