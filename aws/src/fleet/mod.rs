@@ -379,6 +379,12 @@ impl ChildRunner for LambdaWorkers<'_> {
     fn batch_size(&self) -> usize {
         self.fleet.children_per_invoke.max(1)
     }
+
+    /// A worker invocation takes one fixed batch (index range of one attempt): a batch sent
+    /// again after a coordinator crash is the same batch.
+    fn fixed_batches(&self) -> bool {
+        true
+    }
 }
 
 struct LambdaWriter<'a> {

@@ -315,6 +315,7 @@ mod tests {
                 redrive: false,
                 attempt: 0,
                 snapshot: None,
+                batch: None,
             };
             children.lean = true;
             let lean = children.run_child(&job);

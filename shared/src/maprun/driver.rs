@@ -50,6 +50,10 @@ pub struct ChildJob {
     /// A redriven Standard child's execution as it stopped, to resume in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// The fixed batch the child went out in, when the run forms them (see
+    /// [`super::MapRun::dispatch_unit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<super::BatchKey>,
 }
 
 /// Runs child executions (in-process on one machine; Lambda workers in the fleet).
@@ -66,6 +70,14 @@ pub trait ChildRunner: Sync {
     /// How many children one `run_batch` call should take at most.
     fn batch_size(&self) -> usize {
         1
+    }
+
+    /// Whether batches must be fixed: consecutive indices of one Map Run attempt, the same
+    /// however often the run is resumed ([`super::BatchKey`]), so a batch sent again is known
+    /// for the one sent before (the fleet's workers record outcomes per batch). Otherwise a
+    /// batch is whatever is queued.
+    fn fixed_batches(&self) -> bool {
+        false
     }
 }
 
@@ -709,7 +721,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
     }
     let exports = writer.as_ref().is_some_and(|w| w.destination.is_some());
     let inline_t = WriterSpec::inline_transformation(writer.as_ref());
-    let (job_tx, job_rx) = mpsc::channel::<ChildJob>();
+    // A run created for fixed batches keeps its unit for good (batches stay the same).
+    if runner.fixed_batches() && run.dispatch_unit == 0 && run.children_total == 0 {
+        run.dispatch_unit = (runner.batch_size().max(1) as u64).min(run.limit());
+    }
+    // Each message is one fixed batch, or one child.
+    let (job_tx, job_rx) = mpsc::channel::<Vec<ChildJob>>();
     let mut job_tx = Some(job_tx);
     // Set when the run is stopping: queued children are left for the resumed run.
     let stopping = std::sync::atomic::AtomicBool::new(false);
@@ -731,14 +748,14 @@ pub fn drive(job: Job<'_>) -> Outcome {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
             scope.spawn(move || loop {
-                // One job, plus whatever else is queued up to a batch.
+                // A fixed batch as it is; a child, with whatever else is queued up to a batch.
                 let jobs: Vec<ChildJob> = match rx.lock() {
                     Ok(guard) => {
-                        let Ok(first) = guard.recv() else { return };
-                        let mut jobs = vec![first];
-                        while jobs.len() < batch_size {
+                        let Ok(mut jobs) = guard.recv() else { return };
+                        let fixed = jobs.first().is_some_and(|j| j.batch.is_some());
+                        while !fixed && jobs.len() < batch_size {
                             match guard.try_recv() {
-                                Ok(j) => jobs.push(j),
+                                Ok(more) => jobs.extend(more),
                                 Err(_) => break,
                             }
                         }
@@ -786,6 +803,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
         let mut children_done = 0u64;
         // Children handed to the workers whose outcome has not come back.
         let mut in_flight = 0u64;
+        // The fixed batch being gathered from this round's StartChild actions.
+        let mut gathering: Vec<ChildJob> = Vec::new();
         // Reused round after round: thousands of events may come in at once.
         let mut events = Vec::new();
         let mut actions = Vec::new();
@@ -827,26 +846,32 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         redrive,
                         attempt,
                         snapshot,
+                        batch,
                     } => {
-                        // Without a job channel the run is stopping: the child stays RUNNING in
-                        // the checkpoint and runs again on resume.
-                        if let Some(tx) = job_tx.as_ref() {
-                            let job = ChildJob {
-                                index,
-                                name,
-                                input,
-                                redrive,
-                                attempt,
-                                snapshot,
-                            };
-                            if tx.send(job).is_err() {
-                                final_result = Some(Err((
-                                    "States.Runtime".into(),
-                                    format!("the Map Run's workers stopped before child {index} could start"),
-                                )));
+                        let job = ChildJob {
+                            index,
+                            name,
+                            input,
+                            redrive,
+                            attempt,
+                            snapshot,
+                            batch,
+                        };
+                        // A fixed batch's children come one after another: sent together.
+                        let next_batch = gathering.first().is_some_and(|j| j.batch != batch);
+                        if next_batch || batch.is_none() {
+                            let jobs = std::mem::take(&mut gathering);
+                            if let Err(e) = send_jobs(job_tx.as_ref(), jobs, &mut in_flight) {
+                                final_result = Some(Err(e));
                                 break;
                             }
-                            in_flight += 1;
+                        }
+                        if batch.is_some() {
+                            gathering.push(job);
+                        } else if let Err(e) = send_jobs(job_tx.as_ref(), vec![job], &mut in_flight)
+                        {
+                            final_result = Some(Err(e));
+                            break;
                         }
                     }
                     MapRunAction::StopChild { .. } => {
@@ -915,6 +940,13 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         });
                     }
                 }
+            }
+            if let Err(e) = send_jobs(
+                job_tx.as_ref(),
+                std::mem::take(&mut gathering),
+                &mut in_flight,
+            ) {
+                final_result.get_or_insert(Err(e));
             }
             if final_result.is_some() {
                 break;
@@ -1036,6 +1068,27 @@ pub fn drive(job: Job<'_>) -> Outcome {
         )),
     };
     Outcome { run, result }
+}
+
+/// Hands children to the workers (nothing when there are none). Without a job channel the
+/// run is stopping: the children stay RUNNING in the checkpoint and run again on resume.
+fn send_jobs(
+    tx: Option<&mpsc::Sender<Vec<ChildJob>>>,
+    jobs: Vec<ChildJob>,
+    in_flight: &mut u64,
+) -> Result<(), Named> {
+    let (Some(tx), Some(first)) = (tx, jobs.first()) else {
+        return Ok(());
+    };
+    let (index, n) = (first.index, jobs.len() as u64);
+    tx.send(jobs).map_err(|_| {
+        (
+            "States.Runtime".to_string(),
+            format!("the Map Run's workers stopped before child {index} could start"),
+        )
+    })?;
+    *in_flight += n;
+    Ok(())
 }
 
 /// How many times a checkpoint save is tried before the run fails.
@@ -1441,6 +1494,9 @@ mod tests {
             }),
             writer: Some(spec.clone()),
             store: objects.clone(),
+            // One worker: child 0 succeeds before child 1 fails (with two, child 0 may still
+            // run when the run stops, and be aborted).
+            workers: 1,
             ..job(run, 3, &store, &FailsFirst, None)
         };
         let mut run = new_run();

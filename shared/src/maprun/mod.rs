@@ -241,6 +241,9 @@ pub enum MapRunAction {
         attempt: u32,
         /// With `redrive`: the child's execution as it stopped, to resume in place.
         snapshot: Option<String>,
+        /// The fixed batch the child goes out in (see [`MapRun::dispatch_unit`]); `None`
+        /// when children go out one by one.
+        batch: Option<BatchKey>,
     },
     StopChild {
         index: u64,
@@ -270,6 +273,10 @@ pub struct MapRun {
     pub child_type: ExecutionTypeTag,
     pub settings: Settings,
     pub has_writer: bool,
+    /// Children go out in fixed batches of this many consecutive indices ([`BatchKey`]),
+    /// never more than MaxConcurrency; 0 or 1: one by one. Fixed when the run is created.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dispatch_unit: u64,
     /// Where result files roll over, when not at AWS's 5 GB (`--result-file-bytes`): kept, so
     /// a resumed run writes the same files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -346,6 +353,16 @@ pub struct MapRun {
     /// nothing changed them: the run is ending, and its never-started children are stored.
     #[serde(skip)]
     store_unfinished_from: Option<u64>,
+}
+
+/// A fixed batch of children: the children of one Map Run attempt (its redrive count) whose
+/// indices fall in `[first, first + dispatch unit)`. The same run forms the same batches
+/// however often it is resumed or redriven, so a batch dispatched again (after a crash) is
+/// recognisably the one dispatched before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BatchKey {
+    pub run_attempt: u32,
+    pub first: u64,
 }
 
 /// Where a read block starts: its first child's index and first item's index, and the reader
@@ -451,6 +468,7 @@ impl MapRun {
             child_type: child_type.into(),
             settings,
             has_writer,
+            dispatch_unit: 0,
             result_file_bytes: None,
             status: MapRunStatus::Running,
             start_date: now,
@@ -489,7 +507,8 @@ impl MapRun {
         }
     }
 
-    fn limit(&self) -> u64 {
+    /// MaxConcurrency, 0 meaning the default (10,000).
+    pub fn limit(&self) -> u64 {
         if self.settings.max_concurrency == 0 {
             DEFAULT_MAX_CONCURRENCY
         } else {
@@ -1065,13 +1084,21 @@ impl MapRun {
         }
         if self.stopping.is_none() {
             let limit = self.limit();
+            let unit = self.dispatch_unit.max(1);
             while self.executions.running < limit {
                 let Some(index) = self.pending.iter().next().copied() else {
                     break;
                 };
-                self.dispatch(index, now, out);
+                if unit == 1 {
+                    self.dispatch(index, now, out);
+                    continue;
+                }
+                if !self.dispatch_batch(index / unit * unit, limit, now, out) {
+                    break;
+                }
             }
-            if !self.reader_done && !self.reading && self.pending.len() < READ_AHEAD / 2 {
+            let read_below = (READ_AHEAD / 2).max(2 * unit as usize);
+            if !self.reader_done && !self.reading && self.pending.len() < read_below {
                 self.reading = true;
                 out.push(MapRunAction::Read {
                     position: self.reader_position.clone(),
@@ -1123,8 +1150,52 @@ impl MapRun {
         }
     }
 
+    /// Starts the queued children of the fixed batch from `first`, once every child of its
+    /// range is read and they fit under `limit` (a batch larger than the room left waits for
+    /// running children to finish; alone, it goes out). Whether it went out.
+    fn dispatch_batch(
+        &mut self,
+        first: u64,
+        limit: u64,
+        now: DateTime<Utc>,
+        out: &mut Vec<MapRunAction>,
+    ) -> bool {
+        let end = first.saturating_add(self.dispatch_unit.max(1));
+        let complete = self.reader_done || self.children_total >= end;
+        if !complete {
+            return false;
+        }
+        let members: Vec<u64> = self.pending.range(first..end).copied().collect();
+        let running = self.executions.running;
+        if running > 0 && running + members.len() as u64 > limit {
+            return false;
+        }
+        let batch = BatchKey {
+            run_attempt: self.redrive_count,
+            first,
+        };
+        for index in members {
+            self.dispatch_in(index, Some(batch), now, out);
+        }
+        true
+    }
+
     /// Starts a queued child.
     fn dispatch(&mut self, index: u64, now: DateTime<Utc>, out: &mut Vec<MapRunAction>) {
+        let batch = (self.dispatch_unit > 1).then(|| BatchKey {
+            run_attempt: self.redrive_count,
+            first: index / self.dispatch_unit * self.dispatch_unit,
+        });
+        self.dispatch_in(index, batch, now, out);
+    }
+
+    fn dispatch_in(
+        &mut self,
+        index: u64,
+        batch: Option<BatchKey>,
+        now: DateTime<Utc>,
+        out: &mut Vec<MapRunAction>,
+    ) {
         let redrive = self
             .window
             .get(&index)
@@ -1147,6 +1218,7 @@ impl MapRun {
             redrive,
             attempt: c.redrive_count,
             snapshot: if redrive { c.snapshot.clone() } else { None },
+            batch,
         });
     }
 

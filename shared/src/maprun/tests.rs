@@ -284,7 +284,8 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
             input: json!({"i": 1}).into(),
             redrive: true,
             attempt: 1,
-            snapshot: None
+            snapshot: None,
+            batch: None,
         }]
     );
     for i in 1..4 {
@@ -993,4 +994,102 @@ fn a_stopping_run_resumed_starts_its_started_express_children_again() {
     }
     assert_eq!(loaded.item_counts().succeeded, 2);
     assert_eq!(loaded.item_counts().pending, 3, "3, 4 and 5 never started");
+}
+
+/// The batches children start in.
+fn batches(actions: &[MapRunAction]) -> Vec<(BatchKey, Vec<u64>)> {
+    let mut out: Vec<(BatchKey, Vec<u64>)> = Vec::new();
+    for a in actions {
+        if let MapRunAction::StartChild {
+            index,
+            batch: Some(b),
+            ..
+        } = a
+        {
+            match out.last_mut() {
+                Some((k, members)) if k == b => members.push(*index),
+                _ => out.push((*b, vec![*index])),
+            }
+        }
+    }
+    out
+}
+
+fn key(run_attempt: u32, first: u64) -> BatchKey {
+    BatchKey { run_attempt, first }
+}
+
+/// Fixed batches (the fleet's): consecutive index ranges of one attempt, sent once every child
+/// of the range is read and the whole batch fits under MaxConcurrency.
+#[test]
+fn fixed_batches_are_index_ranges_sent_whole_within_max_concurrency() {
+    let mut r = run(9, None, None, false);
+    r.dispatch_unit = 4;
+    r.apply(MapRunEvent::Start, t0());
+    // Six children read: the range [4, 8) is not complete, so it waits.
+    let a = read(&mut r, 6, json!(6), false);
+    assert_eq!(batches(&a), vec![(key(0, 0), vec![0, 1, 2, 3])]);
+    let a = read(&mut r, 4, json!(10), true);
+    // [4, 8) goes (8 running); [8, 10) would make 10 > 9: it waits.
+    assert_eq!(batches(&a), vec![(key(0, 4), vec![4, 5, 6, 7])]);
+    let a = r.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 0,
+            output: json!(0),
+        },
+        t0(),
+    );
+    assert_eq!(batches(&a), vec![(key(0, 8), vec![8, 9])]);
+}
+
+/// A resumed run sends its unfinished children in the same batches as before; a redrive
+/// forms its own batches (its attempt), of the children it re-runs.
+#[test]
+fn fixed_batches_are_the_same_after_a_resume_and_per_attempt_in_a_redrive() {
+    let store = SqliteStore::in_memory().unwrap();
+    let mut r = run(100, Some(0), None, true);
+    r.dispatch_unit = 4;
+    r.apply(MapRunEvent::Start, t0());
+    let first = batches(&read(&mut r, 10, json!(10), true));
+    assert_eq!(
+        first,
+        vec![
+            (key(0, 0), vec![0, 1, 2, 3]),
+            (key(0, 4), vec![4, 5, 6, 7]),
+            (key(0, 8), vec![8, 9]),
+        ]
+    );
+    for i in [0, 1, 2, 3, 8] {
+        r.apply(
+            MapRunEvent::ChildSucceeded {
+                index: i,
+                output: json!(i),
+            },
+            t0(),
+        );
+    }
+    store.save(&mut r).unwrap();
+    // Killed; resumed: the unfinished batches go out again, the same.
+    let mut loaded = store.load(&r.map_run_arn).unwrap().unwrap();
+    loaded.apply(MapRunEvent::Start, t0());
+    let again = batches(&read(&mut loaded, 10, json!(10), true));
+    assert_eq!(
+        again,
+        vec![(key(0, 4), vec![4, 5, 6, 7]), (key(0, 8), vec![9])]
+    );
+    // Child 5 fails (threshold 0): 4, 6, 7 and 9 are aborted; redrive.
+    loaded.apply(failed_with_e(5), t0());
+    loaded.apply(MapRunEvent::ResultsWritten { records: 10 }, t0());
+    assert_eq!(loaded.status, MapRunStatus::Failed);
+    let a = loaded.apply(
+        MapRunEvent::Redrive {
+            unsuccessful: Vec::new(),
+            parent_redrive_count: 1,
+        },
+        t0(),
+    );
+    assert_eq!(
+        batches(&a),
+        vec![(key(1, 4), vec![4, 5, 6, 7]), (key(1, 8), vec![9])]
+    );
 }
