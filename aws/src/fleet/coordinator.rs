@@ -466,6 +466,22 @@ impl Coordinator {
         Ok(())
     }
 
+    /// [`Self::save`], tried again with back-off.
+    fn save_retrying(&self, exec: &Execution) -> Result<(), FleetError> {
+        let mut attempt = 1;
+        loop {
+            match self.save(exec) {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= 4 => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "retrying the execution's save");
+                    std::thread::sleep(crate::invoke::backoff(attempt));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
     /// Runs `exec` until it ends or the invocation's time is nearly up.
     fn run(
         &self,
@@ -536,12 +552,15 @@ impl Coordinator {
             "running"
         );
         let stopped = AtomicBool::new(false);
+        // Set when the execution cannot be checkpointed: it stops where it is.
+        let save_error: std::sync::Mutex<Option<FleetError>> = std::sync::Mutex::new(None);
+        let unsaved = || save_error.lock().map(|e| e.is_some()).unwrap_or(true);
         let stop = || {
             let s = Instant::now() >= stop_at;
             if s {
                 stopped.store(true, Ordering::SeqCst);
             }
-            s
+            s || unsaved()
         };
         let ports = MapRunPorts {
             store: self.store.clone(),
@@ -554,16 +573,17 @@ impl Coordinator {
         };
         let mut last_save = Instant::now();
         let mut saved_map_runs = exec.map_runs_in_flight();
-        let mut save_error: Option<FleetError> = None;
         let mut checkpoint = |e: &Execution| {
             if e.is_finished()
                 || last_save.elapsed() >= Duration::from_secs(1)
                 || e.map_runs_in_flight() != saved_map_runs
             {
                 saved_map_runs = e.map_runs_in_flight();
-                if let Err(err) = self.save(e) {
-                    tracing::error!(error = %err, "cannot save the execution");
-                    save_error.get_or_insert(err);
+                if let Err(err) = self.save_retrying(e) {
+                    tracing::error!(error = %err, "cannot save the execution; stopping it");
+                    if let Ok(mut slot) = save_error.lock() {
+                        slot.get_or_insert(err);
+                    }
                 }
                 last_save = Instant::now();
             }
@@ -589,10 +609,19 @@ impl Coordinator {
             );
             done.store(true, Ordering::SeqCst);
         });
-        self.save(exec)?;
-        if let Some(e) = save_error {
-            tracing::warn!(error = %e, "an intermediate save failed; the final one succeeded");
+        // An execution that could not be checkpointed does not go on as if it were: it fails
+        // this invocation with States.Runtime naming the save (its last saved state resumes).
+        if let Some(e) = save_error.into_inner().ok().flatten() {
+            return Err(FleetError::States {
+                error: "States.Runtime".into(),
+                cause: format!(
+                    "the execution '{}' could not be checkpointed: {e}; it stopped where it was \
+                     (send {{\"action\": \"continue\"}} once the table can be written)",
+                    exec.info.name
+                ),
+            });
         }
+        self.save_retrying(exec)?;
         Ok(stopped.load(Ordering::SeqCst) && !exec.is_finished())
     }
 

@@ -219,19 +219,33 @@ impl LambdaWorkers<'_> {
     }
 
     /// Invokes one worker with `jobs`; splits the batch when it passes the payload limit.
+    /// A request that cannot be built fails its children with the reason (never an empty
+    /// payload).
     fn dispatch(&self, jobs: &[&ChildJob], known: &mut HashMap<(u64, u32), ChildOutcome>) {
-        let lines: Vec<String> = jobs
-            .iter()
-            .map(|j| serde_json::to_string(j).unwrap_or_default())
-            .collect();
-        let jsonl = lines.join("\n");
+        let fail_all = |known: &mut HashMap<(u64, u32), ChildOutcome>, cause: String| {
+            for j in jobs {
+                known.insert(
+                    (j.index, j.attempt),
+                    failed("States.Runtime", cause.clone()),
+                );
+            }
+        };
+        let lines: Result<Vec<String>, serde_json::Error> =
+            jobs.iter().map(serde_json::to_string).collect();
+        let jsonl = match lines {
+            Ok(lines) => lines.join("\n"),
+            Err(e) => return fail_all(known, format!("cannot serialize the worker batch: {e}")),
+        };
         let mut request = WorkerRequest {
             definition: self.fleet.definition.clone(),
             context: self.context.clone(),
             children: Some(jsonl),
             children_ref: None,
         };
-        let mut payload = serde_json::to_vec(&request).unwrap_or_default();
+        let mut payload = match serde_json::to_vec(&request) {
+            Ok(p) => p,
+            Err(e) => return fail_all(known, format!("cannot serialize the worker request: {e}")),
+        };
         if payload.len() + 64 * 1024 > PAYLOAD_LIMIT {
             if jobs.len() > 1 {
                 let (a, b) = jobs.split_at(jobs.len() / 2);
@@ -275,7 +289,12 @@ impl LambdaWorkers<'_> {
                 bucket: bucket.clone(),
                 key,
             });
-            payload = serde_json::to_vec(&request).unwrap_or_default();
+            payload = match serde_json::to_vec(&request) {
+                Ok(p) => p,
+                Err(e) => {
+                    return fail_all(known, format!("cannot serialize the worker request: {e}"))
+                }
+            };
         }
         let keys: Vec<(u64, u32)> = jobs.iter().map(|j| (j.index, j.attempt)).collect();
         // A failed invocation (a worker that crashed, timed out, or lost a dependency) is
@@ -400,7 +419,12 @@ impl ResultsSink for LambdaWriter<'_> {
             writer: self.writer.clone(),
             max_result_file_bytes: self.fleet.max_result_file_bytes,
         };
-        let payload = serde_json::to_vec(&req).unwrap_or_default();
+        let payload = serde_json::to_vec(&req).map_err(|e| {
+            (
+                "States.ResultWriterFailed".to_string(),
+                format!("cannot serialize the writer request: {e}"),
+            )
+        })?;
         match self.fleet.invoker.invoke(self.function, payload, false) {
             Ok(Invoked::Ok(v)) => {
                 let records = v.get("records").and_then(Value::as_u64).unwrap_or(0);

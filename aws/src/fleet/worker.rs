@@ -137,13 +137,14 @@ impl Worker {
         let to_record: Vec<(u64, u32, serde_json::Value)> = ran
             .iter()
             .map(|(i, a, o)| {
-                (
-                    *i,
-                    *a,
-                    serde_json::to_value(o).unwrap_or(serde_json::Value::Null),
-                )
+                serde_json::to_value(o)
+                    .map(|v| (*i, *a, v))
+                    .map_err(|e| FleetError::States {
+                        error: "States.Runtime".into(),
+                        cause: format!("cannot serialize the outcome of child {i}: {e}"),
+                    })
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         self.checkpoints.record_outcomes(arn, &to_record)?;
         // First writer wins: read back what a concurrent duplicate may have recorded first.
         let recorded = self.checkpoints.recorded_outcomes(arn, &keys)?;
@@ -172,7 +173,12 @@ impl Worker {
             recorded: Vec::new(),
         };
         // Past the response limit, answer with the keys only: the outcomes are in DynamoDB.
-        let size = serde_json::to_vec(&response).map(|v| v.len()).unwrap_or(0);
+        let size = serde_json::to_vec(&response)
+            .map(|v| v.len())
+            .map_err(|e| FleetError::States {
+                error: "States.Runtime".into(),
+                cause: format!("cannot serialize the worker's answer: {e}"),
+            })?;
         if size + 64 * 1024 > PAYLOAD_LIMIT {
             return Ok(WorkerResponse {
                 outcomes: Vec::new(),
