@@ -14,14 +14,32 @@ use std::time::{Duration, Instant};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_s3::primitives::ByteStream;
 use mapfleet_aws::config::Aws;
-use mapfleet_aws::dynamo::{create_table, DynamoCheckpoints};
+use mapfleet_aws::dynamo::create_table;
 use serde_json::{json, Value};
 
 struct Env {
     rt: tokio::runtime::Runtime,
     aws: Aws,
     lambda: aws_sdk_lambda::Client,
-    table: String,
+    state_bucket: String,
+}
+
+/// The outcomes the workers recorded for a Map Run (one attempt, or all), by child index.
+fn recorded_outcomes(map_run_arn: &str, run_attempt: Option<u32>) -> Vec<u64> {
+    let e = env();
+    let store = mapfleet_aws::s3::S3Store::new(&e.aws);
+    let batches = mapfleet_aws::fleet::outcomes::BatchOutcomes {
+        store: &store,
+        bucket: &e.state_bucket,
+    };
+    let mut indices: Vec<u64> = batches
+        .all(map_run_arn, run_attempt)
+        .expect("batch outcomes")
+        .into_iter()
+        .map(|(_, r)| r.index)
+        .collect();
+    indices.sort_unstable();
+    indices
 }
 
 fn var(name: &str) -> String {
@@ -65,7 +83,7 @@ fn env() -> &'static Env {
             rt,
             aws,
             lambda,
-            table,
+            state_bucket,
         }
     })
 }
@@ -390,7 +408,6 @@ fn a_fleet_map_run_writes_what_the_embedded_default_writes() {
 
 #[test]
 fn a_redrive_through_the_fleet_reruns_only_the_failed_children() {
-    let e = env();
     let pid = std::process::id();
     let bucket = format!("fleet-redrive-{pid}");
     create_bucket(&bucket);
@@ -459,15 +476,11 @@ fn a_redrive_through_the_fleet_reruns_only_the_failed_children() {
     assert_eq!(d["status"], "SUCCEEDED", "{d}");
     assert_eq!(d["redriveCount"], 1, "{d}");
     assert_eq!(d["itemCounts"]["succeeded"], 40, "{d}");
-    // Only the ten failed children ran a second attempt.
-    let store = DynamoCheckpoints::new(&e.aws, e.table.clone());
-    let second: Vec<(u64, u32)> = (0..40).map(|i| (i, 1)).collect();
-    let rerun = store
-        .recorded_outcomes(&map_run_arn, &second)
-        .expect("recorded outcomes");
-    let mut rerun: Vec<u64> = rerun.keys().map(|(i, _)| *i).collect();
-    rerun.sort();
-    assert_eq!(rerun, (30..40).collect::<Vec<u64>>());
+    // Only the ten failed children ran in the redrive (the Map Run's attempt 1).
+    assert_eq!(
+        recorded_outcomes(&map_run_arn, Some(1)),
+        (30..40).collect::<Vec<u64>>()
+    );
     // A second redrive of a succeeded execution is refused, by name.
     let refused = invoke("coordinator", &json!({"action": "redrive", "name": name}))
         .expect_err("not redrivable");
@@ -766,8 +779,8 @@ fn a_coordinator_continues_in_new_invocations_without_losing_or_repeating_a_chil
     .expect("describeMapRun");
     assert_eq!(d["itemCounts"]["succeeded"], n, "{d}");
     assert_eq!(d["itemCounts"]["total"], n, "{d}");
-    let store = DynamoCheckpoints::new(&env().aws, env().table.clone());
-    assert_eq!(store.recorded_count(arn).expect("count"), n);
+    // Every child recorded once.
+    assert_eq!(recorded_outcomes(arn, None), (0..n).collect::<Vec<u64>>());
 }
 
 #[test]
@@ -818,7 +831,9 @@ fn a_duplicated_start_never_runs_the_job_twice() {
         "one Map Run: {runs}"
     );
     let arn = runs["mapRuns"][0]["mapRunArn"].as_str().expect("arn");
-    let store = DynamoCheckpoints::new(&env().aws, env().table.clone());
     // Every child recorded once, at its first attempt.
-    assert_eq!(store.recorded_count(arn).expect("count"), n);
+    assert_eq!(
+        recorded_outcomes(arn, Some(0)),
+        (0..n).collect::<Vec<u64>>()
+    );
 }

@@ -8,8 +8,6 @@
 //! | run record | `RUN#<mapRunArn>` | `RUN` | `record` (MapRun JSON), `execution_arn`, `version`, `shards`, `expires_at` |
 //! | run listing | `EXEC#<executionArn>` | `MAPRUN#<start>#<mapRunArn>` | summary fields |
 //! | child | `CHILD#<mapRunArn>#<index % shards>` | 20-digit index | `status`, `record` (Child JSON) |
-//! | worker outcome | `OUT#<mapRunArn>#<index % shards>` | `<20-digit index>#<attempt>` | `outcome` (JSON) |
-//! | outcome counter | `COUNT#<mapRunArn>#<shard>` | `COUNT` | `recorded` (N) |
 //! | lease | `LEASE#<name>` | `LEASE` | `owner`, `lease_until` (epoch ms) |
 //! | execution snapshot | `EXECUTION#<name>` | `SNAPSHOT` (+ `SNAPSHOT#<gen>#<n>` chunks) | `snapshot` or `chunks`/`gen` |
 //!
@@ -32,8 +30,8 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
-    KeysAndAttributes, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, WriteRequest,
+    PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, WriteRequest,
 };
 use futures_util::stream::{self, StreamExt};
 use mapfleet_core::asl::timestamp;
@@ -367,10 +365,6 @@ fn index_sk(index: u64) -> String {
     format!("{index:020}")
 }
 
-fn outcome_sk(index: u64, attempt: u32) -> String {
-    format!("{index:020}#{attempt}")
-}
-
 /// A start date that sorts as text (fixed nanosecond fraction).
 fn sortable_date(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
@@ -693,67 +687,6 @@ impl DynamoCheckpoints {
             .collect()
             .await;
         results.into_iter().collect()
-    }
-
-    /// BatchGetItem of any number of keys (≤ 100 per request), retrying unprocessed keys.
-    /// `projection` names attributes through `#`-placeholders mapped by `names` (reserved
-    /// words cannot appear in expressions).
-    async fn batch_get(
-        &self,
-        keys: Vec<Item>,
-        projection: &str,
-        names: Option<HashMap<String, String>>,
-    ) -> Result<Vec<Item>, DynamoError> {
-        let mut found = Vec::new();
-        for chunk in chunk_by(keys, MAX_BATCH_GET_KEYS, usize::MAX, |_| 0) {
-            let mut pending = chunk;
-            let mut attempt = 0u32;
-            loop {
-                let asked = pending.len();
-                let ka = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(true)
-                    .projection_expression(projection)
-                    .set_expression_attribute_names(names.clone())
-                    .build()
-                    .map_err(|e| build_err("BatchGetItem", e))?;
-                self.read();
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(self.table.clone(), ka)
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("BatchGetItem", &e))?;
-                if let Some(mut r) = out.responses {
-                    found.extend(r.remove(&self.table).unwrap_or_default());
-                }
-                let left: Vec<Item> = out
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.table))
-                    .map(|ka| ka.keys)
-                    .unwrap_or_default();
-                if left.is_empty() {
-                    break;
-                }
-                if left.len() < asked {
-                    // Progress (a response over 16 MB is cut short): go on at once.
-                    attempt = 0;
-                } else {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(DynamoError::Unprocessed {
-                            operation: "BatchGetItem",
-                            remaining: left.len(),
-                            attempts: attempt,
-                        });
-                    }
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                pending = left;
-            }
-        }
-        Ok(found)
     }
 
     // -------------------------------------------------------------- Map Run records
@@ -1124,160 +1057,6 @@ impl DynamoCheckpoints {
         Ok(out)
     }
 
-    // -------------------------------------------------------------- worker outcomes
-
-    fn out_pk(arn: &str, index: u64, shards: u32) -> String {
-        format!("OUT#{arn}#{}", index % u64::from(shards))
-    }
-
-    fn count_key(arn: &str, shard: u64) -> Item {
-        key(format!("COUNT#{arn}#{shard}"), "COUNT")
-    }
-
-    async fn record_outcomes_async(
-        &self,
-        arn: &str,
-        outcomes: &[(u64, u32, serde_json::Value)],
-    ) -> Result<(), DynamoError> {
-        let expires = self.expires_at();
-        // One item per (index, attempt); a transaction may not touch an item twice.
-        let mut seen = std::collections::HashSet::new();
-        let mut items = Vec::with_capacity(outcomes.len());
-        for (index, attempt, outcome) in outcomes {
-            if !seen.insert((*index, *attempt)) {
-                continue;
-            }
-            let text =
-                serde_json::to_string(outcome).map_err(|e| build_err("record_outcomes", e))?;
-            let item = HashMap::from([
-                ("pk".to_string(), s(Self::out_pk(arn, *index, self.shards))),
-                ("sk".to_string(), s(outcome_sk(*index, *attempt))),
-                ("outcome".to_string(), s(text)),
-                ("expires_at".to_string(), n(expires)),
-            ]);
-            let size = checked_size(&item)?;
-            items.push((*index, item, size));
-        }
-        // One conditional PutItem per outcome, a few in flight at once. Not a transaction:
-        // DynamoDB bills a transactional write twice, and first-writer-wins needs only the
-        // condition (moto, besides, copies every table for each transaction).
-        use futures_util::stream::{self, StreamExt};
-        let results: Vec<Result<bool, DynamoError>> = stream::iter(items)
-            .map(|(_, item, _)| async move {
-                let res = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .send()
-                    .await;
-                match res {
-                    Ok(_) => {
-                        self.wrote(1);
-                        Ok(true)
-                    }
-                    Err(e)
-                        if matches!(
-                            e.as_service_error(),
-                            Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                        ) =>
-                    {
-                        Ok(false)
-                    }
-                    Err(e) => Err(aws_err("PutItem", &e)),
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let mut written = 0u64;
-        for r in results {
-            if r? {
-                written += 1;
-            }
-        }
-        // The sharded counter counts the outcomes this call recorded first.
-        if written > 0 {
-            let shard = outcomes.first().map(|(i, _, _)| *i).unwrap_or(0) % u64::from(self.shards);
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(Self::count_key(arn, shard)))
-                .update_expression("ADD #r :n SET #e = :e")
-                .set_expression_attribute_names(names(&[("#r", "recorded"), ("#e", "expires_at")]))
-                .set_expression_attribute_values(values(vec![
-                    (":n", n(written)),
-                    (":e", n(expires)),
-                ]))
-                .send()
-                .await
-                .map_err(|e| aws_err("UpdateItem", &e))?;
-            self.wrote(1);
-        }
-        Ok(())
-    }
-
-    /// Records worker outcomes, first writer wins: an `(index, attempt)` recorded before keeps
-    /// its first outcome and is not counted again.
-    pub fn record_outcomes(
-        &self,
-        map_run_arn: &str,
-        outcomes: &[(u64, u32, serde_json::Value)],
-    ) -> Result<(), DynamoError> {
-        self.block(self.record_outcomes_async(map_run_arn, outcomes))
-    }
-
-    /// The recorded outcomes among `keys` (missing ones are absent from the map).
-    pub fn recorded_outcomes(
-        &self,
-        map_run_arn: &str,
-        keys: &[(u64, u32)],
-    ) -> Result<HashMap<(u64, u32), serde_json::Value>, DynamoError> {
-        let mut uniq: Vec<(u64, u32)> = keys.to_vec();
-        uniq.sort_unstable();
-        uniq.dedup();
-        let ks: Vec<Item> = uniq
-            .iter()
-            .map(|(i, a)| {
-                key(
-                    Self::out_pk(map_run_arn, *i, self.shards),
-                    outcome_sk(*i, *a),
-                )
-            })
-            .collect();
-        let items =
-            self.block(self.batch_get(ks, "#k, #o", names(&[("#k", "sk"), ("#o", "outcome")])))?;
-        let mut out = HashMap::with_capacity(items.len());
-        for item in items {
-            let sk = get_s(&item, "sk").unwrap_or_default();
-            let corrupt = |message: String| DynamoError::Corrupt {
-                key: format!("OUT#{map_run_arn}/{sk}"),
-                message,
-            };
-            let (idx, att) = sk
-                .split_once('#')
-                .and_then(|(i, a)| Some((i.parse::<u64>().ok()?, a.parse::<u32>().ok()?)))
-                .ok_or_else(|| corrupt("bad sort key".into()))?;
-            let text =
-                get_s(&item, "outcome").ok_or_else(|| corrupt("no outcome attribute".into()))?;
-            let value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
-            out.insert((idx, att), value);
-        }
-        Ok(out)
-    }
-
-    /// How many outcomes were recorded for the run (the sum of its counter shards).
-    pub fn recorded_count(&self, map_run_arn: &str) -> Result<u64, DynamoError> {
-        let ks: Vec<Item> = (0..u64::from(self.shards))
-            .map(|sh| Self::count_key(map_run_arn, sh))
-            .collect();
-        let items = self.block(self.batch_get(ks, "#r", names(&[("#r", "recorded")])))?;
-        Ok(items.iter().filter_map(|i| get_n(i, "recorded")).sum())
-    }
-
-    // -------------------------------------------------------------- leases
-
     /// Takes (or extends) the lease `name` for `owner` for `ttl`; false when someone else
     /// holds an unexpired lease.
     pub fn acquire_lease(
@@ -1595,7 +1374,6 @@ mod tests {
     fn keys_sort_by_index() {
         assert!(index_sk(9) < index_sk(10));
         assert_eq!(index_sk(7).len(), 20);
-        assert!(outcome_sk(9, 1) < outcome_sk(10, 0));
         let early =
             chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let later = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 500_000_000)

@@ -743,68 +743,6 @@ fn dynamo_version_conflict_between_coordinators() {
 }
 
 #[test]
-fn dynamo_outcomes_are_recorded_once_and_counted_once() {
-    let t = table("outcomes");
-    let store = store(&t);
-    let arn = format!(
-        "arn:aws:states:us-east-1:123456789012:mapRun:sm/Map:{}",
-        unique("o")
-    );
-    store
-        .record_outcomes(
-            &arn,
-            &[
-                (0, 0, json!({"ok": 0})),
-                (1, 0, json!({"ok": 1})),
-                (2, 1, json!({"ok": 2})),
-            ],
-        )
-        .unwrap();
-    assert_eq!(store.recorded_count(&arn).unwrap(), 3);
-    let writes = store.writes();
-    // A duplicate delivery: (1, 0) again with another outcome, plus a new one.
-    store
-        .record_outcomes(&arn, &[(1, 0, json!({"second": true})), (3, 0, json!("d"))])
-        .unwrap();
-    assert!(store.writes() > writes);
-    assert_eq!(store.recorded_count(&arn).unwrap(), 4, "not double counted");
-    // All duplicates: nothing changes.
-    store
-        .record_outcomes(&arn, &[(0, 0, json!("again")), (2, 1, json!("again"))])
-        .unwrap();
-    assert_eq!(store.recorded_count(&arn).unwrap(), 4);
-
-    let got = store
-        .recorded_outcomes(&arn, &[(0, 0), (1, 0), (2, 1), (3, 0), (2, 0), (9, 9)])
-        .unwrap();
-    assert_eq!(got.len(), 4);
-    assert_eq!(got[&(1, 0)], json!({"ok": 1}), "the first writer wins");
-    assert_eq!(got[&(2, 1)], json!({"ok": 2}));
-    assert_eq!(got[&(3, 0)], json!("d"));
-    assert!(!got.contains_key(&(2, 0)));
-
-    // Many at once: several transactions, several BatchGetItems.
-    let many: Vec<(u64, u32, Value)> = (100..350).map(|i| (i, 0, json!({"i": i}))).collect();
-    store.record_outcomes(&arn, &many).unwrap();
-    assert_eq!(store.recorded_count(&arn).unwrap(), 254);
-    let keys: Vec<(u64, u32)> = (100..350).map(|i| (i, 0)).collect();
-    let reads = store.reads();
-    let got = store.recorded_outcomes(&arn, &keys).unwrap();
-    assert_eq!(got.len(), 250);
-    assert_eq!(got[&(349, 0)], json!({"i": 349}));
-    assert!(store.reads() - reads >= 3, "≤ 100 keys per BatchGetItem");
-    // Duplicates within one call are recorded once.
-    store
-        .record_outcomes(&arn, &[(500, 0, json!(1)), (500, 0, json!(2))])
-        .unwrap();
-    assert_eq!(store.recorded_count(&arn).unwrap(), 255);
-    assert_eq!(
-        store.recorded_outcomes(&arn, &[(500, 0)]).unwrap()[&(500, 0)],
-        json!(1)
-    );
-}
-
-#[test]
 fn dynamo_lease_is_exclusive_until_it_expires() {
     let t = table("lease");
     let store = store(&t);
@@ -927,7 +865,7 @@ fn snapshot_items(table: &str, name: &str) -> usize {
 fn dynamo_errors_name_operation_and_code() {
     let store = store(&unique("missing-table"));
     let err = store
-        .record_outcomes("arn", &[(0, 0, json!(1))])
+        .acquire_lease("n", "owner", std::time::Duration::from_secs(60))
         .unwrap_err();
     assert!(matches!(err, DynamoError::Aws { .. }), "{err:?}");
     assert!(

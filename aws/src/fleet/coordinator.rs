@@ -528,7 +528,6 @@ impl Coordinator {
     ) -> Result<bool, FleetError> {
         let fleet = LambdaFleet {
             invoker: self.lambda.clone(),
-            checkpoints: self.checkpoints.clone(),
             store: self.store.clone(),
             worker_function: self.config.worker_function.clone(),
             writer_function: self.config.writer_function.clone(),

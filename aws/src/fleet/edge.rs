@@ -60,10 +60,10 @@ pub fn coordinator(aws: &Aws) -> Result<Coordinator, FleetError> {
 }
 
 pub fn worker(aws: &Aws) -> Result<Worker, FleetError> {
-    let (store, checkpoints) = stores(aws)?;
+    let store = S3Store::new(aws).with_expected_bucket_owner(env("MAPFLEET_EXPECTED_BUCKET_OWNER"));
     Ok(Worker::new(
-        store,
-        checkpoints,
+        Arc::new(store),
+        env("MAPFLEET_STATE_BUCKET"),
         Arc::new(AwsTaskInvoker::new(aws)),
     ))
 }

@@ -8,6 +8,7 @@
 
 pub mod coordinator;
 pub mod edge;
+pub mod outcomes;
 pub mod worker;
 pub mod writer;
 
@@ -16,13 +17,13 @@ use std::sync::Arc;
 
 use mapfleet_core::engine::distributed::{ChildContext, Fleet, MapRunRequest};
 use mapfleet_core::maprun::driver::{ChildJob, ChildOutcome, ChildRunner, ResultsSink};
-use mapfleet_core::maprun::{ChildStatus, MapRun};
+use mapfleet_core::maprun::{BatchKey, ChildStatus, MapRun};
 use mapfleet_core::storage::ObjectStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::dynamo::DynamoCheckpoints;
 use crate::invoke::{Invoked, Invoker, PAYLOAD_LIMIT};
+use outcomes::BatchOutcomes;
 
 /// Errors the functions answer with: Lambda's `errorType` is [`FleetError::name`].
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +147,6 @@ pub struct WriterRequest {
 /// [`Fleet`] port.
 pub struct LambdaFleet {
     pub invoker: Invoker,
-    pub checkpoints: Arc<DynamoCheckpoints>,
     pub store: Arc<dyn ObjectStore>,
     pub worker_function: String,
     pub writer_function: Option<String>,
@@ -201,104 +201,108 @@ fn failed(error: &str, cause: impl Into<String>) -> ChildOutcome {
 }
 
 impl LambdaWorkers<'_> {
-    fn recorded(&self, keys: &[(u64, u32)]) -> HashMap<(u64, u32), ChildOutcome> {
-        match self
-            .fleet
-            .checkpoints
-            .recorded_outcomes(&self.context.map_run_arn, keys)
-        {
-            Ok(found) => found
-                .into_iter()
-                .filter_map(|(k, v)| serde_json::from_value(v).ok().map(|o| (k, o)))
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read recorded outcomes");
-                HashMap::new()
-            }
+    fn recorded(&self) -> Result<BatchOutcomes<'_>, String> {
+        match &self.fleet.state_bucket {
+            Some(bucket) => Ok(BatchOutcomes {
+                store: self.fleet.store.as_ref(),
+                bucket,
+            }),
+            None => Err(
+                "MAPFLEET_STATE_BUCKET is not set: the fleet records batch outcomes there".into(),
+            ),
         }
     }
 
-    /// Invokes one worker with `jobs`; splits the batch when it passes the payload limit.
-    /// A request that cannot be built fails its children with the reason (never an empty
-    /// payload).
-    fn dispatch(&self, jobs: &[&ChildJob], known: &mut HashMap<(u64, u32), ChildOutcome>) {
-        let fail_all = |known: &mut HashMap<(u64, u32), ChildOutcome>, cause: String| {
-            for j in jobs {
-                known.insert(
-                    (j.index, j.attempt),
-                    failed("States.Runtime", cause.clone()),
-                );
-            }
-        };
+    /// The worker request for a batch: inline, or staged in the state bucket when it passes
+    /// the invoke payload limit (a fixed batch is never split: its outcomes are one record).
+    fn request(&self, jobs: &[ChildJob], batch: BatchKey) -> Result<Vec<u8>, String> {
         let lines: Result<Vec<String>, serde_json::Error> =
             jobs.iter().map(serde_json::to_string).collect();
-        let jsonl = match lines {
-            Ok(lines) => lines.join("\n"),
-            Err(e) => return fail_all(known, format!("cannot serialize the worker batch: {e}")),
-        };
+        let jsonl = lines
+            .map_err(|e| format!("cannot serialize the worker batch: {e}"))?
+            .join("\n");
         let mut request = WorkerRequest {
             definition: self.fleet.definition.clone(),
             context: self.context.clone(),
             children: Some(jsonl),
             children_ref: None,
         };
-        let mut payload = match serde_json::to_vec(&request) {
-            Ok(p) => p,
-            Err(e) => return fail_all(known, format!("cannot serialize the worker request: {e}")),
+        let serialize = |r: &WorkerRequest| {
+            serde_json::to_vec(r).map_err(|e| format!("cannot serialize the worker request: {e}"))
         };
-        if payload.len() + 64 * 1024 > PAYLOAD_LIMIT {
-            if jobs.len() > 1 {
-                let (a, b) = jobs.split_at(jobs.len() / 2);
-                self.dispatch(a, known);
-                self.dispatch(b, known);
-                return;
-            }
-            // One child past the limit (a large definition): pass it through S3.
-            let Some(bucket) = &self.fleet.state_bucket else {
-                for j in jobs {
-                    known.insert(
-                        (j.index, j.attempt),
-                        failed(
-                            "States.DataLimitExceeded",
-                            format!("The worker request for item {} is larger than Lambda's 6 MB payload limit and MAPFLEET_STATE_BUCKET is not set", j.index),
-                        ),
-                    );
-                }
-                return;
-            };
-            let key = format!(
-                "mapfleet/batches/{}/{}-{}.jsonl",
-                self.context.map_run_arn.rsplit(':').next().unwrap_or("run"),
-                jobs.first().map(|j| j.index).unwrap_or(0),
-                jobs.first().map(|j| j.attempt).unwrap_or(0)
-            );
-            let body = request.children.take().unwrap_or_default();
-            if let Err(e) = self.fleet.store.put(bucket, &key, body.as_bytes()) {
-                for j in jobs {
-                    known.insert(
-                        (j.index, j.attempt),
-                        failed(
-                            "States.Runtime",
-                            format!("cannot stage the batch in S3: {e}"),
-                        ),
-                    );
-                }
-                return;
-            }
-            request.children_ref = Some(S3Ref {
-                bucket: bucket.clone(),
-                key,
-            });
-            payload = match serde_json::to_vec(&request) {
-                Ok(p) => p,
-                Err(e) => {
-                    return fail_all(known, format!("cannot serialize the worker request: {e}"))
-                }
-            };
+        let payload = serialize(&request)?;
+        if payload.len() + 64 * 1024 <= PAYLOAD_LIMIT {
+            return Ok(payload);
         }
-        let keys: Vec<(u64, u32)> = jobs.iter().map(|j| (j.index, j.attempt)).collect();
-        // A failed invocation (a worker that crashed, timed out, or lost a dependency) is
-        // retried: the worker skips what it already recorded, so nothing runs twice.
+        let bucket = self.fleet.state_bucket.as_ref().ok_or_else(|| {
+            format!(
+                "The worker request for the batch from item {} is larger than Lambda's 6 MB \
+                 payload limit and MAPFLEET_STATE_BUCKET is not set",
+                batch.first
+            )
+        })?;
+        let key = format!(
+            "mapfleet/batches/{}/{:05}/{:020}.jsonl",
+            mapfleet_core::maprun::map_run_id(&self.context.map_run_arn),
+            batch.run_attempt,
+            batch.first
+        );
+        let body = request.children.take().unwrap_or_default();
+        self.fleet
+            .store
+            .put(bucket, &key, body.as_bytes())
+            .map_err(|e| format!("cannot stage the batch in S3: {e}"))?;
+        request.children_ref = Some(S3Ref {
+            bucket: bucket.clone(),
+            key,
+        });
+        serialize(&request)
+    }
+
+    /// Runs a fixed batch on a worker: the outcomes its worker recorded, or, when the worker
+    /// failed, the failure recorded in its place (unless a worker's outcomes came first).
+    fn run_fixed(&self, jobs: &[ChildJob], batch: BatchKey) -> Result<Vec<OutcomeRecord>, Named> {
+        let runtime = |cause: String| ("States.Runtime".to_string(), cause);
+        let recorded = self.recorded().map_err(runtime)?;
+        let payload = self
+            .request(jobs, batch)
+            .map_err(|cause| ("States.DataLimitExceeded".to_string(), cause));
+        let answer = match payload {
+            Err(e) => Err(e),
+            Ok(payload) => self.invoke_worker(payload),
+        };
+        let arn = &self.context.map_run_arn;
+        match answer {
+            Ok(resp) if resp.recorded.is_empty() => Ok(resp.outcomes),
+            // Too large to answer: the outcomes are in the batch's record.
+            Ok(_) => recorded
+                .get(arn, batch)
+                .map_err(|e| (e.name().to_string(), e.to_string()))?
+                .ok_or_else(|| {
+                    runtime(format!(
+                        "the worker recorded no outcomes for the batch from item {}",
+                        batch.first
+                    ))
+                }),
+            Err((error, cause)) => {
+                let failures = jobs
+                    .iter()
+                    .map(|j| OutcomeRecord {
+                        index: j.index,
+                        attempt: j.attempt,
+                        outcome: failed(&error, cause.clone()),
+                    })
+                    .collect();
+                recorded
+                    .record_first(arn, batch, failures)
+                    .map_err(|e| (e.name().to_string(), e.to_string()))
+            }
+        }
+    }
+
+    /// Invokes a worker; a failed invocation (a worker that crashed, timed out, or lost a
+    /// dependency) is retried: the worker answers a batch it recorded from its record.
+    fn invoke_worker(&self, payload: Vec<u8>) -> Result<WorkerResponse, Named> {
         let mut attempt = 0;
         let answer = loop {
             attempt += 1;
@@ -314,55 +318,27 @@ impl LambdaWorkers<'_> {
             std::thread::sleep(crate::invoke::backoff(attempt));
         };
         match answer {
-            Ok(Invoked::Ok(v)) => match serde_json::from_value::<WorkerResponse>(v) {
-                Ok(resp) => {
-                    for r in resp.outcomes {
-                        known.insert((r.index, r.attempt), r.outcome);
-                    }
-                    if !resp.recorded.is_empty() {
-                        known.extend(self.recorded(&resp.recorded));
-                    }
-                }
-                Err(e) => {
-                    for k in &keys {
-                        known.insert(
-                            *k,
-                            failed(
-                                "States.Runtime",
-                                format!("the worker's answer is not a worker response: {e}"),
-                            ),
-                        );
-                    }
-                }
-            },
+            Ok(Invoked::Ok(v)) => serde_json::from_value::<WorkerResponse>(v).map_err(|e| {
+                (
+                    "States.Runtime".to_string(),
+                    format!("the worker's answer is not a worker response: {e}"),
+                )
+            }),
             Ok(Invoked::FunctionError {
                 error_type,
                 message,
-            }) => {
-                // The worker may have recorded some outcomes before it failed.
-                let recorded = self.recorded(&keys);
-                for k in &keys {
-                    let o = recorded
-                        .get(k)
-                        .cloned()
-                        .unwrap_or_else(|| failed(&error_type, message.clone()));
-                    known.insert(*k, o);
-                }
-            }
-            Ok(Invoked::Queued) => {}
-            Err(e) => {
-                let recorded = self.recorded(&keys);
-                for k in &keys {
-                    let o = recorded
-                        .get(k)
-                        .cloned()
-                        .unwrap_or_else(|| failed(e.name(), e.to_string()));
-                    known.insert(*k, o);
-                }
-            }
+            }) => Err((error_type, message)),
+            Ok(Invoked::Queued) => Err((
+                "States.Runtime".to_string(),
+                "the worker invocation was queued, not run".to_string(),
+            )),
+            Err(e) => Err((e.name().to_string(), e.to_string())),
         }
     }
 }
+
+/// An error name and its cause.
+type Named = (String, String);
 
 impl ChildRunner for LambdaWorkers<'_> {
     fn run_child(&self, job: &ChildJob) -> ChildOutcome {
@@ -371,21 +347,29 @@ impl ChildRunner for LambdaWorkers<'_> {
             .unwrap_or_else(|| failed("States.Runtime", "no outcome"))
     }
 
-    /// Children already recorded (by a worker whose answer was lost: the coordinator that
-    /// dispatched them stopped) are not run again.
+    /// One fixed batch per worker invocation; its outcomes by child, in order.
     fn run_batch(&self, jobs: &[ChildJob]) -> Vec<ChildOutcome> {
-        let keys: Vec<(u64, u32)> = jobs.iter().map(|j| (j.index, j.attempt)).collect();
-        let mut known = self.recorded(&keys);
-        let todo: Vec<&ChildJob> = jobs
-            .iter()
-            .filter(|j| !known.contains_key(&(j.index, j.attempt)))
-            .collect();
-        if !todo.is_empty() {
-            self.dispatch(&todo, &mut known);
-        }
+        let fail_all =
+            |error: &str, cause: &str| jobs.iter().map(|_| failed(error, cause)).collect();
+        let batch = match jobs.first().and_then(|j| j.batch) {
+            Some(b) if jobs.iter().all(|j| j.batch == Some(b)) => b,
+            _ => {
+                return fail_all(
+                    "States.Runtime",
+                    "the fleet's children go out in fixed batches; these carry none",
+                )
+            }
+        };
+        let mut by_key: HashMap<(u64, u32), ChildOutcome> = match self.run_fixed(jobs, batch) {
+            Ok(records) => records
+                .into_iter()
+                .map(|r| ((r.index, r.attempt), r.outcome))
+                .collect(),
+            Err((error, cause)) => return fail_all(&error, &cause),
+        };
         jobs.iter()
             .map(|j| {
-                known.remove(&(j.index, j.attempt)).unwrap_or_else(|| {
+                by_key.remove(&(j.index, j.attempt)).unwrap_or_else(|| {
                     failed(
                         "States.Runtime",
                         format!("the worker returned no outcome for item {}", j.index),
@@ -400,7 +384,7 @@ impl ChildRunner for LambdaWorkers<'_> {
     }
 
     /// A worker invocation takes one fixed batch (index range of one attempt): a batch sent
-    /// again after a coordinator crash is the same batch.
+    /// again after a coordinator crash is the same batch, answered from its record.
     fn fixed_batches(&self) -> bool {
         true
     }

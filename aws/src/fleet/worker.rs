@@ -1,11 +1,11 @@
 //! The worker function's core: runs a batch of child executions of one Map Run.
 //!
 //! The batch (JSON Lines inline, or an S3 object for large batches) is parsed with simd-json;
-//! children run across the cores with rayon; every outcome is recorded in DynamoDB before the
-//! answer (first writer wins), so a retried or duplicated invocation returns the recorded
-//! outcomes instead of running a child again.
+//! children run across the cores with rayon; the batch's outcomes are recorded as one S3
+//! object before the answer (a conditional PUT: first writer wins, see [`super::outcomes`]),
+//! so a retried or duplicated invocation returns the recorded outcomes instead of running a
+//! child again.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -13,19 +13,20 @@ use std::sync::{Arc, Mutex};
 use mapfleet_core::asl::parse::parse_definition_str;
 use mapfleet_core::asl::StateMachine;
 use mapfleet_core::engine::TaskInvoker;
-use mapfleet_core::maprun::driver::{ChildJob, ChildOutcome, ChildRunner};
+use mapfleet_core::maprun::driver::{ChildJob, ChildRunner};
 use mapfleet_core::ports::{Clock, Entropy, OsEntropy, SystemClock};
 use mapfleet_core::storage::{GetObject, ObjectStore};
 use rayon::prelude::*;
 
+use super::outcomes::BatchOutcomes;
 use super::{FleetError, OutcomeRecord, WorkerRequest, WorkerResponse};
-use crate::dynamo::DynamoCheckpoints;
 use crate::invoke::PAYLOAD_LIMIT;
 
 /// A worker: its ports, and the last definition it parsed (a warm function reuses it).
 pub struct Worker {
     pub store: Arc<dyn ObjectStore>,
-    pub checkpoints: Arc<DynamoCheckpoints>,
+    /// Where batch outcomes are recorded (`MAPFLEET_STATE_BUCKET`).
+    pub state_bucket: Option<String>,
     pub invoker: Arc<dyn TaskInvoker>,
     machine: Mutex<Option<(u64, Arc<StateMachine>)>>,
 }
@@ -47,12 +48,12 @@ pub fn parse_children(mut bytes: Vec<u8>) -> Result<Vec<ChildJob>, FleetError> {
 impl Worker {
     pub fn new(
         store: Arc<dyn ObjectStore>,
-        checkpoints: Arc<DynamoCheckpoints>,
+        state_bucket: Option<String>,
         invoker: Arc<dyn TaskInvoker>,
     ) -> Self {
         Worker {
             store,
-            checkpoints,
+            state_bucket,
             invoker,
             machine: Mutex::new(None),
         }
@@ -107,72 +108,59 @@ impl Worker {
         }
     }
 
-    /// Runs the batch and answers with every child's outcome.
+    /// Runs the batch and answers with every child's outcome, recorded first (a batch
+    /// recorded already is answered from its record: nothing runs twice).
     pub fn handle(&self, req: &WorkerRequest) -> Result<WorkerResponse, FleetError> {
         let jobs = parse_children(self.batch_bytes(req)?)?;
-        let machine = self.machine(&req.definition)?;
-        let arn = &req.context.map_run_arn;
-        let keys: Vec<(u64, u32)> = jobs.iter().map(|j| (j.index, j.attempt)).collect();
-        // A retried invocation: what was recorded stands.
-        let mut known: HashMap<(u64, u32), ChildOutcome> = self
-            .checkpoints
-            .recorded_outcomes(arn, &keys)?
-            .into_iter()
-            .filter_map(|(k, v)| serde_json::from_value(v).ok().map(|o| (k, o)))
-            .collect();
-        let todo: Vec<&ChildJob> = jobs
-            .iter()
-            .filter(|j| !known.contains_key(&(j.index, j.attempt)))
-            .collect();
-        let entropy: &dyn Entropy = &OsEntropy;
-        let clock: &dyn Clock = &SystemClock;
-        let children = req
-            .context
-            .children(&machine, self.invoker.as_ref(), None, entropy, clock, false)
-            .map_err(FleetError::InvalidRequest)?;
-        let ran: Vec<(u64, u32, ChildOutcome)> = todo
-            .par_iter()
-            .map(|j| (j.index, j.attempt, children.run_child(j)))
-            .collect();
-        let to_record: Vec<(u64, u32, serde_json::Value)> = ran
-            .iter()
-            .map(|(i, a, o)| {
-                serde_json::to_value(o)
-                    .map(|v| (*i, *a, v))
-                    .map_err(|e| FleetError::States {
-                        error: "States.Runtime".into(),
-                        cause: format!("cannot serialize the outcome of child {i}: {e}"),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        self.checkpoints.record_outcomes(arn, &to_record)?;
-        // First writer wins: read back what a concurrent duplicate may have recorded first.
-        let recorded = self.checkpoints.recorded_outcomes(arn, &keys)?;
-        for (k, v) in recorded {
-            if let Ok(o) = serde_json::from_value::<ChildOutcome>(v) {
-                known.insert(k, o);
+        let batch = match jobs.first().and_then(|j| j.batch) {
+            Some(b) if jobs.iter().all(|j| j.batch == Some(b)) => b,
+            _ => {
+                return Err(FleetError::InvalidRequest(
+                    "the children of a worker request must all carry the same `batch` \
+                     ({run_attempt, first})"
+                        .into(),
+                ))
             }
-        }
-        for (i, a, o) in ran {
-            known.entry((i, a)).or_insert(o);
-        }
-        let outcomes: Vec<OutcomeRecord> = jobs
-            .iter()
-            .filter_map(|j| {
-                known
-                    .remove(&(j.index, j.attempt))
-                    .map(|outcome| OutcomeRecord {
+        };
+        let bucket = self.state_bucket.as_deref().ok_or_else(|| {
+            FleetError::InvalidRequest(
+                "MAPFLEET_STATE_BUCKET is not set: workers record each batch's outcomes there"
+                    .into(),
+            )
+        })?;
+        let recorded = BatchOutcomes {
+            store: self.store.as_ref(),
+            bucket,
+        };
+        let arn = &req.context.map_run_arn;
+        let outcomes = match recorded.get(arn, batch)? {
+            // Delivered again: what was recorded stands.
+            Some(outcomes) => outcomes,
+            None => {
+                let machine = self.machine(&req.definition)?;
+                let entropy: &dyn Entropy = &OsEntropy;
+                let clock: &dyn Clock = &SystemClock;
+                let children = req
+                    .context
+                    .children(&machine, self.invoker.as_ref(), None, entropy, clock, false)
+                    .map_err(FleetError::InvalidRequest)?;
+                let ran: Vec<OutcomeRecord> = jobs
+                    .par_iter()
+                    .map(|j| OutcomeRecord {
                         index: j.index,
                         attempt: j.attempt,
-                        outcome,
+                        outcome: children.run_child(j),
                     })
-            })
-            .collect();
+                    .collect();
+                // A duplicate that recorded first wins: its outcomes are the answer.
+                recorded.record_first(arn, batch, ran)?
+            }
+        };
         let response = WorkerResponse {
             outcomes,
             recorded: Vec::new(),
         };
-        // Past the response limit, answer with the keys only: the outcomes are in DynamoDB.
+        // Past the response limit, answer with the keys only: the outcomes are recorded.
         let size = serde_json::to_vec(&response)
             .map(|v| v.len())
             .map_err(|e| FleetError::States {
@@ -182,7 +170,7 @@ impl Worker {
         if size + 64 * 1024 > PAYLOAD_LIMIT {
             return Ok(WorkerResponse {
                 outcomes: Vec::new(),
-                recorded: keys,
+                recorded: jobs.iter().map(|j| (j.index, j.attempt)).collect(),
             });
         }
         Ok(response)
