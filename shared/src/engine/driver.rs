@@ -91,14 +91,30 @@ impl RunOptions<'_> {
 
 const POLL: StdDuration = StdDuration::from_millis(100);
 
+/// The checkpoint store of a Distributed Map whose caller gave none: SQLite in memory, or,
+/// in a build without SQLite, none (the Map state then fails with a named error).
+fn default_checkpoint_store() -> Option<Box<dyn crate::maprun::checkpoint::CheckpointStore>> {
+    #[cfg(feature = "sqlite")]
+    {
+        crate::maprun::checkpoint::SqliteStore::in_memory()
+            .ok()
+            .map(|s| Box::new(s) as Box<dyn crate::maprun::checkpoint::CheckpointStore>)
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        None
+    }
+}
+
 /// Drives `exec` until it finishes. `initial` is `[Event::Start]` for a new execution, or
 /// empty for one loaded from a checkpoint (its pending tasks and timers are re-issued).
 pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: RunOptions<'_>) {
     let (tx, rx) = mpsc::channel::<(u64, Done)>();
     // Defaults for Distributed Maps when the caller gave none, made on first use: most
     // executions (every Map Run child among them) never start a Map Run.
-    let default_checkpoints: std::sync::OnceLock<Option<crate::maprun::checkpoint::SqliteStore>> =
-        std::sync::OnceLock::new();
+    let default_checkpoints: std::sync::OnceLock<
+        Option<Box<dyn crate::maprun::checkpoint::CheckpointStore>>,
+    > = std::sync::OnceLock::new();
     let default_ports: std::sync::OnceLock<Option<MapRunPorts<'_>>> = std::sync::OnceLock::new();
     let root = exec.machine_arc();
     let fast_forward = matches!(opts.time, TimeMode::Virtual(_));
@@ -147,10 +163,8 @@ pub fn run_to_completion(exec: &mut Execution, initial: Vec<Event>, mut opts: Ru
                                             std::env::temp_dir().join("mapfleet-no-buckets"),
                                         ));
                                     default_checkpoints
-                                        .get_or_init(|| {
-                                            crate::maprun::checkpoint::SqliteStore::in_memory().ok()
-                                        })
-                                        .as_ref()
+                                        .get_or_init(default_checkpoint_store)
+                                        .as_deref()
                                         .map(|c| MapRunPorts::local(store, c))
                                 })
                                 .as_ref()

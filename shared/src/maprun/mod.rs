@@ -17,6 +17,8 @@ pub mod batch;
 pub mod checkpoint;
 pub mod driver;
 pub mod rows;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 

@@ -23,6 +23,10 @@
 mod csv;
 mod error;
 mod json;
+#[cfg(feature = "parquet")]
+mod parquet;
+#[cfg(not(feature = "parquet"))]
+#[path = "parquet_off.rs"]
 mod parquet;
 mod source;
 mod spec;
@@ -41,7 +45,12 @@ pub use error::{
     MAX_PARQUET_FOOTER_BYTES,
 };
 pub use json::JsonContainer;
-pub use parquet::ParquetCursor;
+/// Where a Parquet read stands: the next row is `row` of row group `row_group`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct ParquetCursor {
+    pub row_group: u64,
+    pub row: u64,
+}
 pub use source::Compression;
 pub use spec::{CsvHeader, CsvOptions, FileFormat, ObjectRef, ReaderSpec, Source, MAX_ITEMS_CAP};
 

@@ -27,19 +27,13 @@ use parquet::file::reader::{ChunkReader, FileReader, Length};
 use parquet::file::serialized_reader::{ReadOptionsBuilder, SerializedFileReader};
 use parquet::record::reader::RowIter;
 use parquet::record::{Field, Row};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 
 use super::error::{Format, Location, ReaderError, MAX_PARQUET_FOOTER_BYTES};
+use super::ParquetCursor;
 use super::source::Target;
 use crate::storage::ObjectStore;
 
-/// Where a Parquet read stands: the next row is `row` of row group `row_group`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct ParquetCursor {
-    pub row_group: u64,
-    pub row: u64,
-}
 
 struct StoreChunks {
     store: Arc<dyn ObjectStore>,

@@ -75,7 +75,8 @@ impl Target {
         }
     }
 
-    /// Reads `len` bytes at `start` (a ranged GET).
+    /// Reads `len` bytes at `start` (a ranged GET: Parquet footers and row groups).
+    #[cfg(feature = "parquet")]
     pub fn get_range(
         &self,
         store: &dyn ObjectStore,
