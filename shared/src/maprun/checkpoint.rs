@@ -83,4 +83,3 @@ pub trait CheckpointStore: Send + Sync {
 
 /// Children handed over per call of [`CheckpointStore::for_each_child_row`]'s callback.
 pub const ROW_CHUNK: usize = 4096;
-

@@ -30,10 +30,9 @@ use parquet::record::{Field, Row};
 use serde_json::{Map, Number, Value};
 
 use super::error::{Format, Location, ReaderError, MAX_PARQUET_FOOTER_BYTES};
-use super::ParquetCursor;
 use super::source::Target;
+use super::ParquetCursor;
 use crate::storage::ObjectStore;
-
 
 struct StoreChunks {
     store: Arc<dyn ObjectStore>,
