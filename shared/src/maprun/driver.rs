@@ -721,8 +721,9 @@ pub fn drive(job: Job<'_>) -> Outcome {
     }
     let exports = writer.as_ref().is_some_and(|w| w.destination.is_some());
     let inline_t = WriterSpec::inline_transformation(writer.as_ref());
-    // A run created for fixed batches keeps its unit for good (batches stay the same).
-    if runner.fixed_batches() && run.dispatch_unit == 0 && run.children_total == 0 {
+    // A run driven in fixed batches keeps its unit for good (batches stay the same); a run
+    // saved before it had one takes it now.
+    if runner.fixed_batches() && run.dispatch_unit == 0 {
         run.dispatch_unit = (runner.batch_size().max(1) as u64).min(run.limit());
     }
     // Each message is one fixed batch, or one child.
