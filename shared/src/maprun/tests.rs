@@ -867,26 +867,40 @@ fn a_failed_commit_is_reported_by_later_calls() {
 }
 
 /// Spec §3.1/§4.3: when a Map Run fails, its running Standard children are stopped — ABORTED,
-/// with their start and stop dates, in the FAILED files — and only children that never
-/// started are PENDING. A redrive then runs exactly the failed, aborted and never-started
-/// children (spec §5.4), never a successful one.
+/// with their start and stop dates, in the FAILED files — a timed-out child is TIMED_OUT, and
+/// only children that never started are PENDING. A redrive then runs exactly the failed,
+/// timed-out, aborted and never-started children (spec §5.4), never a successful one.
 #[test]
 fn stopped_children_are_aborted_with_dates_and_a_redrive_runs_exactly_the_unsuccessful() {
     use crate::writer::{ChildStatus as RecordStatus, Family};
     let t1 = t0() + chrono::Duration::seconds(5);
-    let mut r = run(3, Some(0), None, true);
+    // One failure tolerated: the second one stops the run.
+    let mut r = run(3, Some(1), None, true);
     r.apply(MapRunEvent::Start, t0());
-    assert_eq!(started(&read(&mut r, 5, json!(5), true)), vec![0, 1, 2]);
-    r.apply(
-        MapRunEvent::ChildSucceeded {
-            index: 0,
-            output: json!(0),
+    assert_eq!(started(&read(&mut r, 6, json!(6), true)), vec![0, 1, 2]);
+    let ok = |r: &mut MapRun, i: u64| {
+        started(&r.apply(
+            MapRunEvent::ChildSucceeded {
+                index: i,
+                output: json!(i),
+            },
+            t0(),
+        ))
+    };
+    assert_eq!(ok(&mut r, 0), vec![3]);
+    let a = r.apply(
+        MapRunEvent::ChildFailed {
+            index: 1,
+            status: ChildStatus::TimedOut,
+            error: Some("States.Timeout".into()),
+            cause: None,
+            snapshot: None,
         },
         t0(),
     );
-    // Child 0 succeeded (child 3 started in its place); child 1 fails: the threshold is
-    // exceeded while 2 and 3 run.
-    let a = r.apply(failed_with_e(1), t1);
+    assert_eq!(started(&a), vec![4], "one failure is tolerated");
+    // Child 2 fails: the threshold is exceeded while 3 and 4 run.
+    let a = r.apply(failed_with_e(2), t1);
     let stopped: Vec<u64> = a
         .iter()
         .filter_map(|x| match x {
@@ -894,7 +908,7 @@ fn stopped_children_are_aborted_with_dates_and_a_redrive_runs_exactly_the_unsucc
             _ => None,
         })
         .collect();
-    assert_eq!(stopped, vec![2, 3]);
+    assert_eq!(stopped, vec![3, 4]);
     assert!(a.contains(&MapRunAction::WriteResults));
     let status_of = |r: &MapRun, i: u64| {
         let rec = super::driver::record(r, r.child(i).unwrap());
@@ -906,23 +920,32 @@ fn stopped_children_are_aborted_with_dates_and_a_redrive_runs_exactly_the_unsucc
         )
     };
     assert_eq!(
-        status_of(&r, 2),
+        status_of(&r, 3),
         (RecordStatus::Aborted, Family::Failed, true, Some(t1)),
         "a stopped child is ABORTED with its dates, not PENDING"
     );
-    assert_eq!(status_of(&r, 3).0, RecordStatus::Aborted);
+    assert_eq!(status_of(&r, 4).0, RecordStatus::Aborted);
     assert_eq!(
-        status_of(&r, 4),
+        status_of(&r, 5),
         (RecordStatus::Pending, Family::Pending, false, None),
         "a child never started is PENDING"
     );
-    assert_eq!(status_of(&r, 1).0, RecordStatus::Failed);
+    assert_eq!(
+        status_of(&r, 1).0,
+        RecordStatus::TimedOut,
+        "a timed-out child is TIMED_OUT (in the FAILED files)"
+    );
+    assert_eq!(status_of(&r, 1).1, Family::Failed);
+    assert_eq!(status_of(&r, 2).0, RecordStatus::Failed);
     let k = r.item_counts();
-    assert_eq!((k.succeeded, k.failed, k.aborted, k.pending), (1, 1, 2, 1));
-    r.apply(MapRunEvent::ResultsWritten { records: 5 }, t1);
+    assert_eq!(
+        (k.succeeded, k.failed, k.timed_out, k.aborted, k.pending),
+        (1, 1, 1, 2, 1)
+    );
+    r.apply(MapRunEvent::ResultsWritten { records: 6 }, t1);
     assert_eq!(r.status, MapRunStatus::Failed);
 
-    // Redrive: the failed, the aborted and the never-started children, in index order
+    // Redrive: the timed-out, failed, aborted and never-started children, in index order
     // within MaxConcurrency; the successful child never.
     let mut runs = started(&r.apply(
         MapRunEvent::Redrive {
@@ -932,19 +955,15 @@ fn stopped_children_are_aborted_with_dates_and_a_redrive_runs_exactly_the_unsucc
         t1,
     ));
     assert_eq!(runs, vec![1, 2, 3]);
-    for i in 1..5 {
+    for i in 1..6 {
         if r.child(i).is_some_and(|c| c.status == ChildStatus::Running) {
-            runs.extend(started(&r.apply(
-                MapRunEvent::ChildSucceeded {
-                    index: i,
-                    output: json!(i),
-                },
-                t1,
-            )));
+            runs.extend(ok(&mut r, i));
         }
     }
-    assert_eq!(runs, vec![1, 2, 3, 4]);
+    assert_eq!(runs, vec![1, 2, 3, 4, 5]);
     assert_eq!(r.child(0).unwrap().redrive_count, 0);
+    assert_eq!(r.status, MapRunStatus::Running);
+    assert_eq!(r.item_counts().succeeded, 6);
 }
 
 /// A stopping run's Express children are not stopped (spec §4.3: the run waits for them).
