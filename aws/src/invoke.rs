@@ -17,8 +17,37 @@ use tokio::runtime::Handle;
 /// Lambda's synchronous invoke payload limit (request and response): 6 MB.
 pub const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
-/// How long an asynchronous invocation waits for its acknowledgement.
-const ASYNC_ACK: Duration = Duration::from_secs(3);
+/// How an asynchronous (Event) invocation is confirmed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AsyncAck {
+    /// Wait this long for Lambda's acknowledgement (202, at once in AWS); without it the
+    /// invocation is an error, never taken as queued (its request still goes out: it is not
+    /// dropped half-way).
+    Wait(Duration),
+    /// A stand-in that answers an Event invocation only when the function has run (`cargo
+    /// lambda watch`): the request goes out in the background and is taken as queued
+    /// (`MAPFLEET_ASYNC_ACK=background`; never in AWS, where a frozen environment would not
+    /// finish sending it).
+    Background,
+}
+
+impl AsyncAck {
+    /// From `MAPFLEET_ASYNC_ACK`: `background`, or the seconds to wait (default 30).
+    pub fn from_env() -> Self {
+        match std::env::var("MAPFLEET_ASYNC_ACK").ok().as_deref() {
+            Some("background") => AsyncAck::Background,
+            Some(secs) => secs
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(|s| AsyncAck::Wait(Duration::from_secs_f64(s)))
+                .unwrap_or(AsyncAck::Wait(DEFAULT_ASYNC_ACK)),
+            None => AsyncAck::Wait(DEFAULT_ASYNC_ACK),
+        }
+    }
+}
+
+const DEFAULT_ASYNC_ACK: Duration = Duration::from_secs(30);
 
 /// What an invocation answered.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +56,8 @@ pub enum Invoked {
     Ok(Value),
     /// The function failed: its `errorType` and `errorMessage`.
     FunctionError { error_type: String, message: String },
-    /// An asynchronous invocation was queued.
+    /// An asynchronous invocation was queued (acknowledged, or sent in the background to a
+    /// stand-in: see [`AsyncAck`]).
     Queued,
 }
 
@@ -57,6 +87,7 @@ pub struct Invoker {
     pub client: aws_sdk_lambda::Client,
     pub handle: Handle,
     pub max_attempts: u32,
+    pub async_ack: AsyncAck,
 }
 
 impl Invoker {
@@ -65,6 +96,7 @@ impl Invoker {
             client,
             handle,
             max_attempts: 6,
+            async_ack: AsyncAck::from_env(),
         }
     }
 
@@ -89,19 +121,38 @@ impl Invoker {
                 })
                 .payload(Blob::new(payload.clone()));
             let result = if asynchronous {
-                // Lambda acknowledges an Event invocation (202) at once; a stand-in that runs
-                // it before answering (cargo lambda watch) has it by then too.
+                // The request runs to its end on the runtime: a wait that gives up never
+                // drops it half-sent.
+                let sending = self.handle.spawn(call.send());
+                let wait = match self.async_ack {
+                    AsyncAck::Background => {
+                        tracing::info!(function, "asynchronous invocation sent in the background");
+                        return Ok(Invoked::Queued);
+                    }
+                    AsyncAck::Wait(wait) => wait,
+                };
                 match self
                     .handle
-                    .block_on(async { tokio::time::timeout(ASYNC_ACK, call.send()).await })
+                    .block_on(async { tokio::time::timeout(wait, sending).await })
                 {
-                    Ok(r) => r,
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
+                        return Err(InvokeError::Service {
+                            name: "Lambda.SdkClientException".into(),
+                            message: format!("the asynchronous invocation's task failed: {e}"),
+                            function: function.to_string(),
+                        })
+                    }
                     Err(_) => {
-                        tracing::info!(
-                            function,
-                            "asynchronous invocation sent; not waiting for its acknowledgement"
-                        );
-                        return Ok(Invoked::Queued);
+                        return Err(InvokeError::Service {
+                            name: "Lambda.AsyncInvokeUnconfirmed".into(),
+                            message: format!(
+                                "Lambda did not acknowledge the asynchronous invocation within \
+                                 {wait:?} (it may still arrive; a duplicate finds the execution's \
+                                 lease held)"
+                            ),
+                            function: function.to_string(),
+                        })
                     }
                 }
             } else {
@@ -218,6 +269,75 @@ mod tests {
         assert_eq!(error_document(br#"{"ok":1}"#), None);
         assert_eq!(parse_payload(b""), Value::Null);
         assert_eq!(parse_payload(b"\"x\""), Value::String("x".into()));
+    }
+
+    /// A Lambda endpoint on a local socket: answers every request with `reply`, or never.
+    fn endpoint(reply: Option<&'static str>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    let _ = stream.read(&mut buf);
+                    match reply {
+                        Some(r) => {
+                            let _ = stream.write_all(r.as_bytes());
+                        }
+                        // Holds the connection open without answering.
+                        None => std::thread::park(),
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn invoker(url: &str, rt: &tokio::runtime::Runtime, ack: AsyncAck) -> Invoker {
+        let conf = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                "x", "x", None, None, "test",
+            ))
+            .endpoint_url(url)
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
+        Invoker {
+            client: aws_sdk_lambda::Client::from_conf(conf),
+            handle: rt.handle().clone(),
+            max_attempts: 1,
+            async_ack: ack,
+        }
+    }
+
+    /// An asynchronous invocation is queued only when Lambda acknowledged it; one that gets
+    /// no acknowledgement in time is an error naming that, not "queued".
+    #[test]
+    fn an_asynchronous_invocation_is_confirmed_or_an_error() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let wait = AsyncAck::Wait(Duration::from_millis(300));
+        let acked = endpoint(Some("HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n"));
+        assert_eq!(
+            invoker(&acked, &rt, wait)
+                .invoke("f", b"{}".to_vec(), true)
+                .unwrap(),
+            Invoked::Queued
+        );
+        let silent = endpoint(None);
+        let err = invoker(&silent, &rt, wait)
+            .invoke("f", b"{}".to_vec(), true)
+            .unwrap_err();
+        assert_eq!(err.name(), "Lambda.AsyncInvokeUnconfirmed", "{err}");
+        // A stand-in that answers only once the function ran: sent in the background.
+        assert_eq!(
+            invoker(&silent, &rt, AsyncAck::Background)
+                .invoke("f", b"{}".to_vec(), true)
+                .unwrap(),
+            Invoked::Queued
+        );
     }
 
     #[test]
