@@ -727,7 +727,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
         run.dispatch_unit = (runner.batch_size().max(1) as u64).min(run.limit());
     }
     // Each message is one fixed batch, or one child.
-    let (job_tx, job_rx) = mpsc::channel::<Vec<ChildJob>>();
+    let (job_tx, job_rx) = mpsc::channel::<Jobs>();
     let mut job_tx = Some(job_tx);
     // Set when the run is stopping: queued children are left for the resumed run.
     let stopping = std::sync::atomic::AtomicBool::new(false);
@@ -751,17 +751,21 @@ pub fn drive(job: Job<'_>) -> Outcome {
             scope.spawn(move || loop {
                 // A fixed batch as it is; a child, with whatever else is queued up to a batch.
                 let jobs: Vec<ChildJob> = match rx.lock() {
-                    Ok(guard) => {
-                        let Ok(mut jobs) = guard.recv() else { return };
-                        let fixed = jobs.first().is_some_and(|j| j.batch.is_some());
-                        while !fixed && jobs.len() < batch_size {
-                            match guard.try_recv() {
-                                Ok(more) => jobs.extend(more),
-                                Err(_) => break,
+                    Ok(guard) => match guard.recv() {
+                        Err(_) => return,
+                        Ok(Jobs::Fixed(jobs)) => jobs,
+                        Ok(Jobs::One(first)) => {
+                            let mut jobs = vec![first];
+                            while jobs.len() < batch_size {
+                                match guard.try_recv() {
+                                    Ok(Jobs::One(j)) => jobs.push(j),
+                                    Ok(Jobs::Fixed(more)) => jobs.extend(more),
+                                    Err(_) => break,
+                                }
                             }
+                            jobs
                         }
-                        jobs
-                    }
+                    },
                     Err(_) => return,
                 };
                 if stopping.load(std::sync::atomic::Ordering::SeqCst) {
@@ -861,7 +865,7 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         // A fixed batch's children come one after another: sent together.
                         let next_batch = gathering.first().is_some_and(|j| j.batch != batch);
                         if next_batch || batch.is_none() {
-                            let jobs = std::mem::take(&mut gathering);
+                            let jobs = Jobs::Fixed(std::mem::take(&mut gathering));
                             if let Err(e) = send_jobs(job_tx.as_ref(), jobs, &mut in_flight) {
                                 final_result = Some(Err(e));
                                 break;
@@ -869,7 +873,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         }
                         if batch.is_some() {
                             gathering.push(job);
-                        } else if let Err(e) = send_jobs(job_tx.as_ref(), vec![job], &mut in_flight)
+                        } else if let Err(e) =
+                            send_jobs(job_tx.as_ref(), Jobs::One(job), &mut in_flight)
                         {
                             final_result = Some(Err(e));
                             break;
@@ -942,11 +947,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
                     }
                 }
             }
-            if let Err(e) = send_jobs(
-                job_tx.as_ref(),
-                std::mem::take(&mut gathering),
-                &mut in_flight,
-            ) {
+            let gathered = Jobs::Fixed(std::mem::take(&mut gathering));
+            if let Err(e) = send_jobs(job_tx.as_ref(), gathered, &mut in_flight) {
                 final_result.get_or_insert(Err(e));
             }
             if final_result.is_some() {
@@ -1073,15 +1075,28 @@ pub fn drive(job: Job<'_>) -> Outcome {
 
 /// Hands children to the workers (nothing when there are none). Without a job channel the
 /// run is stopping: the children stay RUNNING in the checkpoint and run again on resume.
+/// What the workers take: a child (grouped with others queued, up to a batch), or a fixed
+/// batch (run as it is).
+enum Jobs {
+    One(ChildJob),
+    Fixed(Vec<ChildJob>),
+}
+
 fn send_jobs(
-    tx: Option<&mpsc::Sender<Vec<ChildJob>>>,
-    jobs: Vec<ChildJob>,
+    tx: Option<&mpsc::Sender<Jobs>>,
+    jobs: Jobs,
     in_flight: &mut u64,
 ) -> Result<(), Named> {
-    let (Some(tx), Some(first)) = (tx, jobs.first()) else {
+    let (index, n) = match &jobs {
+        Jobs::One(j) => (j.index, 1),
+        Jobs::Fixed(v) => match v.first() {
+            Some(j) => (j.index, v.len() as u64),
+            None => return Ok(()),
+        },
+    };
+    let Some(tx) = tx else {
         return Ok(());
     };
-    let (index, n) = (first.index, jobs.len() as u64);
     tx.send(jobs).map_err(|_| {
         (
             "States.Runtime".to_string(),
