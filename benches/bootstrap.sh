@@ -47,7 +47,17 @@ class H(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).handle_request()
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+server.served = False
+H.do_GET_inner = H.do_GET
+def do_get(self):
+    H.do_GET_inner(self)
+    if self.path.endswith("/invocation/next"):
+        server.served = True
+H.do_GET = do_get
+# Connections that only check the port is open are handled too; the first `next` ends it.
+while not server.served:
+    server.handle_request()
 PY
 }
 
@@ -92,8 +102,10 @@ done
 
 printf '| function | arm64 bootstrap | init (x86_64, best of 5) |\n|---|---|---|\n'
 for f in "${FUNCTIONS[@]}"; do
-  printf '| %s | %s | %s ms |\n' "$f" "${SIZE[$f]:-skipped} bytes" "${INIT[$f]:-?}"
+  size=${SIZE[$f]:+${SIZE[$f]} bytes}
+  printf '| %s | %s | %s ms |\n' "$f" "${size:-skipped}" "${INIT[$f]:-?}"
 done
 for f in "${FUNCTIONS[@]}"; do
-  echo "bootstrap $f: ${SIZE[$f]:-skipped} bytes arm64, init ${INIT[$f]:-?} ms (x86_64)"
+  size=${SIZE[$f]:+${SIZE[$f]} bytes}
+  echo "bootstrap $f: ${size:-skipped} arm64, init ${INIT[$f]:-?} ms (x86_64)"
 done
