@@ -1,29 +1,25 @@
-//! DynamoDB as the core's checkpoint store ([`CheckpointStore`]), plus what a fleet of
-//! coordinators and workers shares: worker outcomes, leases and execution snapshots.
+//! DynamoDB as the fleet's table ([`FleetTable`]): the Map Run records, their listing, leases
+//! and execution snapshots. No child is an item: children are in S3 batch objects
+//! ([`crate::fleet::state`]).
 //!
 //! One table, `pk` (S, HASH) + `sk` (S, RANGE), on-demand, TTL on `expires_at`:
 //!
 //! | item | pk | sk | attributes |
 //! |---|---|---|---|
-//! | run record | `RUN#<mapRunArn>` | `RUN` | `record` (MapRun JSON), `execution_arn`, `version`, `shards`, `expires_at` |
+//! | run record | `RUN#<mapRunArn>` | `RUN` | `record` (the run record's JSON), `version`, `expires_at` |
 //! | run listing | `EXEC#<executionArn>` | `MAPRUN#<start>#<mapRunArn>` | summary fields |
-//! | child | `CHILD#<mapRunArn>#<index % shards>` | 20-digit index | `status`, `record` (Child JSON) |
 //! | lease | `LEASE#<name>` | `LEASE` | `owner`, `lease_until` (epoch ms) |
 //! | execution snapshot | `EXECUTION#<name>` | `SNAPSHOT` (+ `SNAPSHOT#<gen>#<n>` chunks) | `snapshot` or `chunks`/`gen` |
 //!
-//! Children are spread over `shards` partitions (one partition takes about 1,000 writes/s)
-//! and read back by querying every shard and merging by index. A save writes the dirty
-//! children first (BatchWriteItem, idempotent by key) and the run record last with a version
-//! condition, so a crash in between leaves a consistent checkpoint and two coordinators can
-//! never both advance the same run.
+//! The run record is written with a version condition, so two coordinators can never both
+//! advance the same run.
 //!
 //! Blocking over the async SDK: call from plain threads or `spawn_blocking` threads.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -34,13 +30,12 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, WriteRequest,
 };
 use futures_util::stream::{self, StreamExt};
-use mapfleet_core::asl::timestamp;
-use mapfleet_core::maprun::checkpoint::{CheckpointError, CheckpointStore, MapRunSummary};
-use mapfleet_core::maprun::{Child, MapRun};
+use mapfleet_core::maprun::checkpoint::{CheckpointError, MapRunSummary};
 use rand::Rng;
 use tokio::runtime::Handle;
 
 use crate::config::Aws;
+use crate::fleet::table::{FleetTable, TableError, Versioned};
 
 /// BatchWriteItem: at most 25 items per request.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
@@ -361,10 +356,6 @@ fn epoch_millis() -> u64 {
         .unwrap_or(0)
 }
 
-fn index_sk(index: u64) -> String {
-    format!("{index:020}")
-}
-
 /// A start date that sorts as text (fixed nanosecond fraction).
 fn sortable_date(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
@@ -377,34 +368,17 @@ fn request_token() -> String {
 
 // ------------------------------------------------------------------ the store
 
-/// What this store knows about a run it read or wrote.
-#[derive(Debug, Clone)]
-struct RunState {
-    version: u64,
-    shards: u32,
-    /// The stop date the listing item holds, once written (or known from a load).
-    listed_stop: Option<Option<String>>,
-}
-
-/// DynamoDB checkpoints and fleet records in one table.
-pub struct DynamoCheckpoints {
+/// The fleet's records in one DynamoDB table.
+pub struct DynamoTable {
     client: aws_sdk_dynamodb::Client,
     handle: Handle,
     table: String,
     ttl_days: u32,
-    shards: u32,
-    query_limit: Option<i32>,
-    runs: Mutex<HashMap<String, RunState>>,
     writes: Arc<AtomicU64>,
     reads: Arc<AtomicU64>,
 }
 
-/// Which statuses a child query keeps.
-const UNFINISHED: &[&str] = &["PENDING", "PENDING_REDRIVE", "RUNNING"];
-const FINISHED: &[&str] = &["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"];
-const UNSUCCESSFUL: &[&str] = &["FAILED", "TIMED_OUT", "ABORTED"];
-
-impl DynamoCheckpoints {
+impl DynamoTable {
     pub fn new(aws: &Aws, table: impl Into<String>) -> Self {
         Self::from_client(aws.dynamodb(), aws.handle.clone(), table)
     }
@@ -415,14 +389,11 @@ impl DynamoCheckpoints {
         handle: Handle,
         table: impl Into<String>,
     ) -> Self {
-        DynamoCheckpoints {
+        DynamoTable {
             client,
             handle,
             table: table.into(),
             ttl_days: 30,
-            shards: 16,
-            query_limit: None,
-            runs: Mutex::new(HashMap::new()),
             writes: Arc::new(AtomicU64::new(0)),
             reads: Arc::new(AtomicU64::new(0)),
         }
@@ -431,21 +402,6 @@ impl DynamoCheckpoints {
     /// Days the records of a run live after their last write (TTL on `expires_at`).
     pub fn with_ttl_days(mut self, days: u32) -> Self {
         self.ttl_days = days;
-        self
-    }
-
-    /// Partitions the children (and outcomes) of a run are spread over. A run keeps the
-    /// shard count it was created with (stored in its run record); outcomes and counters use
-    /// this value, so every member of a fleet must use the same one.
-    pub fn with_shards(mut self, shards: u32) -> Self {
-        self.shards = shards.max(1);
-        self
-    }
-
-    /// Items per Query page (default: DynamoDB's 1 MB pages). Bounds the memory of
-    /// `for_each_child` (one page per shard).
-    pub fn with_query_limit(mut self, limit: Option<u32>) -> Self {
-        self.query_limit = limit.map(|l| i32::try_from(l.max(1)).unwrap_or(i32::MAX));
         self
     }
 
@@ -484,23 +440,6 @@ impl DynamoCheckpoints {
 
     fn expires_at(&self) -> u64 {
         epoch_secs() + u64::from(self.ttl_days) * 86_400
-    }
-
-    fn run_state(&self, arn: &str) -> Result<Option<RunState>, DynamoError> {
-        let runs = self.runs.lock().map_err(|_| DynamoError::Invalid {
-            operation: "save",
-            message: "the run-state lock is poisoned".into(),
-        })?;
-        Ok(runs.get(arn).cloned())
-    }
-
-    fn set_run_state(&self, arn: &str, state: RunState) -> Result<(), DynamoError> {
-        let mut runs = self.runs.lock().map_err(|_| DynamoError::Invalid {
-            operation: "save",
-            message: "the run-state lock is poisoned".into(),
-        })?;
-        runs.insert(arn.to_string(), state);
-        Ok(())
     }
 
     // -------------------------------------------------------------- low-level requests
@@ -550,7 +489,6 @@ impl DynamoCheckpoints {
             .table_name(&self.table)
             .key_condition_expression(key_cond)
             .consistent_read(true)
-            .set_limit(self.query_limit)
             .set_exclusive_start_key(start);
         if let Some(st) = statuses {
             let placeholders: Vec<String> = (0..st.len()).map(|i| format!(":s{i}")).collect();
@@ -695,136 +633,45 @@ impl DynamoCheckpoints {
         format!("RUN#{arn}")
     }
 
-    fn child_pk(arn: &str, shard: u64) -> String {
-        format!("CHILD#{arn}#{shard}")
+    fn get_run_record(&self, arn: &str) -> Result<Option<Versioned>, DynamoError> {
+        let Some(item) = self.block(self.get_item(key(Self::run_pk(arn), "RUN")))? else {
+            return Ok(None);
+        };
+        let text = get_s(&item, "record").ok_or_else(|| DynamoError::Corrupt {
+            key: Self::run_pk(arn),
+            message: "no record attribute".into(),
+        })?;
+        Ok(Some(Versioned {
+            version: get_n(&item, "version").unwrap_or(0),
+            text: text.to_string(),
+        }))
     }
 
-    /// The run record item.
-    async fn get_run(&self, arn: &str) -> Result<Option<Item>, DynamoError> {
-        self.get_item(key(Self::run_pk(arn), "RUN")).await
-    }
-
-    /// The shard count a run's children were written with.
-    fn shards_of(&self, arn: &str) -> Result<u32, DynamoError> {
-        if let Some(st) = self.run_state(arn)? {
-            return Ok(st.shards);
-        }
-        let item = self.block(self.get_item_projected(
-            key(Self::run_pk(arn), "RUN"),
-            Some(("#s", names(&[("#s", "shards")]))),
-        ))?;
-        Ok(item
-            .as_ref()
-            .and_then(|i| get_n(i, "shards"))
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(self.shards)
-            .max(1))
-    }
-
-    fn child_item(
+    /// The run record, written if nobody else wrote it since version `expected`.
+    fn put_run_record(
         &self,
         arn: &str,
-        shards: u32,
-        child: &Child,
-        expires: u64,
-    ) -> Result<Item, DynamoError> {
-        let record = serde_json::to_string(child).map_err(|e| build_err("save", e))?;
-        Ok(HashMap::from([
-            (
-                "pk".to_string(),
-                s(Self::child_pk(arn, child.index % u64::from(shards))),
-            ),
-            ("sk".to_string(), s(index_sk(child.index))),
-            ("status".to_string(), s(child.status.as_str())),
-            ("record".to_string(), s(record)),
-            ("expires_at".to_string(), n(expires)),
-        ]))
-    }
-
-    fn save_run(&self, run: &MapRun) -> Result<(), DynamoError> {
-        let arn = run.map_run_arn.as_str();
-        let state = self.run_state(arn)?;
-        let shards = state.as_ref().map(|s| s.shards).unwrap_or(self.shards);
-        let expires = self.expires_at();
-        let record = serde_json::to_string(run).map_err(|e| build_err("save", e))?;
-        let expected = state.as_ref().map(|s| s.version);
+        record: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, DynamoError> {
         let conflict = || DynamoError::VersionConflict {
             map_run_arn: arn.to_string(),
             expected: expected
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "none: the run is new".into()),
         };
-
-        // 0. A coordinator that lost the run does not touch its children (the conditional
-        //    put below is what decides; this only keeps a stale writer from clobbering).
-        let current = self
-            .block(self.get_item_projected(
-                key(Self::run_pk(arn), "RUN"),
-                Some(("#v", names(&[("#v", "version")]))),
-            ))?
-            .map(|item| get_n(&item, "version").unwrap_or(0));
-        if current.is_some() && current != expected {
-            return Err(conflict());
-        }
-
-        // 1. The dirty children, idempotent by key.
-        let to_save = run.children_to_save();
-        let mut children = Vec::with_capacity(to_save.len());
-        for c in &to_save {
-            let item = self.child_item(arn, shards, c, expires)?;
-            let size = checked_size(&item)?;
-            children.push((item, size));
-        }
-        if !children.is_empty() {
-            self.block(self.batch_put(children))?;
-        }
-
-        // 2. The listing item, when first created and when the stop date changes.
-        let stop = run.stop_date.map(timestamp::format);
-        let listed_stop = state.as_ref().and_then(|s| s.listed_stop.clone());
-        if listed_stop.as_ref() != Some(&stop) {
-            let mut item = HashMap::from([
-                ("pk".to_string(), s(format!("EXEC#{}", run.execution_arn))),
-                (
-                    "sk".to_string(),
-                    s(format!("MAPRUN#{}#{arn}", sortable_date(run.start_date))),
-                ),
-                ("map_run_arn".to_string(), s(arn)),
-                ("execution_arn".to_string(), s(run.execution_arn.as_str())),
-                (
-                    "state_machine_arn".to_string(),
-                    s(run.state_machine_arn.as_str()),
-                ),
-                (
-                    "start_date".to_string(),
-                    s(timestamp::format(run.start_date)),
-                ),
-                ("expires_at".to_string(), n(expires)),
-            ]);
-            if let Some(stop) = &stop {
-                item.insert("stop_date".into(), s(stop.as_str()));
-            }
-            self.block(self.put_item(item, None))?;
-        }
-
-        // 3. The run record, last, if nobody else wrote it since we read it.
         let next = expected.unwrap_or(0) + 1;
         let item = HashMap::from([
             ("pk".to_string(), s(Self::run_pk(arn))),
             ("sk".to_string(), s("RUN")),
-            ("record".to_string(), s(record.as_str())),
-            ("execution_arn".to_string(), s(run.execution_arn.as_str())),
+            ("record".to_string(), s(record)),
             ("version".to_string(), n(next)),
-            ("shards".to_string(), n(shards)),
-            ("expires_at".to_string(), n(expires)),
+            ("expires_at".to_string(), n(self.expires_at())),
         ]);
         checked_size(&item)?;
         let (cond, vals) = match expected {
             None => ("attribute_not_exists(pk)", None),
-            Some(v) => (
-                "attribute_not_exists(pk) OR #v = :expected",
-                values(vec![(":expected", n(v))]),
-            ),
+            Some(v) => ("#v = :expected", values(vec![(":expected", n(v))])),
         };
         let res = self.block(
             self.client
@@ -852,8 +699,7 @@ impl DynamoCheckpoints {
                         _ => None,
                     })
                     .is_some_and(|old| {
-                        get_n(old, "version") == Some(next)
-                            && get_s(old, "record") == Some(record.as_str())
+                        get_n(old, "version") == Some(next) && get_s(old, "record") == Some(record)
                     });
                 if !ours {
                     return Err(conflict());
@@ -862,172 +708,35 @@ impl DynamoCheckpoints {
             }
             Err(e) => return Err(aws_err("PutItem", &e)),
         }
-        self.set_run_state(
-            arn,
-            RunState {
-                version: next,
-                shards,
-                listed_stop: Some(stop),
-            },
-        )
+        Ok(next)
     }
 
-    /// Calls `f` with every child of the run whose status is in `statuses` (all when None),
-    /// in index order: one page per shard in memory, merged by index. `f` runs outside the
-    /// runtime (it may block on other adapters).
-    fn merge_children(
-        &self,
-        arn: &str,
-        statuses: Option<&'static [&'static str]>,
-        f: &mut dyn FnMut(Child) -> Result<(), DynamoError>,
-    ) -> Result<(), DynamoError> {
-        let shards = self.shards_of(arn)?;
-        let mut cursors: Vec<ShardCursor> = (0..u64::from(shards))
-            .map(|sh| ShardCursor {
-                pk: Self::child_pk(arn, sh),
-                page: VecDeque::new(),
-                next: None,
-                done: false,
-            })
-            .collect();
-        // First pages of all shards at once.
-        let firsts: Vec<Result<(), DynamoError>> = self.block(
-            stream::iter(cursors.iter_mut())
-                .map(|c| c.fill(self, statuses))
-                .buffer_unordered(16)
-                .collect(),
-        );
-        firsts.into_iter().collect::<Result<(), DynamoError>>()?;
-        let mut heap = BinaryHeap::new();
-        for (i, c) in cursors.iter().enumerate() {
-            if let Some((idx, _)) = c.page.front() {
-                heap.push(Reverse((*idx, i)));
-            }
+    fn put_listing_item(&self, run: &MapRunSummary) -> Result<(), DynamoError> {
+        let mut item = HashMap::from([
+            ("pk".to_string(), s(format!("EXEC#{}", run.execution_arn))),
+            (
+                "sk".to_string(),
+                s(format!(
+                    "MAPRUN#{}#{}",
+                    chrono::DateTime::parse_from_rfc3339(&run.start_date)
+                        .map(|d| sortable_date(d.with_timezone(&chrono::Utc)))
+                        .unwrap_or_else(|_| run.start_date.clone()),
+                    run.map_run_arn
+                )),
+            ),
+            ("map_run_arn".to_string(), s(run.map_run_arn.as_str())),
+            ("execution_arn".to_string(), s(run.execution_arn.as_str())),
+            (
+                "state_machine_arn".to_string(),
+                s(run.state_machine_arn.as_str()),
+            ),
+            ("start_date".to_string(), s(run.start_date.as_str())),
+            ("expires_at".to_string(), n(self.expires_at())),
+        ]);
+        if let Some(stop) = &run.stop_date {
+            item.insert("stop_date".into(), s(stop.as_str()));
         }
-        while let Some(Reverse((_, i))) = heap.pop() {
-            let Some(cursor) = cursors.get_mut(i) else {
-                continue;
-            };
-            let Some((idx, item)) = cursor.page.pop_front() else {
-                continue;
-            };
-            if cursor.page.is_empty() && !cursor.done {
-                self.block(cursor.fill(self, statuses))?;
-            }
-            if let Some((next, _)) = cursor.page.front() {
-                heap.push(Reverse((*next, i)));
-            }
-            let text = get_s(&item, "record").ok_or_else(|| DynamoError::Corrupt {
-                key: format!("{arn}#{idx}"),
-                message: "no record attribute".into(),
-            })?;
-            let child: Child = serde_json::from_str(text).map_err(|e| DynamoError::Corrupt {
-                key: format!("{arn}#{idx}"),
-                message: e.to_string(),
-            })?;
-            f(child)?;
-        }
-        Ok(())
-    }
-
-    /// The indices of a run's finished children from `from` on (a resumed run skips them
-    /// when it reads their blocks again): a key-range query per shard, keys only.
-    async fn finished_from(
-        &self,
-        arn: &str,
-        shards: u32,
-        from: u64,
-    ) -> Result<Vec<u64>, DynamoError> {
-        let mut out = Vec::new();
-        for shard in 0..u64::from(shards) {
-            let pk = Self::child_pk(arn, shard);
-            let mut start = None;
-            loop {
-                let mut vals: Item = HashMap::from([
-                    (":pk".to_string(), s(pk.as_str())),
-                    (":from".to_string(), s(index_sk(from))),
-                ]);
-                for (i, st) in FINISHED.iter().enumerate() {
-                    vals.insert(format!(":s{i}"), s(*st));
-                }
-                let placeholders: Vec<String> =
-                    (0..FINISHED.len()).map(|i| format!(":s{i}")).collect();
-                self.read();
-                let page = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("pk = :pk AND sk >= :from")
-                    .filter_expression(format!("#st IN ({})", placeholders.join(", ")))
-                    .projection_expression("sk")
-                    .expression_attribute_names("#st", "status")
-                    .set_expression_attribute_values(Some(vals))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| aws_err("Query", &e))?;
-                for item in page.items() {
-                    let sk = get_s(item, "sk").unwrap_or_default();
-                    out.push(sk.parse::<u64>().map_err(|_| DynamoError::Corrupt {
-                        key: format!("{pk}/{sk}"),
-                        message: "the sort key is not a child index".into(),
-                    })?);
-                }
-                start = page.last_evaluated_key.filter(|k| !k.is_empty());
-                if start.is_none() {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn children_where(
-        &self,
-        arn: &str,
-        statuses: &'static [&'static str],
-    ) -> Result<Vec<Child>, DynamoError> {
-        let mut out = Vec::new();
-        self.merge_children(arn, Some(statuses), &mut |c| {
-            out.push(c);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    fn load_run(&self, arn: &str) -> Result<Option<MapRun>, DynamoError> {
-        let Some(item) = self.block(self.get_run(arn))? else {
-            return Ok(None);
-        };
-        let text = get_s(&item, "record").ok_or_else(|| DynamoError::Corrupt {
-            key: arn.to_string(),
-            message: "no record attribute".into(),
-        })?;
-        let mut run: MapRun = serde_json::from_str(text).map_err(|e| DynamoError::Corrupt {
-            key: arn.to_string(),
-            message: e.to_string(),
-        })?;
-        let version = get_n(&item, "version").unwrap_or(0);
-        let shards = get_n(&item, "shards")
-            .and_then(|v| u32::try_from(v).ok())
-            .unwrap_or(self.shards)
-            .max(1);
-        // The listing item is written before the run record, so it holds this stop date.
-        self.set_run_state(
-            arn,
-            RunState {
-                version,
-                shards,
-                listed_stop: Some(run.stop_date.map(timestamp::format)),
-            },
-        )?;
-        for child in self.children_where(arn, UNFINISHED)? {
-            run.hold(child);
-        }
-        let finished = self.block(self.finished_from(arn, shards, run.resume_mark().index))?;
-        run.resume_loaded(finished);
-        Ok(Some(run))
+        self.block(self.put_item(item, None)).map(|_| ())
     }
 
     fn list_runs(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, DynamoError> {
@@ -1243,71 +952,63 @@ fn split_utf8(text: &str, max: usize) -> Vec<&str> {
     out
 }
 
-/// A shard's Query position and its current page, `(index, item)` in index order.
-struct ShardCursor {
-    pk: String,
-    page: VecDeque<(u64, Item)>,
-    next: Option<Item>,
-    done: bool,
-}
-
-impl ShardCursor {
-    /// Fetches pages until one has items or the shard is exhausted (a filter may empty pages).
-    async fn fill(
-        &mut self,
-        store: &DynamoCheckpoints,
-        statuses: Option<&[&str]>,
-    ) -> Result<(), DynamoError> {
-        while self.page.is_empty() && !self.done {
-            let (items, next) = store
-                .query_page(&self.pk, None, statuses, self.next.take())
-                .await?;
-            self.done = next.is_none();
-            self.next = next;
-            for item in items {
-                let sk = get_s(&item, "sk").unwrap_or_default();
-                let idx = sk.parse::<u64>().map_err(|_| DynamoError::Corrupt {
-                    key: format!("{}/{sk}", self.pk),
-                    message: "the sort key is not a child index".into(),
-                })?;
-                self.page.push_back((idx, item));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl CheckpointStore for DynamoCheckpoints {
-    fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
-        run.settle_resume_mark();
-        self.save_run(run)?;
-        // Drops the saved finished children and clears the dirty set.
-        run.evict_saved();
-        Ok(())
+impl FleetTable for DynamoTable {
+    fn get_run(&self, map_run_arn: &str) -> Result<Option<Versioned>, TableError> {
+        Ok(self.get_run_record(map_run_arn)?)
     }
 
-    fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError> {
-        Ok(self.load_run(map_run_arn)?)
-    }
-
-    fn for_each_child(
+    fn put_run(
         &self,
         map_run_arn: &str,
-        f: &mut dyn FnMut(Child),
-    ) -> Result<(), CheckpointError> {
-        self.merge_children(map_run_arn, None, &mut |c| {
-            f(c);
-            Ok(())
-        })?;
-        Ok(())
+        text: &str,
+        expected: Option<u64>,
+    ) -> Result<u64, TableError> {
+        Ok(self.put_run_record(map_run_arn, text, expected)?)
     }
 
-    fn unsuccessful(&self, map_run_arn: &str) -> Result<Vec<Child>, CheckpointError> {
-        Ok(self.children_where(map_run_arn, UNSUCCESSFUL)?)
+    fn put_listing(&self, run: &MapRunSummary) -> Result<(), TableError> {
+        Ok(self.put_listing_item(run)?)
     }
 
-    fn list(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, CheckpointError> {
-        Ok(self.list_runs(execution_arn)?)
+    fn list_runs(&self, execution_arn: &str) -> Result<Vec<MapRunSummary>, TableError> {
+        Ok(DynamoTable::list_runs(self, execution_arn)?)
+    }
+
+    fn acquire_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, TableError> {
+        Ok(DynamoTable::acquire_lease(self, name, owner, ttl)?)
+    }
+
+    fn release_lease(&self, name: &str, owner: &str) -> Result<(), TableError> {
+        Ok(DynamoTable::release_lease(self, name, owner)?)
+    }
+
+    fn put_execution(&self, name: &str, snapshot: &str, finished: bool) -> Result<(), TableError> {
+        Ok(DynamoTable::put_execution(self, name, snapshot, finished)?)
+    }
+
+    fn get_execution(&self, name: &str) -> Result<Option<String>, TableError> {
+        Ok(DynamoTable::get_execution(self, name)?)
+    }
+}
+
+impl From<DynamoError> for TableError {
+    fn from(e: DynamoError) -> Self {
+        match e {
+            DynamoError::Corrupt { key, message } => TableError::Corrupt { key, message },
+            DynamoError::VersionConflict {
+                map_run_arn,
+                expected,
+            } => TableError::VersionConflict {
+                key: map_run_arn,
+                expected,
+            },
+            DynamoError::ItemTooLarge { key, size } => TableError::TooLarge { key, size },
+            other => TableError::Service {
+                operation: "DynamoDB".into(),
+                code: other.code().to_string(),
+                message: other.to_string(),
+            },
+        }
     }
 }
 
@@ -1371,9 +1072,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_sort_by_index() {
-        assert!(index_sk(9) < index_sk(10));
-        assert_eq!(index_sk(7).len(), 20);
+    fn listing_dates_sort_as_text() {
         let early =
             chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
         let later = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 500_000_000)

@@ -81,6 +81,29 @@ impl InvokeError {
     }
 }
 
+/// The Lambda Invoke port: [`Invoker`] in AWS; the fleet simulation runs the functions in
+/// process.
+pub trait Invoke: Send + Sync {
+    /// Invokes `function` with `payload`; `asynchronous` queues it (InvocationType Event).
+    fn invoke(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+        asynchronous: bool,
+    ) -> Result<Invoked, InvokeError>;
+}
+
+impl Invoke for Invoker {
+    fn invoke(
+        &self,
+        function: &str,
+        payload: Vec<u8>,
+        asynchronous: bool,
+    ) -> Result<Invoked, InvokeError> {
+        Invoker::invoke(self, function, payload, asynchronous)
+    }
+}
+
 /// A Lambda client that retries what is worth retrying.
 #[derive(Clone)]
 pub struct Invoker {

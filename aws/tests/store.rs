@@ -1,4 +1,5 @@
-//! The S3 object store and the DynamoDB checkpoint store against a real moto server.
+//! The S3 object store, the DynamoDB table and the fleet's checkpoint store (run records in
+//! DynamoDB, children in S3 batch objects) against a real moto server.
 //!
 //! Uses `MAPFLEET_MOTO_ENDPOINT` when the test command started moto; otherwise starts
 //! `moto_server` on a free port for this process (stopped when the process exits).
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use mapfleet_aws::config::Aws;
-use mapfleet_aws::dynamo::{create_table, DynamoCheckpoints, DynamoError, SNAPSHOT_CHUNK_BYTES};
+use mapfleet_aws::dynamo::{create_table, DynamoError, DynamoTable, SNAPSHOT_CHUNK_BYTES};
+use mapfleet_aws::fleet::state::FleetCheckpoints;
 use mapfleet_aws::s3::{S3Store, PART_SIZE};
 use mapfleet_core::asl::ExecutionType;
 use mapfleet_core::maprun::checkpoint::CheckpointStore;
@@ -512,12 +514,37 @@ fn run_with_children(n: u64) -> MapRun {
     r
 }
 
-fn store(table: &str) -> DynamoCheckpoints {
-    DynamoCheckpoints::new(&fixture().aws, table)
+fn dynamo(table: &str) -> DynamoTable {
+    DynamoTable::new(&fixture().aws, table)
+}
+
+/// A fleet checkpoint store over the table and a state bucket (one per table).
+fn store_with(table: &str) -> (FleetCheckpoints, Arc<DynamoTable>) {
+    static BUCKETS: OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+        OnceLock::new();
+    let buckets = BUCKETS.get_or_init(Default::default);
+    let name = {
+        let mut m = buckets.lock().unwrap();
+        m.entry(table.to_string())
+            .or_insert_with(|| bucket("state").1)
+            .clone()
+    };
+    let t = Arc::new(dynamo(table));
+    let store = FleetCheckpoints::new(
+        t.clone(),
+        Arc::new(S3Store::new(&fixture().aws)),
+        name,
+        Default::default(),
+    );
+    (store, t)
+}
+
+fn store(table: &str) -> FleetCheckpoints {
+    store_with(table).0
 }
 
 #[test]
-fn dynamo_checkpoint_round_trip_resumes_running_children() {
+fn fleet_checkpoint_round_trip_resumes_running_children() {
     let t = table("ckpt");
     let store = store(&t);
     let mut r = new_run(&execution_arn(), 2, t0());
@@ -557,11 +584,16 @@ fn dynamo_checkpoint_round_trip_resumes_running_children() {
     assert!(!loaded.reading && !loaded.writing);
     let mut saved = Vec::new();
     other
-        .for_each_child(&r.map_run_arn, &mut |c| saved.push((c.index, c.status)))
+        .for_each_child(&r.map_run_arn, &mut |c| {
+            saved.push((c.index, c.status, c.output))
+        })
         .unwrap();
     assert_eq!(
         saved,
-        vec![(0, ChildStatus::Succeeded), (2, ChildStatus::Succeeded)]
+        vec![
+            (0, ChildStatus::Succeeded, Some(json!("done"))),
+            (2, ChildStatus::Succeeded, Some(json!("done")))
+        ]
     );
     // Read again, child 1 (it was RUNNING) runs again; children 0 and 2 do not.
     loaded.apply(MapRunEvent::Start, t0());
@@ -583,12 +615,25 @@ fn dynamo_checkpoint_round_trip_resumes_running_children() {
         .is_none());
 }
 
+/// Children are S3 objects, a batch each; a save writes two DynamoDB items (the run record
+/// and, the first time, its listing) however many children finished.
 #[test]
-fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
+fn fleet_children_stream_in_index_order_and_cost_no_table_writes() {
     let t = table("order");
-    let store = store(&t).with_shards(4).with_query_limit(Some(5));
-    let mut r = run_with_children(83);
-    let writes = store.writes();
+    let (store, dynamo) = store_with(&t);
+    let mut r = new_run(&execution_arn(), 10_000, t0());
+    r.dispatch_unit = 10;
+    r.apply(MapRunEvent::Start, t0());
+    let a = r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: (0..83).map(|i| (json!({"i": i}), 1)).collect(),
+            position: json!({"byte": 830}),
+            done: true,
+        },
+        t0(),
+    );
+    assert_eq!(started(&a).len(), 83);
+    let writes = dynamo.writes();
     // Finish them out of order, in a few saves.
     for i in (1..83u64).rev().filter(|i| i % 2 == 1) {
         r.apply(
@@ -600,9 +645,11 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
         );
     }
     store.save(&mut r).unwrap();
-    // The 41 finished children (unfinished ones are not stored), the listing item, the run
-    // record.
-    assert_eq!(store.writes() - writes, 43);
+    assert_eq!(
+        dynamo.writes() - writes,
+        2,
+        "the listing item and the run record"
+    );
     for i in (2..83).step_by(2) {
         r.apply(
             MapRunEvent::ChildFailed {
@@ -620,14 +667,13 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
         );
     }
     store.save(&mut r).unwrap();
-    let reads = store.reads();
+    assert_eq!(dynamo.writes() - writes, 3, "the run record again");
     let mut seen = Vec::new();
     store
         .for_each_child(&r.map_run_arn, &mut |c| {
             seen.push((c.index, c.status, c.output))
         })
         .unwrap();
-    assert!(store.reads() - reads > 4, "more than one page per shard");
     assert_eq!(
         seen.iter().map(|x| x.0).collect::<Vec<_>>(),
         (1..83).collect::<Vec<_>>(),
@@ -636,14 +682,7 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
     assert_eq!(seen[0].1, ChildStatus::Succeeded);
     assert_eq!(seen[0].2, Some(json!({"out": 1})));
 
-    // A store with another default shard count reads the run's own.
-    let other = self::store(&t).with_shards(7);
-    let mut n = 0;
-    other
-        .for_each_child(&r.map_run_arn, &mut |_| n += 1)
-        .unwrap();
-    assert_eq!(n, 82);
-
+    let other = self::store(&t);
     let bad = other.unsuccessful(&r.map_run_arn).unwrap();
     let expected: Vec<u64> = (2..83).step_by(2).collect();
     assert_eq!(bad.iter().map(|c| c.index).collect::<Vec<_>>(), expected);
@@ -657,8 +696,8 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
         expected.iter().filter(|i| *i % 4 == 0).count()
     );
 
-    // Loaded, the run reads its one block again: the finished children (found across the
-    // shards, a page of 5 at a time) are skipped, child 0 runs again.
+    // Loaded, the run reads its one block again: the finished children (the run record's
+    // ranges) are skipped, child 0 runs again.
     let mut loaded = other.load(&r.map_run_arn).unwrap().unwrap();
     assert!(loaded.window.is_empty());
     assert_eq!(loaded.resume_mark().index, 0);
@@ -675,8 +714,89 @@ fn dynamo_children_stream_in_index_order_across_shards_and_pages() {
     assert_eq!(loaded.execution_counts().total, 83);
 }
 
+/// A redrive's list is stored once; a resumed redrive holds what of it has not finished.
 #[test]
-fn dynamo_lists_runs_of_an_execution_oldest_first() {
+fn fleet_redrive_resumes_with_its_unfinished_list() {
+    let t = table("redrive");
+    let store = store(&t);
+    let mut r = new_run(&execution_arn(), 10_000, t0());
+    r.dispatch_unit = 4;
+    r.apply(MapRunEvent::Start, t0());
+    r.apply(
+        MapRunEvent::ChildrenRead {
+            inputs: (0..12).map(|i| (json!({"i": i}), 1)).collect(),
+            position: json!({"byte": 120}),
+            done: true,
+        },
+        t0(),
+    );
+    r.settings.tolerated_failure_count = Some(3);
+    // The successes, then four failures: the fourth fails the run.
+    let order = (0..12u64).filter(|i| i % 3 != 0).chain([0, 3, 6, 9]);
+    for i in order {
+        let e = if i % 3 == 0 {
+            MapRunEvent::ChildFailed {
+                index: i,
+                status: ChildStatus::Failed,
+                error: Some("E".into()),
+                cause: Some("c".into()),
+                snapshot: None,
+            }
+        } else {
+            MapRunEvent::ChildSucceeded {
+                index: i,
+                output: json!(i),
+            }
+        };
+        r.apply(e, t0());
+    }
+    store.save(&mut r).unwrap();
+    assert_ne!(r.status, mapfleet_core::maprun::MapRunStatus::Running);
+    let unsuccessful = store.unsuccessful(&r.map_run_arn).unwrap();
+    assert_eq!(
+        unsuccessful.iter().map(|c| c.index).collect::<Vec<_>>(),
+        vec![0, 3, 6, 9]
+    );
+    let mut run = store.load(&r.map_run_arn).unwrap().unwrap();
+    let a = run.apply(
+        MapRunEvent::Redrive {
+            unsuccessful,
+            parent_redrive_count: 1,
+        },
+        t0(),
+    );
+    assert_eq!(started(&a), vec![0, 3, 6, 9]);
+    // Child 3 finishes before the save; 0, 6 and 9 are running when the coordinator stops.
+    run.apply(
+        MapRunEvent::ChildSucceeded {
+            index: 3,
+            output: json!("again"),
+        },
+        t0(),
+    );
+    store.save(&mut run).unwrap();
+    let mut resumed = self::store(&t).load(&r.map_run_arn).unwrap().unwrap();
+    let held: Vec<u64> = resumed.window.keys().copied().collect();
+    assert_eq!(held, vec![0, 6, 9]);
+    let a = resumed.apply(MapRunEvent::Start, t0());
+    assert_eq!(started(&a), vec![0, 6, 9]);
+    let mut seen = Vec::new();
+    store
+        .for_each_child(&r.map_run_arn, &mut |c| {
+            seen.push((c.index, c.run_attempt, c.status))
+        })
+        .unwrap();
+    assert_eq!(seen.len(), 12);
+    assert_eq!(
+        seen[3],
+        (3, 1, ChildStatus::Succeeded),
+        "the redrive's record stands"
+    );
+    assert_eq!(seen[0], (0, 0, ChildStatus::Failed));
+}
+
+#[test]
+fn fleet_lists_runs_of_an_execution_oldest_first() {
     let t = table("list");
     let store = store(&t);
     let exec = execution_arn();
@@ -717,7 +837,7 @@ fn dynamo_lists_runs_of_an_execution_oldest_first() {
 }
 
 #[test]
-fn dynamo_version_conflict_between_coordinators() {
+fn fleet_version_conflict_between_coordinators() {
     let t = table("conflict");
     let a = store(&t);
     let b = store(&t);
@@ -745,7 +865,7 @@ fn dynamo_version_conflict_between_coordinators() {
 #[test]
 fn dynamo_lease_is_exclusive_until_it_expires() {
     let t = table("lease");
-    let store = store(&t);
+    let store = dynamo(&t);
     let job = unique("job");
     assert!(store
         .acquire_lease(&job, "A", Duration::from_millis(800))
@@ -784,7 +904,7 @@ fn dynamo_lease_is_exclusive_until_it_expires() {
 #[test]
 fn dynamo_execution_snapshots_round_trip_beyond_400_kb() {
     let t = table("snap");
-    let store = store(&t);
+    let store = dynamo(&t);
     let name = unique("exec");
     assert_eq!(store.get_execution(&name).unwrap(), None);
 
@@ -863,7 +983,7 @@ fn snapshot_items(table: &str, name: &str) -> usize {
 
 #[test]
 fn dynamo_errors_name_operation_and_code() {
-    let store = store(&unique("missing-table"));
+    let store = dynamo(&unique("missing-table"));
     let err = store
         .acquire_lease("n", "owner", std::time::Duration::from_secs(60))
         .unwrap_err();
@@ -872,7 +992,7 @@ fn dynamo_errors_name_operation_and_code() {
         err.to_string().contains("ResourceNotFoundException"),
         "{err}"
     );
-    let err = store.load("arn").unwrap_err();
+    let err = store.get_execution("n").unwrap_err();
     assert!(err.to_string().contains("GetItem"), "{err}");
 }
 

@@ -24,9 +24,10 @@ use mapfleet_core::ports::{Clock, OsEntropy, SystemClock};
 use mapfleet_core::storage::{GetObject, ObjectStore};
 use serde_json::{json, Map, Value};
 
+use super::state::FleetCheckpoints;
+use super::table::FleetTable;
 use super::{FleetError, LambdaFleet, S3Ref};
-use crate::dynamo::DynamoCheckpoints;
-use crate::invoke::Invoker;
+use crate::invoke::Invoke;
 
 /// The coordinator's settings, from its environment (`docs/fleet-protocol.md`).
 #[derive(Debug, Clone)]
@@ -284,10 +285,15 @@ fn parse_machine(definition: &Value) -> Result<(String, StateMachine), FleetErro
 pub struct Coordinator {
     pub config: CoordinatorConfig,
     pub store: Arc<dyn ObjectStore>,
-    pub checkpoints: Arc<DynamoCheckpoints>,
-    pub lambda: Invoker,
+    /// Leases and execution snapshots.
+    pub table: Arc<dyn FleetTable>,
+    /// The Map Runs: run records in the table, children in the state bucket.
+    pub checkpoints: Arc<FleetCheckpoints>,
+    pub lambda: Arc<dyn Invoke>,
     pub tasks: Arc<dyn TaskInvoker>,
     pub sfn: aws_sdk_sfn::Client,
+    /// The runtime the Step Functions client's calls (task tokens) run on.
+    pub runtime: tokio::runtime::Handle,
 }
 
 /// Where an invocation stands.
@@ -357,7 +363,7 @@ impl Coordinator {
             }
             Request::DescribeMapRun { map_run_arn } => self
                 .checkpoints
-                .load(&map_run_arn)
+                .load_record(&map_run_arn)
                 .map_err(|e| FleetError::dependency("DynamoDB", e))?
                 .map(|r| r.describe())
                 .ok_or(FleetError::MapRunDoesNotExist(map_run_arn)),
@@ -404,7 +410,7 @@ impl Coordinator {
     fn load(&self, name: &str) -> Result<Execution, FleetError> {
         let name = name.rsplit(':').next().unwrap_or(name);
         let text = self
-            .checkpoints
+            .table
             .get_execution(name)?
             .ok_or_else(|| FleetError::ExecutionDoesNotExist(name.to_string()))?;
         serde_json::from_str(&text).map_err(|e| {
@@ -429,14 +435,14 @@ impl Coordinator {
             .unwrap_or_else(|| uuid_like(inv.request_id));
         // The lease first, then the check: two starts of one name never both create it.
         if !self
-            .checkpoints
+            .table
             .acquire_lease(&name, inv.request_id, lease_for(inv))?
         {
             return Err(FleetError::ExecutionAlreadyRunning(name));
         }
-        let existing = self.checkpoints.get_execution(&name);
+        let existing = self.table.get_execution(&name);
         if !matches!(existing, Ok(None)) {
-            let _ = self.checkpoints.release_lease(&name, inv.request_id);
+            let _ = self.table.release_lease(&name, inv.request_id);
             // Starting a name that exists resumes it (or reports it, when it has ended).
             existing?;
             let exec = self.load(&name)?;
@@ -461,7 +467,7 @@ impl Coordinator {
     fn save(&self, exec: &Execution) -> Result<(), FleetError> {
         let text = serde_json::to_string(exec)
             .map_err(|e| FleetError::dependency("DynamoDB", e.to_string()))?;
-        self.checkpoints
+        self.table
             .put_execution(&exec.info.name, &text, exec.is_finished())?;
         Ok(())
     }
@@ -498,7 +504,7 @@ impl Coordinator {
         let (text, machine) = parse_machine(&exec.definition)?;
         exec.attach(Arc::new(machine));
         if !self
-            .checkpoints
+            .table
             .acquire_lease(&name, inv.request_id, lease_for(inv))?
         {
             return Err(FleetError::ExecutionAlreadyRunning(name));
@@ -507,7 +513,7 @@ impl Coordinator {
         let result = self
             .save(&exec)
             .and_then(|()| self.drive(&mut exec, initial, text, task_token.as_deref(), inv));
-        let _ = self.checkpoints.release_lease(&name, inv.request_id);
+        let _ = self.table.release_lease(&name, inv.request_id);
         let stopped = result?;
         if exec.is_finished() {
             self.answer_token(&exec, task_token.as_deref());
@@ -528,6 +534,7 @@ impl Coordinator {
     ) -> Result<bool, FleetError> {
         let fleet = LambdaFleet {
             invoker: self.lambda.clone(),
+            recorded: self.checkpoints.recorded.clone(),
             store: self.store.clone(),
             worker_function: self.config.worker_function.clone(),
             writer_function: self.config.writer_function.clone(),
@@ -631,7 +638,7 @@ impl Coordinator {
             if last.elapsed() >= self.config.heartbeat_every {
                 last = Instant::now();
                 let call = self.sfn.send_task_heartbeat().task_token(token).send();
-                if let Err(e) = self.lambda.handle.block_on(call) {
+                if let Err(e) = self.runtime.block_on(call) {
                     tracing::warn!(error = %aws_smithy_types::error::display::DisplayErrorContext(&e), "SendTaskHeartbeat failed");
                 }
             }
@@ -644,8 +651,7 @@ impl Coordinator {
         let result = match exec.status {
             ExecutionStatus::Succeeded => {
                 let output = exec.output.clone().unwrap_or(Value::Null).to_string();
-                self.lambda
-                    .handle
+                self.runtime
                     .block_on(
                         self.sfn
                             .send_task_success()
@@ -666,13 +672,9 @@ impl Coordinator {
                 if let Some(c) = &exec.cause {
                     call = call.cause(c);
                 }
-                self.lambda
-                    .handle
-                    .block_on(call.send())
-                    .map(|_| ())
-                    .map_err(|e| {
-                        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
-                    })
+                self.runtime.block_on(call.send()).map(|_| ()).map_err(|e| {
+                    aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()
+                })
             }
         };
         if let Err(e) = result {

@@ -9,6 +9,8 @@
 pub mod coordinator;
 pub mod edge;
 pub mod outcomes;
+pub mod state;
+pub mod table;
 pub mod worker;
 pub mod writer;
 
@@ -17,13 +19,14 @@ use std::sync::Arc;
 
 use mapfleet_core::engine::distributed::{ChildContext, Fleet, MapRunRequest};
 use mapfleet_core::maprun::driver::{ChildJob, ChildOutcome, ChildRunner, ResultsSink};
-use mapfleet_core::maprun::{BatchKey, ChildStatus, MapRun};
+use mapfleet_core::maprun::{BatchKey, Child, ChildStatus, MapRun};
 use mapfleet_core::storage::ObjectStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::invoke::{Invoked, Invoker, PAYLOAD_LIMIT};
+use crate::invoke::{Invoke, Invoked, PAYLOAD_LIMIT};
 use outcomes::BatchOutcomes;
+use state::RecordedBatches;
 
 /// Errors the functions answer with: Lambda's `errorType` is [`FleetError::name`].
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +82,12 @@ impl From<crate::dynamo::DynamoError> for FleetError {
     }
 }
 
+impl From<table::TableError> for FleetError {
+    fn from(e: table::TableError) -> Self {
+        FleetError::dependency("DynamoDB", e)
+    }
+}
+
 /// An object in S3.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct S3Ref {
@@ -122,6 +131,49 @@ pub struct OutcomeRecord {
     pub outcome: ChildOutcome,
 }
 
+impl OutcomeRecord {
+    /// A stored child's outcome.
+    pub fn of(c: Child) -> OutcomeRecord {
+        OutcomeRecord {
+            index: c.index,
+            attempt: c.redrive_count,
+            outcome: ChildOutcome {
+                status: c.status,
+                output: c.output,
+                error: c.error,
+                cause: c.cause,
+                snapshot: c.snapshot,
+            },
+        }
+    }
+}
+
+/// The stored record of a child that ran as `job` in `batch` with `outcome`.
+pub fn child_record(
+    job: &ChildJob,
+    batch: BatchKey,
+    outcome: ChildOutcome,
+    start: chrono::DateTime<chrono::Utc>,
+    stop: chrono::DateTime<chrono::Utc>,
+) -> Child {
+    Child {
+        index: job.index,
+        name: job.name.clone(),
+        first_item: job.first_item,
+        items: job.items,
+        input: job.input.clone(),
+        status: outcome.status,
+        output: outcome.output,
+        error: outcome.error,
+        cause: outcome.cause,
+        start_date: Some(start),
+        stop_date: Some(stop),
+        redrive_count: job.attempt,
+        snapshot: outcome.snapshot,
+        run_attempt: batch.run_attempt,
+    }
+}
+
 /// A worker's answer: the outcomes inline, or (when they would pass the response limit) only
 /// their keys, the outcomes being in DynamoDB.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -146,7 +198,9 @@ pub struct WriterRequest {
 /// The coordinator's side of the fleet: worker and writer functions behind the core's
 /// [`Fleet`] port.
 pub struct LambdaFleet {
-    pub invoker: Invoker,
+    pub invoker: Arc<dyn Invoke>,
+    /// Shared with the fleet's checkpoint store: the batches a worker recorded.
+    pub recorded: Arc<RecordedBatches>,
     pub store: Arc<dyn ObjectStore>,
     pub worker_function: String,
     pub writer_function: Option<String>,
@@ -272,8 +326,8 @@ impl LambdaWorkers<'_> {
             Ok(payload) => self.invoke_worker(payload),
         };
         let arn = &self.context.map_run_arn;
-        match answer {
-            Ok(resp) if resp.recorded.is_empty() => Ok(resp.outcomes),
+        let records = match answer {
+            Ok(resp) if resp.recorded.is_empty() => resp.outcomes,
             // Too large to answer: the outcomes are in the batch's record.
             Ok(_) => recorded
                 .get(arn, batch)
@@ -283,21 +337,27 @@ impl LambdaWorkers<'_> {
                         "the worker recorded no outcomes for the batch from item {}",
                         batch.first
                     ))
-                }),
+                })?
+                .into_iter()
+                .map(OutcomeRecord::of)
+                .collect(),
             Err((error, cause)) => {
+                let now = chrono::Utc::now();
                 let failures = jobs
                     .iter()
-                    .map(|j| OutcomeRecord {
-                        index: j.index,
-                        attempt: j.attempt,
-                        outcome: failed(&error, cause.clone()),
-                    })
+                    .map(|j| child_record(j, batch, failed(&error, cause.clone()), now, now))
                     .collect();
                 recorded
                     .record_first(arn, batch, failures)
-                    .map_err(|e| (e.name().to_string(), e.to_string()))
+                    .map_err(|e| (e.name().to_string(), e.to_string()))?
+                    .into_iter()
+                    .map(OutcomeRecord::of)
+                    .collect()
             }
-        }
+        };
+        // The batch's object holds these children: the checkpoint store writes none of them.
+        self.fleet.recorded.mark(arn, batch);
+        Ok(records)
     }
 
     /// Invokes a worker; a failed invocation (a worker that crashed, timed out, or lost a

@@ -19,7 +19,7 @@ use mapfleet_core::storage::{GetObject, ObjectStore};
 use rayon::prelude::*;
 
 use super::outcomes::BatchOutcomes;
-use super::{FleetError, OutcomeRecord, WorkerRequest, WorkerResponse};
+use super::{child_record, FleetError, OutcomeRecord, WorkerRequest, WorkerResponse};
 use crate::invoke::PAYLOAD_LIMIT;
 
 /// A worker: its ports, and the last definition it parsed (a warm function reuses it).
@@ -144,12 +144,12 @@ impl Worker {
                     .context
                     .children(&machine, self.invoker.as_ref(), None, entropy, clock, false)
                     .map_err(FleetError::InvalidRequest)?;
-                let ran: Vec<OutcomeRecord> = jobs
+                let ran: Vec<mapfleet_core::maprun::Child> = jobs
                     .par_iter()
-                    .map(|j| OutcomeRecord {
-                        index: j.index,
-                        attempt: j.attempt,
-                        outcome: children.run_child(j),
+                    .map(|j| {
+                        let start = clock.now();
+                        let outcome = children.run_child(j);
+                        child_record(j, batch, outcome, start, clock.now())
                     })
                     .collect();
                 // A duplicate that recorded first wins: its outcomes are the answer.
@@ -157,7 +157,7 @@ impl Worker {
             }
         };
         let response = WorkerResponse {
-            outcomes,
+            outcomes: outcomes.into_iter().map(OutcomeRecord::of).collect(),
             recorded: Vec::new(),
         };
         // Past the response limit, answer with the keys only: the outcomes are recorded.

@@ -316,6 +316,8 @@ mod tests {
                 attempt: 0,
                 snapshot: None,
                 batch: None,
+                first_item: k as u64,
+                items: 1,
             };
             children.lean = true;
             let lean = children.run_child(&job);

@@ -54,6 +54,16 @@ pub struct ChildJob {
     /// [`super::MapRun::dispatch_unit`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<super::BatchKey>,
+    /// The child's first item's index in the source, and its item count (a worker records
+    /// the child whole: [`super::Child`]).
+    #[serde(default)]
+    pub first_item: u64,
+    #[serde(default = "one")]
+    pub items: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// Runs child executions (in-process on one machine; Lambda workers in the fleet).
@@ -852,6 +862,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
                         attempt,
                         snapshot,
                         batch,
+                        first_item,
+                        items,
                     } => {
                         let job = ChildJob {
                             index,
@@ -861,6 +873,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
                             attempt,
                             snapshot,
                             batch,
+                            first_item,
+                            items,
                         };
                         // A fixed batch's children come one after another: sent together.
                         let next_batch = gathering.first().is_some_and(|j| j.batch != batch);

@@ -246,6 +246,9 @@ pub enum MapRunAction {
         /// The fixed batch the child goes out in (see [`MapRun::dispatch_unit`]); `None`
         /// when children go out one by one.
         batch: Option<BatchKey>,
+        /// The child's first item's index in the source, and its item count.
+        first_item: u64,
+        items: u64,
     },
     StopChild {
         index: u64,
@@ -1221,6 +1224,8 @@ impl MapRun {
             attempt: c.redrive_count,
             snapshot: if redrive { c.snapshot.clone() } else { None },
             batch,
+            first_item: c.first_item,
+            items: c.items,
         });
     }
 

@@ -286,6 +286,8 @@ fn writer_runs_last_and_redrive_reruns_only_unsuccessful_children() {
             attempt: 1,
             snapshot: None,
             batch: None,
+            first_item: 1,
+            items: 1,
         }]
     );
     for i in 1..4 {
