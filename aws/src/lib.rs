@@ -10,3 +10,5 @@ pub mod invoke;
 pub mod metrics;
 pub mod s3;
 pub mod tasks;
+#[cfg(feature = "sim")]
+pub mod sim;

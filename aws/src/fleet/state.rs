@@ -161,8 +161,15 @@ pub struct FleetCheckpoints {
     /// The state bucket (`MAPFLEET_STATE_BUCKET`).
     pub bucket: String,
     pub recorded: Arc<RecordedBatches>,
+    /// How often a running Map Run's record is written (default [`SAVE_EVERY`]).
+    pub save_every: std::time::Duration,
     runs: Mutex<HashMap<String, RunMeta>>,
+    /// Each load of a Map Run: how long it took, and how many of its children had finished.
+    loads: Mutex<Vec<(std::time::Duration, u64)>>,
 }
+
+/// How often the fleet writes a running Map Run's record by default.
+pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn held_key(map_run_arn: &str, attempt: u32, seq: u64) -> String {
     format!(
@@ -191,7 +198,9 @@ impl FleetCheckpoints {
             store,
             bucket: bucket.into(),
             recorded,
+            save_every: SAVE_EVERY,
             runs: Mutex::new(HashMap::new()),
+            loads: Mutex::new(Vec::new()),
         }
     }
 
@@ -226,6 +235,12 @@ impl FleetCheckpoints {
                 message: e.to_string(),
             })?;
         Ok(Some((v.version, rec)))
+    }
+
+    /// How long each load of a Map Run took, with the children finished when it was saved
+    /// (what a continuation pays before it goes on).
+    pub fn load_timings(&self) -> Vec<(std::time::Duration, u64)> {
+        self.loads.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// The run record alone (DescribeMapRun, the writer): no child is read.
@@ -333,6 +348,7 @@ impl FleetCheckpoints {
     }
 
     fn load_run(&self, arn: &str) -> Result<Option<MapRun>, CheckpointError> {
+        let started = std::time::Instant::now();
         let Some((version, rec)) = self.read_record(arn)? else {
             return Ok(None);
         };
@@ -411,6 +427,11 @@ impl FleetCheckpoints {
             },
         );
         run.resume_loaded(finished);
+        let k = &run.executions;
+        let done = k.succeeded + k.failed + k.timed_out + k.aborted;
+        if let Ok(mut l) = self.loads.lock() {
+            l.push((started.elapsed(), done));
+        }
         Ok(Some(run))
     }
 }
@@ -418,6 +439,13 @@ impl FleetCheckpoints {
 impl CheckpointStore for FleetCheckpoints {
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError> {
         self.save_run(run)
+    }
+
+    /// Finished children are durable in their batch objects as soon as their worker answers:
+    /// a coordinator that crashes sends those batches again and is answered from the objects.
+    /// The run record only needs to move on every few seconds.
+    fn save_interval(&self) -> Option<std::time::Duration> {
+        Some(self.save_every)
     }
 
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError> {

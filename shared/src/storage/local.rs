@@ -140,7 +140,15 @@ impl ObjectStore for LocalFolderStore {
     ) -> Result<ListPage, StoreError> {
         let dir = self.bucket_dir(bucket)?;
         let mut keys = Vec::new();
-        let mut stack = vec![dir.clone()];
+        // Only the folder the prefix's folders name is walked (a bucket holding a million
+        // objects elsewhere lists a small folder fast).
+        let start = match prefix.rsplit_once('/') {
+            Some((folders, _)) if !folders.split('/').any(|p| p.is_empty() || p == ".." || p == ".") => {
+                dir.join(folders)
+            }
+            _ => dir.clone(),
+        };
+        let mut stack = if start.is_dir() { vec![start] } else { Vec::new() };
         while let Some(d) = stack.pop() {
             let entries = fs::read_dir(&d).map_err(|e| io_err(e, &d))?;
             for entry in entries.flatten() {
