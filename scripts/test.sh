@@ -43,6 +43,9 @@ stand_ins_start
 echo "== unit, integration, CLI, Distributed Map, fleet end-to-end and conformance tests"
 cargo test --workspace
 
+echo "== fleet simulation, quick slice (the full one: bash benches/fleet_sim.sh)"
+cargo test -p mapfleet-aws --features sim --test fleet_sim -- --nocapture --test-threads 1
+
 disk_report "after the tests"
 
 echo "== SAM template"

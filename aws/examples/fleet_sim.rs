@@ -3,9 +3,52 @@
 //! `--workers N`, `--per-invoke N`, `--fault-rate R`, `--seed N`, `--sleep` (sleep the modeled
 //! latency too), `--dir DIR` (scratch folder).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mapfleet_aws::sim::{run, SimConfig};
+
+/// Counts the heap in use, and its peak: what the process holds, apart from the allocator's
+/// own free lists (RSS counts those too).
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call goes to the system allocator unchanged; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size >= layout.size() {
+                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
+                    + (new_size - layout.size());
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -56,7 +99,8 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     match result {
-        Ok(report) => {
+        Ok(mut report) => {
+            report.peak_heap = Some(PEAK.load(Ordering::Relaxed) as u64);
             report.print();
             if report.status != "SUCCEEDED" {
                 std::process::exit(1);

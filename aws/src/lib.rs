@@ -9,6 +9,6 @@ pub mod fleet;
 pub mod invoke;
 pub mod metrics;
 pub mod s3;
-pub mod tasks;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod tasks;

@@ -27,7 +27,10 @@ fn ten_thousand_children_cost_one_put_per_batch_and_land_once() {
     let m = &report.meter;
     let batches = 10_000 / 100;
     // A worker invocation per batch (none retried: no faults), one PUT each.
-    assert_eq!(Meter::get(&m.invocations[Function::Worker as usize]), batches);
+    assert_eq!(
+        Meter::get(&m.invocations[Function::Worker as usize]),
+        batches
+    );
     let puts = Meter::get(&m.s3_put);
     assert!(
         puts >= batches && puts < batches + 20,

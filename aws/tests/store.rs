@@ -839,8 +839,15 @@ fn fleet_lists_runs_of_an_execution_oldest_first() {
 #[test]
 fn fleet_version_conflict_between_coordinators() {
     let t = table("conflict");
-    let a = store(&t);
-    let b = store(&t);
+    // Every save writes the run record (by default a running run's record is written every
+    // 2 s, and by `sync`).
+    let eager = |t: &str| {
+        let mut s = store(t);
+        s.save_every = Duration::ZERO;
+        s
+    };
+    let a = eager(&t);
+    let b = eager(&t);
     let mut run = run_with_children(3);
     a.save(&mut run).unwrap();
     a.save(&mut run).unwrap();
@@ -855,11 +862,59 @@ fn fleet_version_conflict_between_coordinators() {
     assert!(text.contains(&run.map_run_arn), "{text}");
 
     // A third coordinator that never read the run cannot create it over B's.
-    let c = store(&t);
+    let c = eager(&t);
     let err = c.save(&mut run.clone()).unwrap_err();
     assert!(err.to_string().contains("ConditionalCheckFailed"));
     // B keeps going.
     b.save(&mut theirs).unwrap();
+}
+
+/// Between its 2-second writes, a save of a running run writes nothing to the table; `sync`
+/// writes what it left.
+#[test]
+fn fleet_run_record_is_written_every_few_seconds_and_on_sync() {
+    let t = table("throttle");
+    let (store, dynamo) = store_with(&t);
+    let mut run = run_with_children(4);
+    store.save(&mut run).unwrap();
+    // Children a worker recorded (their batch objects hold them) cost the table nothing
+    // until the record is due.
+    let finish = |run: &mut MapRun, index: u64| {
+        store.recorded.mark(
+            &run.map_run_arn,
+            mapfleet_core::maprun::BatchKey {
+                run_attempt: 0,
+                first: index,
+            },
+        );
+        run.apply(
+            MapRunEvent::ChildSucceeded {
+                index,
+                output: json!(index),
+            },
+            t0(),
+        );
+    };
+    let writes = dynamo.writes();
+    for index in 0..2 {
+        finish(&mut run, index);
+        store.save(&mut run).unwrap();
+        assert!(run.child(index).is_none(), "a saved finished child leaves memory");
+    }
+    assert_eq!(dynamo.writes(), writes, "no record is due yet");
+    store.sync().unwrap();
+    assert_eq!(dynamo.writes(), writes + 1, "sync writes what the saves left");
+    store.sync().unwrap();
+    assert_eq!(dynamo.writes(), writes + 1, "and nothing twice");
+    for index in 2..4 {
+        finish(&mut run, index);
+    }
+    // The run ended: an ending is written at once.
+    assert_ne!(run.status, mapfleet_core::maprun::MapRunStatus::Running);
+    store.save(&mut run).unwrap();
+    assert_eq!(dynamo.writes(), writes + 3, "the run record and the listing's stop date");
+    let loaded = self::store(&t).load_record(&run.map_run_arn).unwrap().unwrap();
+    assert_eq!(loaded.item_counts().succeeded, 4);
 }
 
 #[test]

@@ -152,6 +152,10 @@ struct RunMeta {
     held: Vec<String>,
     /// The children in `held`'s objects.
     held_indices: HashSet<u64>,
+    /// When the run record was last written, and the record a save made since and did not
+    /// write (written by the next save that is due, or by [`CheckpointStore::sync`]).
+    written_at: Option<std::time::Instant>,
+    unwritten: Option<String>,
 }
 
 /// The fleet's checkpoint store: the run record in the table, children in S3.
@@ -161,7 +165,9 @@ pub struct FleetCheckpoints {
     /// The state bucket (`MAPFLEET_STATE_BUCKET`).
     pub bucket: String,
     pub recorded: Arc<RecordedBatches>,
-    /// How often a running Map Run's record is written (default [`SAVE_EVERY`]).
+    /// How often a running Map Run's record is written at most (default [`SAVE_EVERY`]);
+    /// saves in between only let go of the finished children (see [`FleetCheckpoints`]'s
+    /// `save`).
     pub save_every: std::time::Duration,
     runs: Mutex<HashMap<String, RunMeta>>,
     /// Each load of a Map Run: how long it took, and how many of its children had finished.
@@ -255,7 +261,7 @@ impl FleetCheckpoints {
         let attempt = run.redrive_count;
         let unit = run.dispatch_unit.max(1);
         let ending = ended(run);
-        let (mut finished, mut held_keys) = if meta.attempt == attempt {
+        let (mut finished, mut held_keys) = if meta.attempt == attempt && meta.version.is_some() {
             (meta.finished.clone(), meta.held.clone())
         } else {
             (FinishedRanges::default(), Vec::new())
@@ -315,7 +321,8 @@ impl FleetCheckpoints {
         }
         // The listing item, when first written and when the stop date changes.
         let stop = run.stop_date.map(timestamp::format);
-        if meta.listed_stop.as_ref() != Some(&stop) {
+        let listing_changed = meta.listed_stop.as_ref() != Some(&stop);
+        if listing_changed {
             self.table.put_listing(&MapRunSummary {
                 map_run_arn: arn.clone(),
                 execution_arn: run.execution_arn.clone(),
@@ -330,20 +337,71 @@ impl FleetCheckpoints {
             held: &held_keys,
         })
         .map_err(|e| CheckpointError::Store(format!("cannot serialize the run record: {e}")))?;
-        let version = self.table.put_run(&arn, &text, meta.version)?;
+        // The record is written when something only it holds changed (a new run, an ending,
+        // a redrive's list, the coordinator's own records, results being written), and
+        // otherwise every `save_every`: the children finished in between are in their batch
+        // objects already (a resumed run sends their batches again and is answered from them).
+        let due = meta
+            .written_at
+            .is_none_or(|t| t.elapsed() >= self.save_every);
+        let must = meta.version.is_none()
+            || ending
+            || run.writing
+            || listing_changed
+            || !coordinator.is_empty()
+            || !held.is_empty()
+            || meta.attempt != attempt;
+        let (version, written_at, unwritten) = if due || must {
+            let version = self.table.put_run(&arn, &text, meta.version)?;
+            (Some(version), Some(std::time::Instant::now()), None)
+        } else {
+            (meta.version, meta.written_at, Some(text))
+        };
         self.set_meta(
             &arn,
             RunMeta {
-                version: Some(version),
+                version,
                 listed_stop: Some(stop),
                 attempt,
                 finished,
                 held: held_keys,
                 held_indices,
+                written_at,
+                unwritten,
             },
         );
         run.evict_saved();
         self.recorded.prune(&arn, attempt, unit, mark);
+        Ok(())
+    }
+
+    /// Writes the run records that saves made and did not write.
+    fn write_unwritten(&self) -> Result<(), CheckpointError> {
+        let pending: Vec<(String, Option<u64>, String)> = self
+            .runs
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(arn, meta)| {
+                        meta.unwritten
+                            .clone()
+                            .map(|text| (arn.clone(), meta.version, text))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (arn, expected, text) in pending {
+            let version = self.table.put_run(&arn, &text, expected)?;
+            if let Ok(mut m) = self.runs.lock() {
+                if let Some(meta) = m.get_mut(&arn) {
+                    if meta.version == expected {
+                        meta.version = Some(version);
+                        meta.written_at = Some(std::time::Instant::now());
+                        meta.unwritten = None;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 
@@ -424,6 +482,8 @@ impl FleetCheckpoints {
                 finished: rec.finished,
                 held: rec.held,
                 held_indices,
+                written_at: Some(std::time::Instant::now()),
+                unwritten: None,
             },
         );
         run.resume_loaded(finished);
@@ -441,11 +501,9 @@ impl CheckpointStore for FleetCheckpoints {
         self.save_run(run)
     }
 
-    /// Finished children are durable in their batch objects as soon as their worker answers:
-    /// a coordinator that crashes sends those batches again and is answered from the objects.
-    /// The run record only needs to move on every few seconds.
-    fn save_interval(&self) -> Option<std::time::Duration> {
-        Some(self.save_every)
+    /// Writes what the last saves left unwritten: the run as it is now is in the table.
+    fn sync(&self) -> Result<(), CheckpointError> {
+        self.write_unwritten()
     }
 
     fn load(&self, map_run_arn: &str) -> Result<Option<MapRun>, CheckpointError> {

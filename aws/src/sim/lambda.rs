@@ -129,7 +129,11 @@ impl Invoke for SimLambda {
                 name: "Lambda.ResourceNotFoundException".into(),
                 message: format!(
                     "Function not found: {function} ({})",
-                    if asynchronous { "Event" } else { "RequestResponse" }
+                    if asynchronous {
+                        "Event"
+                    } else {
+                        "RequestResponse"
+                    }
                 ),
                 function: function.to_string(),
             }),

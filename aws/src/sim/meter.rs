@@ -184,7 +184,10 @@ pub fn thread_cpu() -> Duration {
     if rc != 0 {
         return Duration::ZERO;
     }
-    Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32)
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
 }
 
 /// The process's peak resident memory (VmHWM), in bytes.
@@ -209,7 +212,10 @@ mod tests {
     fn express_bills_64_mb_in_100_ms_steps() {
         let one = express_cost(1_000_000, 3.0);
         // $1 of requests + 0.1 s × 1/16 GB × $0.00001667 per child.
-        assert!((one - (1.0 + 1e6 * 0.1 / 16.0 * 0.000_016_67)).abs() < 1e-9, "{one}");
+        assert!(
+            (one - (1.0 + 1e6 * 0.1 / 16.0 * 0.000_016_67)).abs() < 1e-9,
+            "{one}"
+        );
         assert!(express_cost(1, 101.0) > express_cost(1, 100.0));
     }
 

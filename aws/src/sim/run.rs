@@ -83,6 +83,8 @@ pub struct SimReport {
     pub coordinator_invocations: u64,
     pub reloads: Vec<Reload>,
     pub peak_rss: u64,
+    /// The peak of the heap in use, when the binary counts it (the simulation's own does).
+    pub peak_heap: Option<u64>,
     pub status: String,
     /// Children found in the SUCCEEDED files exactly once (when verified).
     pub verified: Option<u64>,
@@ -177,7 +179,11 @@ pub fn run(config: SimConfig) -> Result<SimReport, FleetError> {
     let tasks = Arc::new(HandlerRegistry::new());
     let lambda = Arc::new(SimLambda {
         meter: meter.clone(),
-        worker: Arc::new(Worker::new(store.clone(), Some("state".into()), tasks.clone())),
+        worker: Arc::new(Worker::new(
+            store.clone(),
+            Some("state".into()),
+            tasks.clone(),
+        )),
         writer: Arc::new(FleetCheckpoints::new(
             table.clone(),
             store.clone(),
@@ -271,6 +277,7 @@ pub fn run(config: SimConfig) -> Result<SimReport, FleetError> {
         coordinator_invocations: invocations,
         reloads,
         peak_rss: peak_rss(),
+        peak_heap: None,
         status,
         verified,
     })
@@ -436,8 +443,12 @@ impl SimReport {
             g(&m.faults)
         );
         println!(
-            "  process peak RSS (coordinator, workers in flight, writer): {:.0} MB",
-            self.peak_rss as f64 / 1048576.0
+            "  process peak RSS (coordinator, workers in flight, writer): {:.0} MB{}",
+            self.peak_rss as f64 / 1048576.0,
+            match self.peak_heap {
+                Some(h) => format!("; peak heap in use {:.0} MB", h as f64 / 1048576.0),
+                None => String::new(),
+            }
         );
         if self.reloads.is_empty() {
             println!("  continuation reloads: none (the run fit one invocation)");

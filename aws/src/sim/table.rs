@@ -95,7 +95,9 @@ impl FleetTable for MemoryTable {
     fn put_listing(&self, run: &MapRunSummary) -> Result<(), TableError> {
         let mut t = self.lock()?;
         self.meter.dynamodb_write(
-            run.map_run_arn.len() * 2 + run.execution_arn.len() * 2 + run.state_machine_arn.len()
+            run.map_run_arn.len() * 2
+                + run.execution_arn.len() * 2
+                + run.state_machine_arn.len()
                 + OVERHEAD,
         );
         t.listings
@@ -121,14 +123,16 @@ impl FleetTable for MemoryTable {
 
     fn acquire_lease(&self, name: &str, owner: &str, ttl: Duration) -> Result<bool, TableError> {
         let mut t = self.lock()?;
-        self.meter.dynamodb_write(OVERHEAD + name.len() + owner.len());
+        self.meter
+            .dynamodb_write(OVERHEAD + name.len() + owner.len());
         let now = Instant::now();
         let free = match t.leases.get(name) {
             None => true,
             Some((o, until)) => o == owner || *until < now,
         };
         if free {
-            t.leases.insert(name.to_string(), (owner.to_string(), now + ttl));
+            t.leases
+                .insert(name.to_string(), (owner.to_string(), now + ttl));
         }
         Ok(free)
     }
@@ -142,12 +146,7 @@ impl FleetTable for MemoryTable {
         Ok(())
     }
 
-    fn put_execution(
-        &self,
-        name: &str,
-        snapshot: &str,
-        _finished: bool,
-    ) -> Result<(), TableError> {
+    fn put_execution(&self, name: &str, snapshot: &str, _finished: bool) -> Result<(), TableError> {
         let mut t = self.lock()?;
         // Past an item, DynamoTable writes chunks of 350 KB and a head item.
         let chunks = snapshot.len().div_ceil(350 * 1024);
@@ -156,7 +155,8 @@ impl FleetTable for MemoryTable {
                 self.meter.dynamodb_write(350 * 1024);
             }
         }
-        self.meter.dynamodb_write(snapshot.len().min(350 * 1024) + OVERHEAD);
+        self.meter
+            .dynamodb_write(snapshot.len().min(350 * 1024) + OVERHEAD);
         t.executions.insert(name.to_string(), snapshot.to_string());
         Ok(())
     }

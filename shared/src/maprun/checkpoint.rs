@@ -48,13 +48,6 @@ pub trait CheckpointStore: Send + Sync {
     /// children [`MapRun::children_to_save`] gives, then clears the dirty set and drops the
     /// saved finished children from memory ([`MapRun::evict_saved`]).
     fn save(&self, run: &mut MapRun) -> Result<(), CheckpointError>;
-    /// How often a running Map Run is saved, when the store wants it less often than the
-    /// embedded default (finished children every 20 ms, the record every 250 ms): the fleet's
-    /// store, whose finished children are durable in their workers' batch objects already,
-    /// writes its run record every few seconds.
-    fn save_interval(&self) -> Option<std::time::Duration> {
-        None
-    }
     /// Waits until every save made so far is durable, and reports a failed one (a store that
     /// saves in the background; others are durable when `save` returns).
     fn sync(&self) -> Result<(), CheckpointError> {

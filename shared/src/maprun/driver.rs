@@ -815,10 +815,6 @@ pub fn drive(job: Job<'_>) -> Outcome {
         let mut last_save = Instant::now();
         let mut last_finished_save = Instant::now();
         let mut unsaved_finished = false;
-        let (checkpoint_every, save_finished_every) = match checkpoints.save_interval() {
-            Some(every) => (every, every),
-            None => (CHECKPOINT_EVERY, SAVE_FINISHED_EVERY),
-        };
         let mut children_done = 0u64;
         // Children handed to the workers whose outcome has not come back.
         let mut in_flight = 0u64;
@@ -1000,9 +996,9 @@ pub fn drive(job: Job<'_>) -> Outcome {
             }
             if events.is_empty() {
                 let wait = if unsaved_finished {
-                    save_finished_every
+                    SAVE_FINISHED_EVERY
                 } else {
-                    checkpoint_every
+                    CHECKPOINT_EVERY
                 };
                 match done_rx.recv_timeout(wait) {
                     Ok((index, o)) => {
@@ -1046,8 +1042,8 @@ pub fn drive(job: Job<'_>) -> Outcome {
                 unsaved_finished = true;
             }
             let finished_due =
-                unsaved_finished && last_finished_save.elapsed() >= save_finished_every;
-            let record_due = last_save.elapsed() >= checkpoint_every;
+                unsaved_finished && last_finished_save.elapsed() >= SAVE_FINISHED_EVERY;
+            let record_due = last_save.elapsed() >= CHECKPOINT_EVERY;
             if finished_due || record_due {
                 // A run that cannot checkpoint does not go on as if it had.
                 if let Err(e) = save_checkpoint(checkpoints, &mut run) {

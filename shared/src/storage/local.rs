@@ -143,12 +143,20 @@ impl ObjectStore for LocalFolderStore {
         // Only the folder the prefix's folders name is walked (a bucket holding a million
         // objects elsewhere lists a small folder fast).
         let start = match prefix.rsplit_once('/') {
-            Some((folders, _)) if !folders.split('/').any(|p| p.is_empty() || p == ".." || p == ".") => {
+            Some((folders, _))
+                if !folders
+                    .split('/')
+                    .any(|p| p.is_empty() || p == ".." || p == ".") =>
+            {
                 dir.join(folders)
             }
             _ => dir.clone(),
         };
-        let mut stack = if start.is_dir() { vec![start] } else { Vec::new() };
+        let mut stack = if start.is_dir() {
+            vec![start]
+        } else {
+            Vec::new()
+        };
         while let Some(d) = stack.pop() {
             let entries = fs::read_dir(&d).map_err(|e| io_err(e, &d))?;
             for entry in entries.flatten() {
