@@ -52,6 +52,8 @@ stand_ins_start() {
   MOTO_PORT=$MOTO_PORT moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$logs/moto.log" 2>&1 &
   STAND_IN_PIDS+=($!)
   export MAPFLEET_MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+  # moto's request log: a test counts the requests a run made (tests/fleet_scale.rs).
+  export MAPFLEET_MOTO_LOG="$logs/moto.log"
   wait_http "$MAPFLEET_MOTO_ENDPOINT/moto-api/data.json" 30
   # Parent state machines run (the fleet test that needs moto's Lambda to echo switches that on
   # for itself: it would hide missing functions from the other tests).
@@ -63,6 +65,9 @@ stand_ins_start() {
   export MAPFLEET_LAMBDA_ENDPOINT="http://127.0.0.1:$LAMBDA_PORT"
   export MAPFLEET_TEST_TABLE="${MAPFLEET_TEST_TABLE:-mapfleet-fleet-test}"
   export MAPFLEET_TEST_STATE_BUCKET="${MAPFLEET_TEST_STATE_BUCKET:-mapfleet-fleet-state}"
+  # The functions' fleet settings, exported: tests read them too.
+  export MAPFLEET_WORKER_CONCURRENCY="${MAPFLEET_WORKER_CONCURRENCY:-4}"
+  export MAPFLEET_CHILDREN_PER_INVOKE="${MAPFLEET_CHILDREN_PER_INVOKE:-50}"
   # The functions' environment: AWS is moto, Lambda is cargo lambda watch itself.
   cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" --ignore-changes \
     --concurrency 8 --timeout 900 \
@@ -75,8 +80,8 @@ stand_ins_start() {
     --env-var MAPFLEET_WORKER_FUNCTION=worker --env-var MAPFLEET_WRITER_FUNCTION=writer \
     --env-var MAPFLEET_COORDINATOR_FUNCTION=coordinator \
     --env-var MAPFLEET_ASYNC_ACK=background \
-    --env-var MAPFLEET_WORKER_CONCURRENCY="${MAPFLEET_WORKER_CONCURRENCY:-4}" \
-    --env-var MAPFLEET_CHILDREN_PER_INVOKE="${MAPFLEET_CHILDREN_PER_INVOKE:-50}" \
+    --env-var MAPFLEET_WORKER_CONCURRENCY="$MAPFLEET_WORKER_CONCURRENCY" \
+    --env-var MAPFLEET_CHILDREN_PER_INVOKE="$MAPFLEET_CHILDREN_PER_INVOKE" \
     --env-var MAPFLEET_LAMBDA_BARE_NAMES=true \
     --env-var MAPFLEET_DEFAULT_JOB=s3://mapfleet-demo/jobs/nightly.json \
     --env-var RUST_LOG=info \

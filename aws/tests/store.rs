@@ -899,11 +899,18 @@ fn fleet_run_record_is_written_every_few_seconds_and_on_sync() {
     for index in 0..2 {
         finish(&mut run, index);
         store.save(&mut run).unwrap();
-        assert!(run.child(index).is_none(), "a saved finished child leaves memory");
+        assert!(
+            run.child(index).is_none(),
+            "a saved finished child leaves memory"
+        );
     }
     assert_eq!(dynamo.writes(), writes, "no record is due yet");
     store.sync().unwrap();
-    assert_eq!(dynamo.writes(), writes + 1, "sync writes what the saves left");
+    assert_eq!(
+        dynamo.writes(),
+        writes + 1,
+        "sync writes what the saves left"
+    );
     store.sync().unwrap();
     assert_eq!(dynamo.writes(), writes + 1, "and nothing twice");
     for index in 2..4 {
@@ -912,8 +919,15 @@ fn fleet_run_record_is_written_every_few_seconds_and_on_sync() {
     // The run ended: an ending is written at once.
     assert_ne!(run.status, mapfleet_core::maprun::MapRunStatus::Running);
     store.save(&mut run).unwrap();
-    assert_eq!(dynamo.writes(), writes + 3, "the run record and the listing's stop date");
-    let loaded = self::store(&t).load_record(&run.map_run_arn).unwrap().unwrap();
+    assert_eq!(
+        dynamo.writes(),
+        writes + 3,
+        "the run record and the listing's stop date"
+    );
+    let loaded = self::store(&t)
+        .load_record(&run.map_run_arn)
+        .unwrap()
+        .unwrap();
     assert_eq!(loaded.item_counts().succeeded, 4);
 }
 
