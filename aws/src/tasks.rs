@@ -29,6 +29,7 @@ pub mod sdk;
 use mapfleet_core::engine::handlers::no_integration;
 use mapfleet_core::engine::{IntegrationPattern, TaskInvoker, TaskOutcome, TaskRequest};
 use serde_json::Value;
+use std::sync::OnceLock;
 
 use crate::config::Aws;
 
@@ -36,14 +37,59 @@ pub use errors::TaskError;
 
 /// The SDK clients, built once.
 #[derive(Clone)]
+/// The SDK clients Task states call, each built on its first use: a function whose children
+/// call no AWS service never builds one.
 pub(crate) struct Clients {
     pub handle: tokio::runtime::Handle,
-    pub lambda: aws_sdk_lambda::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub eventbridge: aws_sdk_eventbridge::Client,
+    aws: Aws,
+    lambda: OnceLock<aws_sdk_lambda::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    sqs: OnceLock<aws_sdk_sqs::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    eventbridge: OnceLock<aws_sdk_eventbridge::Client>,
+}
+
+impl Clients {
+    fn new(aws: &Aws) -> Self {
+        Clients {
+            handle: aws.handle.clone(),
+            aws: aws.clone(),
+            lambda: OnceLock::new(),
+            s3: OnceLock::new(),
+            dynamodb: OnceLock::new(),
+            sqs: OnceLock::new(),
+            sns: OnceLock::new(),
+            eventbridge: OnceLock::new(),
+        }
+    }
+
+    pub fn lambda(&self) -> &aws_sdk_lambda::Client {
+        self.lambda.get_or_init(|| self.aws.lambda())
+    }
+
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3.get_or_init(|| self.aws.s3())
+    }
+
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        self.dynamodb.get_or_init(|| self.aws.dynamodb())
+    }
+
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.sqs
+            .get_or_init(|| aws_sdk_sqs::Client::new(&self.aws.sdk))
+    }
+
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        self.sns
+            .get_or_init(|| aws_sdk_sns::Client::new(&self.aws.sdk))
+    }
+
+    pub fn eventbridge(&self) -> &aws_sdk_eventbridge::Client {
+        self.eventbridge
+            .get_or_init(|| aws_sdk_eventbridge::Client::new(&self.aws.sdk))
+    }
 }
 
 /// Runs Lambda, HTTP and AWS SDK Task states; other resources go to `inner`.
@@ -66,15 +112,7 @@ impl AwsTaskInvoker {
     /// `MAPFLEET_LAMBDA_BARE_NAMES=true`.
     pub fn new(aws: &Aws) -> Self {
         AwsTaskInvoker {
-            clients: Clients {
-                handle: aws.handle.clone(),
-                lambda: aws.lambda(),
-                s3: aws.s3(),
-                dynamodb: aws.dynamodb(),
-                sqs: aws_sdk_sqs::Client::new(&aws.sdk),
-                sns: aws_sdk_sns::Client::new(&aws.sdk),
-                eventbridge: aws_sdk_eventbridge::Client::new(&aws.sdk),
-            },
+            clients: Clients::new(aws),
             http: http::HttpInvoker::new(aws.sdk.region().map(|r| r.to_string())),
             bare_lambda_names: std::env::var(BARE_NAMES_ENV).is_ok_and(|v| v == "true"),
             lambda_throttle_retries: 4,

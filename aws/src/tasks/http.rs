@@ -31,18 +31,25 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs `http:invoke` tasks.
 pub struct HttpInvoker {
-    agent: ureq::Agent,
+    /// Built on the first HTTP Task: TLS roots are read then, not at start-up.
+    agent: std::sync::OnceLock<ureq::Agent>,
     user_agent: String,
 }
 
 impl HttpInvoker {
+    fn agent(&self) -> &ureq::Agent {
+        self.agent.get_or_init(|| {
+            let mut builder = ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT);
+            if let Some(tls) = RustlsConnector::new() {
+                builder = builder.tls_connector(Arc::new(tls));
+            }
+            builder.build()
+        })
+    }
+
     pub fn new(region: Option<String>) -> Self {
-        let mut builder = ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT);
-        if let Some(tls) = RustlsConnector::new() {
-            builder = builder.tls_connector(Arc::new(tls));
-        }
         HttpInvoker {
-            agent: builder.build(),
+            agent: std::sync::OnceLock::new(),
             user_agent: format!(
                 "Amazon|StepFunctions|HttpInvoke|{}",
                 region.unwrap_or_else(|| "us-east-1".into())
@@ -66,7 +73,7 @@ impl HttpInvoker {
             return Err(p.fail(format!("Unsupported HTTP method '{method}'")));
         }
         let mut request = self
-            .agent
+            .agent()
             .request(&method, endpoint)
             .set("User-Agent", &self.user_agent);
         let headers = header_pairs(p.get("Headers"))?;

@@ -95,7 +95,7 @@ fn invoke(inv: &AwsTaskInvoker, mut call: Call, wrapped: bool) -> TaskOutcome {
     loop {
         let request = inv
             .clients
-            .lambda
+            .lambda()
             .invoke()
             .function_name(&call.function)
             .payload(Blob::new(payload.clone()))

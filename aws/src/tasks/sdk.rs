@@ -182,7 +182,7 @@ async fn s3_get_object(cx: &Cx<'_>) -> Result<Value, TaskError> {
     let p = &cx.p;
     let res = cx
         .clients
-        .s3
+        .s3()
         .get_object()
         .bucket(p.req_str("Bucket")?)
         .key(p.req_str("Key")?)
@@ -256,7 +256,7 @@ async fn s3_put_object(cx: &Cx<'_>) -> Result<Value, TaskError> {
     let body = p.text("Body").unwrap_or_default();
     let res = cx
         .clients
-        .s3
+        .s3()
         .put_object()
         .bucket(p.req_str("Bucket")?)
         .key(p.req_str("Key")?)
@@ -380,7 +380,7 @@ async fn ddb_get_item(cx: &Cx<'_>) -> Result<Value, TaskError> {
     let d = ddb_params(cx)?;
     let res = cx
         .clients
-        .dynamodb
+        .dynamodb()
         .get_item()
         .table_name(d.table)
         .set_key(Some(ddb_item(cx, "Key")?))
@@ -401,7 +401,7 @@ async fn ddb_put_item(cx: &Cx<'_>) -> Result<Value, TaskError> {
     let d = ddb_params(cx)?;
     let res = cx
         .clients
-        .dynamodb
+        .dynamodb()
         .put_item()
         .table_name(d.table)
         .set_item(Some(ddb_item(cx, "Item")?))
@@ -429,7 +429,7 @@ async fn ddb_update_item(cx: &Cx<'_>) -> Result<Value, TaskError> {
     let d = ddb_params(cx)?;
     let res = cx
         .clients
-        .dynamodb
+        .dynamodb()
         .update_item()
         .table_name(d.table)
         .set_key(Some(ddb_item(cx, "Key")?))
@@ -458,7 +458,7 @@ async fn ddb_delete_item(cx: &Cx<'_>) -> Result<Value, TaskError> {
     let d = ddb_params(cx)?;
     let res = cx
         .clients
-        .dynamodb
+        .dynamodb()
         .delete_item()
         .table_name(d.table)
         .set_key(Some(ddb_item(cx, "Key")?))
@@ -532,7 +532,7 @@ async fn sqs_send_message(cx: &Cx<'_>) -> Result<Value, TaskError> {
     }
     let res = cx
         .clients
-        .sqs
+        .sqs()
         .send_message()
         .queue_url(p.req_str("QueueUrl")?)
         .message_body(body)
@@ -572,7 +572,7 @@ async fn sns_publish(cx: &Cx<'_>) -> Result<Value, TaskError> {
     }
     let res = cx
         .clients
-        .sns
+        .sns()
         .publish()
         .set_topic_arn(p.str("TopicArn")?.map(str::to_string))
         .set_target_arn(p.str("TargetArn")?.map(str::to_string))
@@ -638,7 +638,7 @@ async fn events_put_events(cx: &Cx<'_>) -> Result<Value, TaskError> {
     };
     let res = cx
         .clients
-        .eventbridge
+        .eventbridge()
         .put_events()
         .set_entries(Some(entries))
         .set_endpoint_id(p.str("EndpointId")?.map(str::to_string))
