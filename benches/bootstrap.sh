@@ -82,9 +82,15 @@ for f in "${FUNCTIONS[@]}"; do
     env -i PATH="$PATH" AWS_LAMBDA_RUNTIME_API="127.0.0.1:$port" AWS_LAMBDA_FUNCTION_NAME="$f" \
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769 AWS_LAMBDA_FUNCTION_VERSION='$LATEST' \
       AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_EC2_METADATA_DISABLED=true \
-      MAPFLEET_TABLE=probe MAPFLEET_WORKER_FUNCTION=worker \
+      MAPFLEET_TABLE=probe MAPFLEET_WORKER_FUNCTION=worker MAPFLEET_STATE_BUCKET=probe \
       "target/release/$f" >/dev/null 2>&1 &
     fn=$!
+    # A function that exits before asking for work (a missing setting) ends the wait too.
+    while kill -0 "$api" 2>/dev/null && kill -0 "$fn" 2>/dev/null; do sleep 0.01; done
+    if ! kill -0 "$fn" 2>/dev/null && kill -0 "$api" 2>/dev/null; then
+      echo "$f exited before asking for work (run target/release/$f to see why)" >&2
+      kill "$api" 2>/dev/null || true
+    fi
     wait "$api" 2>/dev/null || true
     kill "$fn" 2>/dev/null || true
     wait "$fn" 2>/dev/null || true

@@ -938,8 +938,22 @@ pub fn drive(job: Job<'_>) -> Outcome {
                             MapRunStatus::Succeeded => {
                                 match (writer_result.take(), writer.as_ref()) {
                                     (Some(r), _) => Ok(r),
-                                    // The run had ended before (its parent did not record it): its
-                                    // results are written again, the same objects, for its result.
+                                    // The run had ended before (its parent did not record it) with
+                                    // this attempt's results written: the result names them.
+                                    (None, Some(spec))
+                                        if exports
+                                            && run.results_attempt == Some(run.redrive_count)
+                                            && spec.state_result(&run.map_run_arn).is_some() =>
+                                    {
+                                        spec.state_result(&run.map_run_arn).ok_or_else(|| {
+                                            (
+                                                "States.Runtime".to_string(),
+                                                "the ResultWriter names no destination".to_string(),
+                                            )
+                                        })
+                                    }
+                                    // Otherwise its results are written again, the same objects,
+                                    // for its result.
                                     (None, Some(spec)) if exports => match results {
                                         Some(sink) => sink.write(&run),
                                         None => write_saved_results(
