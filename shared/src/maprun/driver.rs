@@ -643,6 +643,17 @@ fn row_record(
     view.status.family()
 }
 
+/// Whether a run's result files are in place: its manifest (written last) exists.
+fn results_in_place(spec: &WriterSpec, run: &MapRun, store: &dyn ObjectStore) -> bool {
+    match (
+        spec.destination.as_ref(),
+        spec.manifest_key(&run.map_run_arn),
+    ) {
+        (Some(d), Some(key)) => store.head(&d.bucket, &key, None).is_ok(),
+        _ => false,
+    }
+}
+
 fn finished_items(run: &MapRun) -> u64 {
     let k = run.items;
     k.succeeded + k.failed + k.timed_out + k.aborted
@@ -939,11 +950,12 @@ pub fn drive(job: Job<'_>) -> Outcome {
                                 match (writer_result.take(), writer.as_ref()) {
                                     (Some(r), _) => Ok(r),
                                     // The run had ended before (its parent did not record it) with
-                                    // this attempt's results written: the result names them.
+                                    // this attempt's results written, and its manifest is there:
+                                    // the result names them.
                                     (None, Some(spec))
                                         if exports
                                             && run.results_attempt == Some(run.redrive_count)
-                                            && spec.state_result(&run.map_run_arn).is_some() =>
+                                            && results_in_place(spec, &run, store.as_ref()) =>
                                     {
                                         spec.state_result(&run.map_run_arn).ok_or_else(|| {
                                             (
