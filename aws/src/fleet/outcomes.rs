@@ -79,7 +79,9 @@ pub struct BatchOutcomes<'a> {
 }
 
 impl BatchOutcomes<'_> {
-    fn read(&self, key: &str) -> Result<Option<Vec<Child>>, FleetError> {
+    /// The child records of one object of the state bucket (a batch's, the coordinator's, a
+    /// redrive list), if it exists.
+    pub fn read(&self, key: &str) -> Result<Option<Vec<Child>>, FleetError> {
         let mut body = match self.store.get(&GetObject {
             bucket: self.bucket,
             key,

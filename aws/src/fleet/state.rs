@@ -437,26 +437,13 @@ impl FleetCheckpoints {
             let mut list: BTreeMap<u64, Child> = BTreeMap::new();
             held_indices.clear();
             for key in &rec.held {
-                let mut body = self
-                    .store
-                    .get(&mapfleet_core::storage::GetObject {
-                        bucket: &self.bucket,
-                        key,
-                        ..Default::default()
-                    })
-                    .map_err(|e| CheckpointError::Store(format!("reading {key}: {e}")))?;
-                let mut bytes = Vec::new();
-                std::io::Read::read_to_end(&mut body, &mut bytes)
-                    .map_err(|e| CheckpointError::Store(format!("reading {key}: {e}")))?;
-                for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
+                let children = outcomes.read(key).map_err(store_err)?.ok_or_else(|| {
+                    CheckpointError::Corrupt {
+                        key: key.clone(),
+                        message: "the run record names a redrive list that is not there".into(),
                     }
-                    let c: Child =
-                        serde_json::from_slice(line).map_err(|e| CheckpointError::Corrupt {
-                            key: format!("{key}, line {}", n + 1),
-                            message: e.to_string(),
-                        })?;
+                })?;
+                for c in children {
                     held_indices.insert(c.index);
                     list.insert(c.index, c);
                 }
